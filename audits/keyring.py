@@ -1,0 +1,218 @@
+"""Envelope encryption for event payloads.
+
+Data keys (AES-256) encrypt payloads; each data key is stored in the database
+wrapped by the key-encryption key (KEK), which lives in a file outside the
+database (mode 0600). ``rotate`` starts a new data key (old events keep their
+key id and stay readable); ``rotate_kek`` re-wraps every data key under a new
+KEK. Both can be re-run after an interruption and neither loses a row.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from audits.tables import DATA_KEYS_TABLE
+from core.clock import isoformat, utcnow
+from core.errors import ConfigError, IntegrityError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from sqlalchemy.engine import Connection
+
+KEK_FILE = "kek.json"
+KEK_NEXT_FILE = "kek.next.json"
+
+
+@dataclass(frozen=True)
+class Kek:
+    kek_id: str
+    key: bytes
+
+
+def write_secret_file(path: Path, data: bytes) -> None:
+    """Create ``path`` with mode 0600, durably, refusing to overwrite."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _new_kek() -> Kek:
+    return Kek(kek_id="kek-" + secrets.token_hex(8), key=secrets.token_bytes(32))
+
+
+def _kek_bytes(kek: Kek) -> bytes:
+    doc = {"kek_id": kek.kek_id, "key": base64.b64encode(kek.key).decode()}
+    return json.dumps(doc).encode()
+
+
+def _read_kek(path: Path) -> Kek:
+    try:
+        doc = json.loads(path.read_bytes())
+        kek = Kek(kek_id=str(doc["kek_id"]), key=base64.b64decode(doc["key"], validate=True))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"key-encryption key {path} is unreadable: {exc}") from exc
+    if len(kek.key) != 32:
+        raise ConfigError(f"key-encryption key {path} is not 32 bytes")
+    return kek
+
+
+def _wrap_aad(key_id: str, kek_id: str) -> bytes:
+    return f"govreg-data-key/v1|{key_id}|{kek_id}".encode()
+
+
+class Keyring:
+    """Data keys for one ledger, unwrapped on first use and cached."""
+
+    def __init__(self, keys_dir: Path) -> None:
+        self.keys_dir = keys_dir
+        self._keks: dict[str, Kek] | None = None
+        self._cache: dict[str, AESGCM] = {}
+
+    # -- key-encryption keys -------------------------------------------------
+    @staticmethod
+    def create_kek(keys_dir: Path) -> bool:
+        """Write a new KEK file if there is none; True if one was written."""
+        path = keys_dir / KEK_FILE
+        if path.exists():
+            return False
+        write_secret_file(path, _kek_bytes(_new_kek()))
+        return True
+
+    def _load_keks(self) -> dict[str, Kek]:
+        if self._keks is None:
+            path = self.keys_dir / KEK_FILE
+            if not path.exists():
+                raise ConfigError(f"no key-encryption key at {path}; run `govreg init`")
+            keks = {kek.kek_id: kek for kek in [_read_kek(path)]}
+            pending = self.keys_dir / KEK_NEXT_FILE
+            if pending.exists():  # a KEK rotation was interrupted; both are needed
+                nxt = _read_kek(pending)
+                keks[nxt.kek_id] = nxt
+            self._keks = keks
+        return self._keks
+
+    @property
+    def current_kek(self) -> Kek:
+        return _read_kek(self.keys_dir / KEK_FILE)
+
+    # -- data keys -----------------------------------------------------------
+    def _unwrap(self, key_id: str, kek_id: str, nonce: bytes, wrapped: bytes) -> bytes:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        kek = self._load_keks().get(kek_id)
+        if kek is None:
+            raise IntegrityError(
+                f"data key {key_id} is wrapped by {kek_id}, which is not in {self.keys_dir}"
+            )
+        try:
+            return AESGCM(kek.key).decrypt(nonce, wrapped, _wrap_aad(key_id, kek_id))
+        except InvalidTag as exc:
+            raise IntegrityError(
+                f"data key {key_id}: wrapped key fails authentication under {kek_id} "
+                "(the stored key was altered)"
+            ) from exc
+
+    def cipher(self, conn: Connection, key_id: str) -> AESGCM:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        from sqlalchemy import text
+
+        cached = self._cache.get(key_id)
+        if cached is not None:
+            return cached
+        row = conn.execute(
+            text(f"SELECT kek_id, nonce, wrapped FROM {DATA_KEYS_TABLE} WHERE key_id = :k"),
+            {"k": key_id},
+        ).one_or_none()
+        if row is None:
+            raise IntegrityError(f"data key {key_id} is not in the database")
+        aes = AESGCM(self._unwrap(key_id, row.kek_id, bytes(row.nonce), bytes(row.wrapped)))
+        self._cache[key_id] = aes
+        return aes
+
+    def active_key_id(self, conn: Connection) -> str:
+        from sqlalchemy import text
+
+        key_id = conn.execute(text(f"SELECT max(key_id) FROM {DATA_KEYS_TABLE}")).scalar()
+        if key_id is None:
+            raise ConfigError("the ledger has no data key; run `govreg init`")
+        return str(key_id)
+
+    def add_data_key(self, conn: Connection) -> str:
+        """Create the next data key (``dk-000001``, ``dk-000002``, ...)."""
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        from sqlalchemy import text
+
+        last = conn.execute(text(f"SELECT max(key_id) FROM {DATA_KEYS_TABLE}")).scalar()
+        number = int(str(last).removeprefix("dk-")) + 1 if last else 1
+        key_id = f"dk-{number:06d}"
+        kek = self.current_kek
+        nonce = secrets.token_bytes(12)
+        dek = AESGCM.generate_key(bit_length=256)
+        wrapped = AESGCM(kek.key).encrypt(nonce, dek, _wrap_aad(key_id, kek.kek_id))
+        conn.execute(
+            text(
+                f"INSERT INTO {DATA_KEYS_TABLE} (key_id, created_at, kek_id, nonce, wrapped) "
+                "VALUES (:k, :t, :kek, :n, :w)"
+            ),
+            {"k": key_id, "t": isoformat(utcnow()), "kek": kek.kek_id, "n": nonce, "w": wrapped},
+        )
+        self._cache[key_id] = AESGCM(dek)
+        return key_id
+
+    def prepare_kek_rotation(self) -> Kek:
+        """The pending new KEK: the one from an interrupted run, or a new one."""
+        pending = self.keys_dir / KEK_NEXT_FILE
+        if not pending.exists():
+            write_secret_file(pending, _kek_bytes(_new_kek()))
+        self._keks = None
+        return _read_kek(pending)
+
+    def rewrap_all(self, conn: Connection, new: Kek) -> int:
+        """Re-wrap every data key not yet under ``new``; returns how many."""
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        from sqlalchemy import text
+
+        rows = conn.execute(
+            text(f"SELECT key_id, kek_id, nonce, wrapped FROM {DATA_KEYS_TABLE} ORDER BY key_id")
+        ).all()
+        count = 0
+        for row in rows:
+            if row.kek_id == new.kek_id:
+                continue
+            dek = self._unwrap(row.key_id, row.kek_id, bytes(row.nonce), bytes(row.wrapped))
+            nonce = secrets.token_bytes(12)
+            wrapped = AESGCM(new.key).encrypt(nonce, dek, _wrap_aad(row.key_id, new.kek_id))
+            conn.execute(
+                text(
+                    f"UPDATE {DATA_KEYS_TABLE} SET kek_id = :kek, nonce = :n, wrapped = :w "
+                    "WHERE key_id = :k"
+                ),
+                {"kek": new.kek_id, "n": nonce, "w": wrapped, "k": row.key_id},
+            )
+            count += 1
+        return count
+
+    def finish_kek_rotation(self) -> None:
+        """After the re-wrap committed: the pending KEK becomes the KEK."""
+        pending = self.keys_dir / KEK_NEXT_FILE
+        if pending.exists():
+            os.replace(pending, self.keys_dir / KEK_FILE)
+            fd = os.open(self.keys_dir, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self._keks = None

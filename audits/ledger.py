@@ -1,0 +1,390 @@
+"""The append-only ledger: encrypt, hash, chain, checkpoint.
+
+Each event is stored as a plaintext envelope (seq, time, type, actor,
+subject, index fields, key id, nonce) plus the AES-256-GCM ciphertext of its
+payload, whose associated data binds it to this table, its seq, its type and
+its key id. Then
+
+    leaf  = SHA-256(0x00 || RFC 8785 canonical bytes of the stored envelope)
+    chain = SHA-256(0x01 || previous chain || leaf)      (previous of seq 1: 32 zero bytes)
+
+and an RFC 6962 Merkle tree over the leaves gives the root that signed
+checkpoints commit to. Appends run inside the caller's transaction, after
+taking the writers' lock, so a use case's projection rows and its events
+commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from audits.events import Event, NewEvent
+from audits.keyring import Keyring
+from audits.merkle import CompactRange
+from audits.signing import SignedCheckpoint, load_private_key, sign_checkpoint
+from audits.tables import CHECKPOINTS_TABLE, EVENTS_TABLE
+from core.canonical import canonical_bytes
+from core.clock import isoformat, utcnow
+from core.db import is_sqlite
+from core.errors import IntegrityError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from sqlalchemy.engine import Connection
+
+GENESIS = bytes(32)
+ADVISORY_LOCK_ID = 0x676F7672  # "govr"
+PENDING_ANCHORS = "govreg_pending_anchors"
+COLUMNS = (
+    "seq, recorded_at, event_type, actor, model, version, index_fields, "
+    "key_id, nonce, ciphertext, leaf_hash, chain_hash"
+)
+
+
+def envelope_bytes(
+    seq: int,
+    recorded_at: str,
+    event_type: str,
+    actor: str,
+    model: str | None,
+    version: int | None,
+    index_fields: str,
+    key_id: str,
+    nonce: bytes,
+    ciphertext: bytes,
+) -> bytes:
+    """Canonical bytes of the stored envelope (what the leaf hash covers)."""
+    return canonical_bytes(
+        {
+            "seq": seq,
+            "recorded_at": recorded_at,
+            "type": event_type,
+            "actor": actor,
+            "model": model,
+            "version": version,
+            "index": index_fields,
+            "key_id": key_id,
+            "nonce": base64.b64encode(nonce).decode(),
+            "ciphertext": base64.b64encode(ciphertext).decode(),
+        }
+    )
+
+
+def leaf_of(envelope: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + envelope).digest()
+
+
+def chain_of(previous: bytes, leaf: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + previous + leaf).digest()
+
+
+def associated_data(seq: int, event_type: str, key_id: str) -> bytes:
+    return canonical_bytes({"table": EVENTS_TABLE, "seq": seq, "type": event_type, "key_id": key_id})
+
+
+def sealed_payload(
+    recorded_at: str, actor: str, model: str | None, version: int | None, new: NewEvent
+) -> bytes:
+    """The plaintext that is encrypted: the payload and a copy of every
+    plaintext envelope field, so verification can say which one was edited."""
+    return canonical_bytes(
+        {
+            "recorded_at": recorded_at,
+            "actor": actor,
+            "model": model,
+            "version": version,
+            "index": new.index,
+            "data": new.data,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class LedgerConfig:
+    signing_key_path: Path
+    anchor_dir: Path | None
+    checkpoint_every: int = 1000
+
+
+class Ledger:
+    """Appends and reads events; signs checkpoints. Stateless but for caches."""
+
+    def __init__(self, keyring: Keyring, config: LedgerConfig) -> None:
+        self.keyring = keyring
+        self.config = config
+        self._signing_key: Ed25519PrivateKey | None = None
+
+    # -- writing ---------------------------------------------------------------
+    def lock(self, conn: Connection) -> None:
+        """Serialise writers (SQLite: the transaction began IMMEDIATE)."""
+        if not is_sqlite(conn):
+            from sqlalchemy import text
+
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_ID})
+
+    def head(self, conn: Connection) -> tuple[int, bytes]:
+        from sqlalchemy import text
+
+        row = conn.execute(
+            text(f"SELECT seq, chain_hash FROM {EVENTS_TABLE} ORDER BY seq DESC LIMIT 1")
+        ).first()
+        return (0, GENESIS) if row is None else (int(row.seq), bytes(row.chain_hash))
+
+    def append(
+        self, conn: Connection, events: Sequence[NewEvent], *, checkpoint: bool = False
+    ) -> list[Event]:
+        """Append ``events`` in order inside the caller's transaction."""
+        from sqlalchemy import text
+
+        if not events:
+            return []
+        self.lock(conn)
+        seq, chain = self.head(conn)
+        key_id = self.keyring.active_key_id(conn)
+        aes = self.keyring.cipher(conn, key_id)
+        rows: list[dict[str, Any]] = []
+        stored: list[Event] = []
+        first_seq = seq + 1
+        for new in events:
+            seq += 1
+            recorded_at = isoformat(utcnow())
+            index_text = canonical_bytes(new.index).decode()
+            nonce = secrets.token_bytes(12)
+            plaintext = sealed_payload(recorded_at, new.actor, new.model, new.version, new)
+            ciphertext = aes.encrypt(nonce, plaintext, associated_data(seq, new.type, key_id))
+            leaf = leaf_of(
+                envelope_bytes(
+                    seq,
+                    recorded_at,
+                    new.type,
+                    new.actor,
+                    new.model,
+                    new.version,
+                    index_text,
+                    key_id,
+                    nonce,
+                    ciphertext,
+                )
+            )
+            chain = chain_of(chain, leaf)
+            rows.append(
+                {
+                    "seq": seq,
+                    "recorded_at": recorded_at,
+                    "event_type": str(new.type),
+                    "actor": new.actor,
+                    "model": new.model,
+                    "version": new.version,
+                    "index_fields": index_text,
+                    "key_id": key_id,
+                    "nonce": nonce,
+                    "ciphertext": ciphertext,
+                    "leaf_hash": leaf,
+                    "chain_hash": chain,
+                }
+            )
+            stored.append(
+                Event(
+                    seq=seq,
+                    recorded_at=recorded_at,
+                    type=str(new.type),
+                    actor=new.actor,
+                    model=new.model,
+                    version=new.version,
+                    index=json.loads(index_text),
+                    data=json.loads(canonical_bytes(new.data)),
+                    key_id=key_id,
+                    leaf_hash=leaf,
+                    chain_hash=chain,
+                )
+            )
+        conn.execute(
+            text(
+                f"INSERT INTO {EVENTS_TABLE} ({COLUMNS}) VALUES (:seq, :recorded_at, "
+                ":event_type, :actor, :model, :version, :index_fields, :key_id, :nonce, "
+                ":ciphertext, :leaf_hash, :chain_hash)"
+            ),
+            rows,
+        )
+        every = self.config.checkpoint_every
+        if checkpoint or (first_seq - 1) // every != seq // every:
+            self.checkpoint(conn)
+        return stored
+
+    def _key(self) -> Ed25519PrivateKey:
+        if self._signing_key is None:
+            self._signing_key = load_private_key(self.config.signing_key_path)
+        return self._signing_key
+
+    def checkpoint(self, conn: Connection) -> SignedCheckpoint | None:
+        """Sign the current head; the anchor file is written after commit."""
+        from sqlalchemy import text
+
+        self.lock(conn)
+        size, _ = self.head(conn)
+        if size == 0:
+            return None
+        last = conn.execute(
+            text(f"SELECT size, frontier FROM {CHECKPOINTS_TABLE} ORDER BY size DESC LIMIT 1")
+        ).first()
+        if last is not None and int(last.size) == size:
+            return None
+        tree = (
+            CompactRange()
+            if last is None
+            else CompactRange.from_state(
+                int(last.size), [bytes.fromhex(h) for h in json.loads(last.frontier)]
+            )
+        )
+        leaves = conn.execute(
+            text(f"SELECT leaf_hash FROM {EVENTS_TABLE} WHERE seq > :s ORDER BY seq"),
+            {"s": tree.size},
+        )
+        for (leaf,) in leaves:
+            tree.append(bytes(leaf))
+        if tree.size != size:
+            raise IntegrityError(
+                f"ledger has {size} events but {tree.size} leaves follow the last checkpoint"
+            )
+        signed = sign_checkpoint(self._key(), size, tree.root(), isoformat(utcnow()))
+        conn.execute(
+            text(
+                f"INSERT INTO {CHECKPOINTS_TABLE} (size, root_hash, issued_at, key_fingerprint, "
+                "note, signature, frontier) VALUES (:size, :root, :t, :fpr, :note, :sig, :fr)"
+            ),
+            {
+                "size": size,
+                "root": signed.root,
+                "t": signed.issued_at,
+                "fpr": signed.key_fingerprint,
+                "note": signed.note,
+                "sig": signed.signature,
+                "fr": json.dumps([h.hex() for h in tree.state()]),
+            },
+        )
+        conn.info.setdefault(PENDING_ANCHORS, []).append(signed)
+        return signed
+
+    def write_anchors(self, conn: Connection) -> list[Path]:
+        """Copy the checkpoints this connection committed to the anchor folder."""
+        pending: list[SignedCheckpoint] = conn.info.pop(PENDING_ANCHORS, [])
+        if self.config.anchor_dir is None:
+            return []
+        return [write_anchor(self.config.anchor_dir, cp) for cp in pending]
+
+    def discard_anchors(self, conn: Connection) -> None:
+        conn.info.pop(PENDING_ANCHORS, None)
+
+    # -- reading ---------------------------------------------------------------
+    def events(
+        self,
+        conn: Connection,
+        *,
+        model: str | None = None,
+        version: int | None = None,
+        types: Sequence[str] | None = None,
+    ) -> Iterator[Event]:
+        """Decrypted events in seq order (streamed)."""
+        from sqlalchemy import bindparam, text
+
+        where = []
+        params: dict[str, Any] = {}
+        if model is not None:
+            where.append("model = :model")
+            params["model"] = model
+        if version is not None:
+            where.append("version = :version")
+            params["version"] = version
+        if types:
+            where.append("event_type IN :types")
+            params["types"] = list(types)
+        sql = f"SELECT {COLUMNS} FROM {EVENTS_TABLE}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        stmt = text(sql + " ORDER BY seq")
+        if types:
+            stmt = stmt.bindparams(bindparam("types", expanding=True))
+        result = conn.execution_options(stream_results=True, yield_per=2000).execute(stmt, params)
+        for row in result:
+            yield self.decrypt_row(conn, row)
+
+    def decrypt_row(self, conn: Connection, row: Any) -> Event:
+        from cryptography.exceptions import InvalidTag
+
+        aes = self.keyring.cipher(conn, row.key_id)
+        try:
+            plain = aes.decrypt(
+                bytes(row.nonce),
+                bytes(row.ciphertext),
+                associated_data(row.seq, row.event_type, row.key_id),
+            )
+        except InvalidTag as exc:
+            raise IntegrityError(
+                f"seq {row.seq}: ciphertext does not match its leaf hash "
+                "(AES-GCM authentication failed)"
+            ) from exc
+        sealed = json.loads(plain)
+        return Event(
+            seq=int(row.seq),
+            recorded_at=row.recorded_at,
+            type=row.event_type,
+            actor=row.actor,
+            model=row.model,
+            version=row.version,
+            index=sealed["index"],
+            data=sealed["data"],
+            key_id=row.key_id,
+            leaf_hash=bytes(row.leaf_hash),
+            chain_hash=bytes(row.chain_hash),
+        )
+
+    def leaves(self, conn: Connection, size: int | None = None) -> list[bytes]:
+        """Leaf hashes 1..size (for proofs)."""
+        from sqlalchemy import text
+
+        sql = f"SELECT leaf_hash FROM {EVENTS_TABLE}"
+        params: dict[str, Any] = {}
+        if size is not None:
+            sql += " WHERE seq <= :size"
+            params["size"] = size
+        return [bytes(r[0]) for r in conn.execute(text(sql + " ORDER BY seq"), params)]
+
+    def checkpoints(self, conn: Connection) -> list[SignedCheckpoint]:
+        from sqlalchemy import text
+
+        rows = conn.execute(
+            text(
+                f"SELECT size, root_hash, issued_at, key_fingerprint, signature "
+                f"FROM {CHECKPOINTS_TABLE} ORDER BY size"
+            )
+        )
+        return [
+            SignedCheckpoint(
+                size=int(r.size),
+                root=bytes(r.root_hash),
+                issued_at=r.issued_at,
+                key_fingerprint=r.key_fingerprint,
+                signature=bytes(r.signature),
+            )
+            for r in rows
+        ]
+
+
+def anchor_name(size: int) -> str:
+    return f"checkpoint-{size:012d}.txt"
+
+
+def write_anchor(anchor_dir: Path, checkpoint: SignedCheckpoint) -> Path:
+    anchor_dir.mkdir(parents=True, exist_ok=True)
+    path = anchor_dir / anchor_name(checkpoint.size)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(checkpoint.to_text(), encoding="utf-8")
+    tmp.replace(path)
+    return path

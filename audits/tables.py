@@ -1,0 +1,56 @@
+"""The ledger's tables. Created only by the migrations (see migrations/)."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Integer, LargeBinary, String, Text
+from sqlmodel import Field, SQLModel
+
+EVENTS_TABLE = "ledger_events"
+CHECKPOINTS_TABLE = "ledger_checkpoints"
+DATA_KEYS_TABLE = "ledger_data_keys"
+
+
+class LedgerEventRow(SQLModel, table=True):
+    """One stored event: plaintext envelope fields, encrypted payload, hashes."""
+
+    __tablename__ = EVENTS_TABLE
+
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    recorded_at: str = Field(sa_column=Column(String(32), nullable=False))
+    event_type: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    actor: str = Field(sa_column=Column(String(200), nullable=False))
+    model: str | None = Field(default=None, sa_column=Column(String(200), index=True))
+    version: int | None = Field(default=None, sa_column=Column(Integer))
+    index_fields: str = Field(sa_column=Column(Text, nullable=False))
+    key_id: str = Field(sa_column=Column(String(64), nullable=False))
+    nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    chain_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class CheckpointRow(SQLModel, table=True):
+    """A signed checkpoint (size, root, time). ``frontier`` is unsigned help
+    for computing the next root incrementally; verification never trusts it."""
+
+    __tablename__ = CHECKPOINTS_TABLE
+
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    issued_at: str = Field(sa_column=Column(String(32), nullable=False))
+    key_fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    frontier: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class DataKeyRow(SQLModel, table=True):
+    """A data key, wrapped (AES-256-GCM) by the key-encryption key."""
+
+    __tablename__ = DATA_KEYS_TABLE
+
+    key_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    created_at: str = Field(sa_column=Column(String(32), nullable=False))
+    kek_id: str = Field(sa_column=Column(String(64), nullable=False))
+    nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    wrapped: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

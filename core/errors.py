@@ -1,0 +1,56 @@
+"""The root of govreg's exception tree.
+
+Every error a user can see derives from :class:`GovregError`; the CLI and the
+HTTP API catch it in one place and turn ``diagnostics()`` into a message and
+an exit code or status.
+
+    GovregError
+    ├── ConfigError          settings, home, keys missing or unsafe
+    ├── InputError           bad input from a user (files, columns, names)
+    ├── NotFoundError        unknown model, version, principal
+    ├── AuthError            missing, unknown, revoked or expired credential
+    ├── PermissionDenied     authenticated but not allowed (role, segregation)
+    ├── TransitionError      a lifecycle transition that is not allowed
+    ├── PolicyError          a policy file that is invalid (policies/)
+    ├── IntegrityError       the ledger or a key fails verification (audits/)
+    └── MerkleError          a Merkle proof does not verify (audits/)
+"""
+
+from __future__ import annotations
+
+
+class GovregError(Exception):
+    """Base error; ``str(err)`` is one line that says what to fix."""
+
+    exit_code = 1
+
+    def diagnostics(self) -> str:
+        return str(self)
+
+
+class ConfigError(GovregError):
+    exit_code = 3
+
+
+class InputError(GovregError):
+    exit_code = 2
+
+
+class NotFoundError(GovregError):
+    exit_code = 4
+
+
+class AuthError(GovregError):
+    exit_code = 5
+
+
+class PermissionDenied(GovregError):
+    exit_code = 6
+
+
+class TransitionError(GovregError):
+    exit_code = 7
+
+
+class IntegrityError(GovregError):
+    exit_code = 8

@@ -1,0 +1,443 @@
+"""The ``govreg`` command line.
+
+Start-up stays fast: nothing heavy is imported at module level; each command
+imports what it needs. Every command acts as an authenticated principal (the
+API key from ``--api-key`` or ``GOVREG_API_KEY``), and every error a user can
+cause is a :class:`core.errors.GovregError`, turned into one line on stderr
+and an exit code in :func:`main`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from govreg.context import Context
+
+ROLES = (
+    "admin",
+    "data_scientist",
+    "validator",
+    "compliance_officer",
+    "business_owner",
+    "auditor",
+    "service",
+)
+
+
+def _settings(api_key: str | None = None) -> Any:
+    from govreg.settings import Settings
+
+    settings = Settings()
+    if api_key:
+        from pydantic import SecretStr
+
+        settings = settings.model_copy(update={"api_key": SecretStr(api_key)})
+    return settings
+
+
+@contextmanager
+def _context(obj: dict[str, Any]) -> Iterator[Context]:
+    from govreg.context import build
+
+    ctx = build(_settings(obj.get("api_key")))
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def _emit(as_json: bool, data: Any, human: Callable[[], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    else:
+        human()
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--api-key",
+    envvar="GOVREG_API_KEY",
+    metavar="KEY",
+    help="the acting principal's API key (or GOVREG_API_KEY)",
+)
+@click.version_option(package_name="govreg")
+@click.pass_context
+def cli(click_ctx: click.Context, api_key: str | None) -> None:
+    """govreg: no model reaches production without proof.
+
+    Policy gates, human sign-offs and an encrypted, tamper-evident audit
+    ledger for credit-risk models. Settings come from GOVREG_* variables
+    (GOVREG_HOME, GOVREG_DATABASE_URL, ...); see the README.
+    """
+    click_ctx.obj = {"api_key": api_key}
+
+
+@cli.command()
+@json_option
+def init(as_json: bool) -> None:
+    """Create the home, keys, schema and the bootstrap admin (idempotent)."""
+    from govreg.context import init_home
+
+    result = init_home(_settings())
+
+    def human() -> None:
+        for line in result.messages:
+            click.echo(line)
+        click.echo(f"checkpoint public key fingerprint: {result.fingerprint}")
+
+    _emit(as_json, result.__dict__, human)
+
+
+# -- principals -----------------------------------------------------------------
+@cli.group()
+def principals() -> None:
+    """Create, list and revoke principals (admin only)."""
+
+
+@principals.command("create")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--expires", "expires", metavar="ISO-8601", help="optional expiry, UTC")
+@json_option
+@click.pass_obj
+def principals_create(
+    obj: dict[str, Any], name: str, role: str, expires: str | None, as_json: bool
+) -> None:
+    """Create NAME with ROLE; prints its API key once."""
+    from datetime import UTC, datetime
+
+    from core.errors import InputError
+
+    expiry = None
+    if expires:
+        try:
+            expiry = datetime.fromisoformat(expires)
+        except ValueError as exc:
+            raise InputError(f"--expires {expires!r} is not an ISO-8601 time") from exc
+        expiry = expiry if expiry.tzinfo else expiry.replace(tzinfo=UTC)
+    with _context(obj) as ctx:
+        principal, api_key = ctx.registry.create_principal(
+            ctx.principal(), name, role, expires_at=expiry
+        )
+    _emit(
+        as_json,
+        {**principal.public(), "api_key": api_key},
+        lambda: click.echo(
+            f"created {principal.name} ({principal.role})\n"
+            f"API key (shown once, keep it secret): {api_key}"
+        ),
+    )
+
+
+@principals.command("list")
+@json_option
+@click.pass_obj
+def principals_list(obj: dict[str, Any], as_json: bool) -> None:
+    """List principals."""
+    with _context(obj) as ctx:
+        found = ctx.registry.list_principals(ctx.principal())
+
+    def human() -> None:
+        for p in found:
+            state = f"revoked {p.revoked_at}" if p.revoked_at else "active"
+            click.echo(f"{p.name:24} {p.role:20} {state}")
+
+    _emit(as_json, [p.public() for p in found], human)
+
+
+@principals.command("revoke")
+@click.argument("name")
+@click.pass_obj
+def principals_revoke(obj: dict[str, Any], name: str) -> None:
+    """Revoke NAME's API key."""
+    with _context(obj) as ctx:
+        ctx.registry.revoke_principal(ctx.principal(), name)
+    click.echo(f"revoked {name}")
+
+
+# -- versions -------------------------------------------------------------------
+@cli.command()
+@click.argument("model")
+@click.option("--artifact", required=True, type=click.Path(path_type=Path), help="LightGBM text model")
+@click.option("--train", required=True, type=click.Path(path_type=Path), help="CSV or Parquet")
+@click.option("--validation", required=True, type=click.Path(path_type=Path), help="CSV or Parquet")
+@click.option("--target", required=True, help="binary target column (1 = default)")
+@click.option("--protected", required=True, help="protected columns, comma-separated")
+@click.option("--policy", "policy_id", help="policy id (default credit-risk)")
+@click.option("--cutoff", help="decision cutoff on predicted default (default: the policy's)")
+@json_option
+@click.pass_obj
+def submit(
+    obj: dict[str, Any],
+    model: str,
+    artifact: Path,
+    train: Path,
+    validation: Path,
+    target: str,
+    protected: str,
+    policy_id: str | None,
+    cutoff: str | None,
+    as_json: bool,
+) -> None:
+    """Submit a candidate version of MODEL; prints the new version number."""
+    columns = [c.strip() for c in protected.split(",") if c.strip()]
+    with _context(obj) as ctx:
+        number = ctx.registry.submit(
+            ctx.principal(),
+            model,
+            artifact=artifact,
+            train=train,
+            validation=validation,
+            target=target,
+            protected=columns,
+            policy_id=policy_id,
+            cutoff=cutoff,
+        )
+    _emit(
+        as_json,
+        {"model": model, "version": number, "status": "submitted"},
+        lambda: click.echo(f"submitted {model} v{number}"),
+    )
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("version", type=int)
+@json_option
+@click.pass_obj
+def evaluate(obj: dict[str, Any], model: str, version: int, as_json: bool) -> None:
+    """Run every gate of the version's policy and record the results."""
+    with _context(obj) as ctx:
+        actor = ctx.principal()
+        status = ctx.registry.evaluate(
+            actor, model, version, progress=None if as_json else _progress
+        )
+        shown = ctx.registry.show_version(actor, model, version)
+    _emit(as_json, shown, lambda: _print_gates(shown, status))
+
+
+def _progress(message: str) -> None:
+    click.echo(f"  ... {message}", err=True)
+
+
+def _print_gates(shown: dict[str, Any], status: str) -> None:
+    for gate in shown["gates"]:
+        click.echo(f"  {gate['gate_id']:16} {gate['verdict']:18} {gate.get('message', '')}")
+    click.echo(f"{shown['model']} v{shown['version']}: {status}")
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("version", type=int)
+@click.option("--role", required=True, type=click.Choice(["validator", "compliance_officer", "business_owner"]))
+@click.option("--approve/--reject", "approve", required=True)
+@click.option("--comment", required=True, help="why; a rejection needs a reason")
+@json_option
+@click.pass_obj
+def signoff(
+    obj: dict[str, Any], model: str, version: int, role: str, approve: bool, comment: str, as_json: bool
+) -> None:
+    """Sign (approve or reject) a version awaiting sign-off."""
+    with _context(obj) as ctx:
+        status = ctx.registry.signoff(
+            ctx.principal(), model, version, role=role, approve=approve, comment=comment
+        )
+    _emit(
+        as_json,
+        {"model": model, "version": version, "status": status.value},
+        lambda: click.echo(f"signed {model} v{version} as {role}; status {status.value}"),
+    )
+
+
+@cli.group()
+def versions() -> None:
+    """List and show model versions."""
+
+
+@versions.command("list")
+@click.argument("model", required=False)
+@json_option
+@click.pass_obj
+def versions_list(obj: dict[str, Any], model: str | None, as_json: bool) -> None:
+    """List versions (of MODEL, or of all models)."""
+    with _context(obj) as ctx:
+        rows = ctx.registry.list_versions(ctx.principal(), model)
+
+    def human() -> None:
+        for r in rows:
+            click.echo(
+                f"{r['model']:20} v{r['version']:<4} {r['status']:18} {r['policy']:20} "
+                f"{r['submitted_by']}"
+            )
+
+    _emit(as_json, rows, human)
+
+
+@versions.command("show")
+@click.argument("model")
+@click.argument("version", type=int)
+@json_option
+@click.pass_obj
+def versions_show(obj: dict[str, Any], model: str, version: int, as_json: bool) -> None:
+    """Everything recorded about one version."""
+    with _context(obj) as ctx:
+        shown = ctx.registry.show_version(ctx.principal(), model, version)
+
+    def human() -> None:
+        click.echo(f"{model} v{version}: {shown['status']}")
+        for key in ("policy", "artifact_digest", "submitted_by", "submitted_at", "approved_at",
+                    "revalidate_by", "aliases", "status_reason"):
+            click.echo(f"  {key:16} {shown[key]}")
+        for gate in shown["gates"]:
+            click.echo(f"  gate {gate['gate_id']:16} {gate['verdict']}  {gate.get('message', '')}")
+        for s in shown["signoffs"]:
+            click.echo(f"  signed by {s['principal']} ({s['role']}): {s['decision']}")
+        for m in shown["signoffs_missing"]:
+            click.echo(f"  missing sign-off: {m['missing']} x {m['role']}")
+
+    _emit(as_json, shown, human)
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("version", type=int)
+@click.option("--alias", required=True, help="e.g. champion")
+@click.pass_obj
+def promote(obj: dict[str, Any], model: str, version: int, alias: str) -> None:
+    """Point MODEL@ALIAS at an approved VERSION."""
+    with _context(obj) as ctx:
+        ctx.registry.promote(ctx.principal(), model, version, alias=alias)
+    click.echo(f"{model}@{alias} -> v{version}")
+
+
+def _state_command(name: str, verb: str) -> None:
+    @cli.command(name, help=f"{verb.capitalize()} a version (recorded with the reason).")
+    @click.argument("model")
+    @click.argument("version", type=int)
+    @click.option("--reason", required=True)
+    @click.pass_obj
+    def command(obj: dict[str, Any], model: str, version: int, reason: str) -> None:
+        with _context(obj) as ctx:
+            getattr(ctx.registry, name)(ctx.principal(), model, version, reason=reason)
+        click.echo(f"{verb} {model} v{version}")
+
+
+_state_command("suspend", "suspended")
+_state_command("reinstate", "reinstated")
+_state_command("retire", "retired")
+
+
+# -- audit ----------------------------------------------------------------------
+@cli.group()
+def audit() -> None:
+    """Verify the ledger and read the audit trail."""
+
+
+@audit.command("verify")
+@click.option("--public-key", type=click.Path(path_type=Path), help="default: the home's checkpoint.pub")
+@click.option("--anchors", type=click.Path(path_type=Path), help="default: the home's anchor folder")
+@json_option
+@click.pass_obj
+def audit_verify(obj: dict[str, Any], public_key: Path | None, anchors: Path | None, as_json: bool) -> None:
+    """Recompute every hash, check every checkpoint, replay the registry."""
+    from audits.signing import load_public_key
+
+    with _context(obj) as ctx:
+        actor = ctx.principal()
+        key = load_public_key(public_key or ctx.settings.public_key_path)
+        report = ctx.registry.verify(actor, key, anchor_dir=anchors or ctx.settings.anchors_path)
+    data = {
+        "ok": True,
+        "size": report.size,
+        "root": report.root.hex(),
+        "checkpoints": report.checkpoints,
+        "anchors": report.anchors,
+        "key_fingerprint": report.key_fingerprint,
+        "warnings": report.warnings,
+    }
+
+    def human() -> None:
+        click.echo(report.summary())
+        for warning in report.warnings:
+            click.echo(f"warning: {warning}", err=True)
+
+    _emit(as_json, data, human)
+
+
+@audit.command("log")
+@click.option("--model", help="only this model's events")
+@json_option
+@click.pass_obj
+def audit_log(obj: dict[str, Any], model: str | None, as_json: bool) -> None:
+    """The decrypted trail, oldest first."""
+    with _context(obj) as ctx:
+        events = list(ctx.registry.audit_log(ctx.principal(), model=model))
+    if as_json:
+        click.echo(json.dumps([e.public() for e in events], indent=2, sort_keys=True))
+        return
+    for e in events:
+        subject = f"{e.model} v{e.version}" if e.version else (e.model or "-")
+        detail = " ".join(f"{k}={v}" for k, v in sorted(e.index.items()) if not isinstance(v, dict))
+        click.echo(f"{e.seq:>6} {e.recorded_at} {e.type:22} {e.actor:18} {subject:20} {detail}")
+
+
+# -- keys -----------------------------------------------------------------------
+@cli.group()
+def keys() -> None:
+    """Rotate the data key or the key-encryption key (admin)."""
+
+
+@keys.command("rotate")
+@click.pass_obj
+def keys_rotate(obj: dict[str, Any]) -> None:
+    """Start a new data key; earlier events stay readable."""
+    with _context(obj) as ctx:
+        key_id = ctx.registry.rotate_data_key(ctx.principal())
+    click.echo(f"new data key {key_id}")
+
+
+@keys.command("rotate-kek")
+@click.pass_obj
+def keys_rotate_kek(obj: dict[str, Any]) -> None:
+    """Re-wrap every data key under a new key-encryption key (re-runnable)."""
+    with _context(obj) as ctx:
+        kek_id, count = ctx.registry.rotate_kek(ctx.principal())
+    click.echo(f"key-encryption key is now {kek_id}; re-wrapped {count} data keys")
+
+
+@cli.command()
+@click.option("--rows", default=4000, show_default=True, help="rows of synthetic credit data")
+def demo(rows: int) -> None:
+    """The main job: an end-to-end walk through govreg in a demo home."""
+    from govreg.demo import run_demo
+
+    run_demo(rows=rows)
+
+
+def main() -> None:
+    from core.errors import GovregError
+
+    try:
+        cli.main(standalone_mode=False)
+    except GovregError as exc:
+        click.echo(f"error: {exc.diagnostics()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

@@ -1,0 +1,110 @@
+"""Wire the parts together from settings: engine, keyring, ledger, registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from audits.ledger import Ledger
+    from govreg.settings import Settings
+    from registry.services import Principal, Registry
+
+
+@dataclass
+class Context:
+    settings: Settings
+    engine: Engine
+    ledger: Ledger
+    registry: Registry
+
+    def principal(self) -> Principal:
+        key = self.settings.api_key.get_secret_value() if self.settings.api_key else None
+        return self.registry.authenticate(key)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build(settings: Settings, *, require_home: bool = True) -> Context:
+    from audits.keyring import Keyring
+    from audits.ledger import Ledger, LedgerConfig
+    from audits.signing import SIGNING_KEY_FILE
+    from core.db import make_engine
+    from registry.services import Registry
+    from registry.store import BlobStore
+
+    if require_home and not (settings.keys_path / "kek.json").exists():
+        raise ConfigError(
+            f"no govreg home at {settings.resolved_home} (no keys in {settings.keys_path}); "
+            "run `govreg init` or set GOVREG_HOME"
+        )
+    engine = make_engine(settings.db_url)
+    ledger = Ledger(
+        Keyring(settings.keys_path),
+        LedgerConfig(
+            signing_key_path=settings.keys_path / SIGNING_KEY_FILE,
+            anchor_dir=settings.anchors_path,
+            checkpoint_every=settings.checkpoint_every,
+        ),
+    )
+    registry = Registry(
+        engine,
+        ledger,
+        BlobStore(settings.store_path),
+        policy_dir=settings.policy_dir,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+    return Context(settings, engine, ledger, registry)
+
+
+@dataclass(frozen=True)
+class InitResult:
+    created: bool
+    fingerprint: str
+    admin_key_path: str | None
+    messages: list[str]
+
+
+def init_home(settings: Settings) -> InitResult:
+    """Create the home, keys and schema; bootstrap the admin. Idempotent."""
+    import os
+
+    from audits.keyring import Keyring, write_secret_file
+    from audits.signing import PUBLIC_KEY_FILE, create_signing_key, fingerprint, load_public_key
+    from migrations import runner
+
+    home = settings.resolved_home
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    keys = settings.keys_path
+    keys.mkdir(parents=True, exist_ok=True, mode=0o700)
+    messages: list[str] = []
+    if Keyring.create_kek(keys):
+        messages.append(f"created the key-encryption key {keys / 'kek.json'} (0600)")
+    if create_signing_key(keys):
+        messages.append(f"created the checkpoint signing key {keys / 'checkpoint.key'} (0600)")
+    settings.anchors_path.mkdir(parents=True, exist_ok=True)
+    ctx = build(settings)
+    try:
+        before = runner.current(ctx.engine)
+        runner.upgrade(ctx.engine)
+        after = runner.current(ctx.engine)
+        if before != after:
+            messages.append(f"database schema at revision {after} ({settings.db_url.split('://')[0]})")
+        fpr = fingerprint(load_public_key(keys / PUBLIC_KEY_FILE))
+        admin_key = ctx.registry.bootstrap(key_fingerprint=fpr)
+    finally:
+        ctx.close()
+    admin_path = home / "admin.key"
+    if admin_key is not None:
+        write_secret_file(admin_path, (admin_key + "\n").encode())
+        messages.append(f"created principal 'admin' (admin); its API key is in {admin_path} (0600)")
+    created = bool(messages)
+    if not created:
+        messages.append(f"govreg home {home} is already initialised; nothing changed")
+    os.chmod(home, 0o700)
+    return InitResult(created, fpr, str(admin_path) if admin_path.exists() else None, messages)

@@ -1,0 +1,57 @@
+"""Settings from the environment (prefix ``GOVREG_``), with safe defaults.
+
+Only the composition root reads the environment; lower packages take what
+they need as arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GOVREG_", extra="ignore")
+
+    home: Path = Field(default=Path(".govreg"), description="where govreg keeps its state")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default a SQLite file in the home; "
+        "postgresql+psycopg://user@host/db for PostgreSQL",
+    )
+    keys_dir: Path | None = Field(default=None, description="default: HOME/keys")
+    anchor_dir: Path | None = Field(default=None, description="default: HOME/anchors")
+    store_dir: Path | None = Field(default=None, description="default: HOME/store")
+    policy_dir: Path | None = Field(default=None, description="extra policy folder")
+    public_key: Path | None = Field(default=None, description="default: KEYS_DIR/checkpoint.pub")
+    checkpoint_every: int = Field(default=1000, ge=1, description="sign a checkpoint every N events")
+    api_key: SecretStr | None = Field(default=None, description="the acting principal's API key")
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_home / 'govreg.db'}"
+
+    @property
+    def keys_path(self) -> Path:
+        return (self.keys_dir or self.resolved_home / "keys").expanduser().resolve()
+
+    @property
+    def anchors_path(self) -> Path:
+        return (self.anchor_dir or self.resolved_home / "anchors").expanduser().resolve()
+
+    @property
+    def store_path(self) -> Path:
+        return (self.store_dir or self.resolved_home / "store").expanduser().resolve()
+
+    @property
+    def public_key_path(self) -> Path:
+        return (self.public_key or self.keys_path / "checkpoint.pub").expanduser().resolve()

@@ -1,0 +1,211 @@
+"""Synthetic retail credit data with a known data-generating process.
+
+Used by the demo, the tests and the benchmarks; never by a real submission.
+Everything is vectorised numpy, so a million rows take a few seconds.
+
+Data-generating process (one row = one applicant; ``U`` uniform, ``N`` normal):
+
+- ``sex``: ``"female"`` or ``"male"``, probability 1/2 each (protected).
+- ``age``: ``N(42, 12)`` clipped to [18, 85], whole years; ``age_band`` is
+  ``"18-29"``, ``"30-44"``, ``"45-59"`` or ``"60+"`` (protected).
+- ``employment_years``: ``Gamma(2, 3.5)`` capped at ``age - 16``, one decimal.
+- ``income``: lognormal, ``log income ~ N(10.7 + 0.005 employment_years, 0.45)``, whole currency units.
+- ``debt_to_income``: ``Beta(2, 5) * 1.2``.
+- ``credit_utilisation``: ``Beta(1.6, 2.6)``.
+- ``delinquencies_2y``: ``Poisson(0.25)``.
+- ``months_since_last_delinquency``: ``U{0..23}`` when ``delinquencies_2y > 0``,
+  else drawn from ``U{24..120}`` (no recent delinquency).
+- ``open_accounts``: ``Poisson(6)``; ``inquiries_6m``: ``Poisson(0.8)``.
+- ``loan_amount``: ``income * Beta(2, 8) * 1.5`` rounded to 10 units.
+- ``postcode_risk``: ``U(0, 1)``, an area score unrelated to default (unless
+  ``biased``).
+- ``noise_1 .. noise_k``: ``N(0, 1)`` columns without signal (``extra_features``).
+
+The target ``default`` is Bernoulli with::
+
+    logit p = -2.75 - 1.1 (log income - 10.75) / 0.46
+              + 1.32 (debt_to_income - 0.34) / 0.19 + 1.4 (credit_utilisation - 0.38)
+              + 0.55 delinquencies_2y - 0.02 (employment_years - 7)
+              + 0.18 (inquiries_6m - 0.8) + 0.35 (loan_amount / income - 0.3) / 0.18
+
+The default rate is about 16 %; a gradient-boosted model trained on 20,000
+rows reaches an AUC of about 0.87 and a KS of about 0.58 on held-out rows, and
+approves every sex and age band at more than four fifths of the best rate.
+
+``biased=True`` switches on a known, unlawful bias: the label of female
+applicants gets ``+2.6`` on the logit (as if historic decisions had been
+harsher on them), and ``postcode_risk`` becomes a proxy for sex
+(``0.75 * female + 0.25 * U(0, 1)``). A model trained on it learns the proxy
+and approves women at well under four fifths of the men's rate at a cutoff of
+0.5, so the fairness gate's adverse impact ratio fails.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TARGET = "default"
+PROTECTED: tuple[str, ...] = ("sex", "age_band")
+BASE_FEATURES: tuple[str, ...] = (
+    "income",
+    "debt_to_income",
+    "credit_utilisation",
+    "delinquencies_2y",
+    "months_since_last_delinquency",
+    "employment_years",
+    "age",
+    "open_accounts",
+    "inquiries_6m",
+    "loan_amount",
+    "postcode_risk",
+)
+MAX_FEATURES = 20
+# The relations the model must respect (the default policy declares them).
+MONOTONE: dict[str, str] = {
+    "income": "decreasing",
+    "debt_to_income": "increasing",
+    "credit_utilisation": "increasing",
+    "delinquencies_2y": "increasing",
+}
+AGE_BANDS: tuple[str, ...] = ("18-29", "30-44", "45-59", "60+")
+
+
+def feature_names(extra_features: int = 0) -> list[str]:
+    """The model features of :func:`make_credit_data` with ``extra_features`` noise columns."""
+    return [*BASE_FEATURES, *(f"noise_{i + 1}" for i in range(extra_features))]
+
+
+def make_credit_data(
+    n_rows: int, *, seed: int = 0, biased: bool = False, extra_features: int = 0
+) -> pd.DataFrame:
+    """``n_rows`` synthetic applicants drawn from the process in the module docstring."""
+    import numpy as np
+    import pandas as pd
+
+    if n_rows < 1:
+        raise ValueError(f"n_rows must be at least 1, got {n_rows}")
+    if not 0 <= extra_features <= MAX_FEATURES - len(BASE_FEATURES):
+        raise ValueError(
+            f"extra_features must be in 0..{MAX_FEATURES - len(BASE_FEATURES)}"
+            f" (at most {MAX_FEATURES} features), got {extra_features}"
+        )
+    rng = np.random.default_rng(seed)
+    n = n_rows
+    female = rng.random(n) < 0.5
+    age = np.clip(np.rint(rng.normal(42.0, 12.0, n)), 18, 85)
+    employment = np.round(np.minimum(rng.gamma(2.0, 3.5, n), age - 16.0), 1)
+    log_income = rng.normal(
+        10.7 + 0.005 * employment, 0.45, n
+    )
+    income = np.rint(np.exp(log_income))
+    dti = rng.beta(2.0, 5.0, n) * 1.2
+    util = rng.beta(1.6, 2.6, n)
+    delinq = rng.poisson(0.25, n)
+    recent = rng.integers(0, 24, n)
+    old = rng.integers(24, 121, n)
+    months_since = np.where(delinq > 0, recent, old)
+    open_accounts = rng.poisson(6.0, n)
+    inquiries = rng.poisson(0.8, n)
+    loan_amount = np.round(income * rng.beta(2.0, 8.0, n) * 1.5, -1)
+    area = rng.random(n)
+    postcode_risk = np.where(female, 0.75, 0.0) + 0.25 * area if biased else area
+
+    z_income = (log_income - 10.75) / 0.46
+    logit = (
+        -2.75
+        - 1.1 * z_income
+        + 1.32 * (dti - 0.34) / 0.19
+        + 1.4 * (util - 0.38)
+        + 0.55 * delinq
+        - 0.02 * (employment - 7.0)
+        + 0.18 * (inquiries - 0.8)
+        + 0.35 * (loan_amount / income - 0.3) / 0.18
+    )
+    if biased:
+        logit = logit + 2.6 * female
+    default = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
+
+    band_index = np.searchsorted(np.array([30.0, 45.0, 60.0]), age, side="right")
+    columns: dict[str, object] = {
+        "income": income,
+        "debt_to_income": np.round(dti, 4),
+        "credit_utilisation": np.round(util, 4),
+        "delinquencies_2y": delinq.astype(np.int64),
+        "months_since_last_delinquency": months_since.astype(np.int64),
+        "employment_years": employment,
+        "age": age.astype(np.int64),
+        "open_accounts": open_accounts.astype(np.int64),
+        "inquiries_6m": inquiries.astype(np.int64),
+        "loan_amount": loan_amount,
+        "postcode_risk": np.round(postcode_risk, 4),
+    }
+    for i in range(extra_features):
+        columns[f"noise_{i + 1}"] = np.round(rng.normal(0.0, 1.0, n), 4)
+    columns["sex"] = np.where(female, "female", "male")
+    columns["age_band"] = np.array(AGE_BANDS)[band_index]
+    columns[TARGET] = default
+    return pd.DataFrame(columns)
+
+
+def train_lightgbm(
+    df: pd.DataFrame,
+    *,
+    target: str = TARGET,
+    features: list[str] | None = None,
+    seed: int = 0,
+    num_boost_round: int = 100,
+    monotone: dict[str, str] | None = None,
+) -> str:
+    """Train a deterministic LightGBM binary classifier; return its native text model.
+
+    ``features`` defaults to every numeric column except the target and the
+    protected attributes. ``monotone`` maps a feature to ``"increasing"`` or
+    ``"decreasing"`` (predicted default must rise / fall with it).
+    """
+    import lightgbm as lgb
+    import numpy as np
+    import pandas as pd
+
+    if features is None:
+        features = [
+            str(col)
+            for col in df.columns
+            if col != target
+            and col not in PROTECTED
+            and pd.api.types.is_numeric_dtype(df[col])
+        ]
+    monotone = monotone or {}
+    unknown = sorted(set(monotone) - set(features))
+    if unknown:
+        raise ValueError(f"monotone constraints name features the model does not use: {unknown}")
+    signs = {"increasing": 1, "decreasing": -1}
+    constraints = [signs[monotone[f]] if f in monotone else 0 for f in features]
+    params: dict[str, object] = {
+        "objective": "binary",
+        "learning_rate": 0.1,
+        "num_leaves": 15,
+        "min_data_in_leaf": 40,
+        "feature_fraction": 1.0,
+        "bagging_fraction": 1.0,
+        "lambda_l2": 1.0,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": 1,
+        "verbose": -1,
+    }
+    if any(constraints):
+        params["monotone_constraints"] = constraints
+        params["monotone_constraints_method"] = "advanced"
+    data = lgb.Dataset(
+        df[features].to_numpy(dtype=np.float64),
+        label=df[target].to_numpy(dtype=np.float64),
+        feature_name=features,
+        free_raw_data=True,
+    )
+    booster = lgb.train(params, data, num_boost_round=num_boost_round)
+    text: str = booster.model_to_string()
+    return text

@@ -1,0 +1,146 @@
+"""Checks on what a submitter hands in, before anything is recorded.
+
+The artifact must be a LightGBM native text model (a data format; pickles
+and code are never accepted); datasets must be CSV or Parquet, non-empty,
+with a binary target, every protected column and every model feature.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+LIGHTGBM_FORMAT = "lightgbm-text"
+_PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
+def read_input_file(path: Path, what: str, *, max_bytes: int) -> bytes:
+    """Read a user's file once; refuse symlinks to nowhere, folders, huge files."""
+    if not path.exists():
+        raise InputError(f"{what} file {path} does not exist; check the path")
+    if not path.is_file():
+        raise InputError(f"{what} path {path} is not a file")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise InputError(f"{what} file {path} is {size} bytes, over the {max_bytes}-byte limit")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{what} file {path} is unreadable: {exc.strerror}") from exc
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    format: str
+    features: list[str]
+    num_trees: int
+
+
+def inspect_artifact(data: bytes, *, source: str) -> ModelInfo:
+    """Parse the bytes as a LightGBM text model; refuse anything else."""
+    if not data:
+        raise InputError(f"artifact {source} is empty")
+    if data.startswith(_PICKLE_MAGIC) or data[:2] == b"PK":
+        raise InputError(
+            f"artifact {source} is a pickle or zip archive; govreg accepts only LightGBM "
+            "native text models (booster.save_model('model.txt'))"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"artifact {source} is not text; save it with booster.save_model('model.txt')"
+        ) from exc
+    if not text.startswith("tree\n"):
+        raise InputError(
+            f"artifact {source} is not a LightGBM text model (it must start with 'tree'); "
+            "save it with booster.save_model('model.txt')"
+        )
+    import lightgbm
+
+    try:
+        booster = lightgbm.Booster(model_str=text)
+    except lightgbm.basic.LightGBMError as exc:
+        raise InputError(f"artifact {source} does not load as a LightGBM model: {exc}") from exc
+    return ModelInfo(
+        format=LIGHTGBM_FORMAT,
+        features=[str(f) for f in booster.feature_name()],
+        num_trees=int(booster.num_trees()),
+    )
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    format: str
+    rows: int
+    columns: list[dict[str, str]]
+
+    def public(self) -> dict[str, Any]:
+        return {"format": self.format, "rows": self.rows, "columns": self.columns}
+
+
+def dataset_format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    raise InputError(f"dataset {path} must be .csv or .parquet, not '{suffix or 'no suffix'}'")
+
+
+def load_frame(data: bytes, fmt: str, *, source: str) -> pd.DataFrame:
+    import pandas as pd
+
+    try:
+        if fmt == "csv":
+            return pd.read_csv(io.BytesIO(data))
+        return pd.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # noqa: BLE001 - any parser failure is the user's file
+        raise InputError(f"dataset {source} cannot be read as {fmt}: {exc}") from exc
+
+
+def describe_frame(frame: pd.DataFrame, fmt: str) -> DatasetInfo:
+    columns = [{"name": str(c), "dtype": str(frame[c].dtype)} for c in frame.columns]
+    return DatasetInfo(format=fmt, rows=len(frame), columns=columns)
+
+
+def check_dataset(
+    frame: pd.DataFrame,
+    *,
+    source: str,
+    target: str,
+    protected: list[str],
+    features: list[str],
+) -> None:
+    """The submission contract for one dataset."""
+    if len(frame) == 0:
+        raise InputError(f"dataset {source} has no rows")
+    if target not in frame.columns:
+        raise InputError(
+            f"dataset {source} has no target column '{target}'; pass --target with one of "
+            f"{', '.join(map(str, frame.columns[:12]))}"
+        )
+    labels = frame[target]
+    values = set(labels.dropna().unique().tolist())
+    if labels.isna().any() or not values <= {0, 1} or len(values) != 2:
+        raise InputError(
+            f"target column '{target}' in {source} is not binary: it must hold 0 and 1 "
+            f"only, both present, no missing values (found {sorted(map(str, values))[:6]})"
+        )
+    for column in protected:
+        if column not in frame.columns:
+            raise InputError(
+                f"dataset {source} has no protected column '{column}'; fix --protected"
+            )
+    missing = [f for f in features if f not in frame.columns]
+    if missing:
+        raise InputError(
+            f"dataset {source} lacks the model's features {', '.join(missing[:8])}"
+        )

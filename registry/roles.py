@@ -1,0 +1,56 @@
+"""Roles and the one table of who may do what.
+
+The CLI, the HTTP API and the tests read this table; the docs show it.
+Segregation-of-duties rules that depend on the version (the submitter never
+signs, one person one sign-off) live in :mod:`registry.services`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    DATA_SCIENTIST = "data_scientist"
+    VALIDATOR = "validator"
+    COMPLIANCE_OFFICER = "compliance_officer"
+    BUSINESS_OWNER = "business_owner"
+    AUDITOR = "auditor"
+    SERVICE = "service"
+
+
+class Action(StrEnum):
+    MANAGE_PRINCIPALS = "manage_principals"
+    ROTATE_KEYS = "rotate_keys"
+    SUBMIT = "submit"
+    EVALUATE = "evaluate"
+    SIGN = "sign"
+    PROMOTE = "promote"
+    SUSPEND = "suspend"
+    REINSTATE = "reinstate"
+    RETIRE = "retire"
+    READ = "read"
+    VERIFY = "verify"
+
+
+SIGNING_ROLES = frozenset({Role.VALIDATOR, Role.COMPLIANCE_OFFICER, Role.BUSINESS_OWNER})
+_READERS = frozenset(Role) - {Role.SERVICE}
+
+PERMISSIONS: dict[Action, frozenset[Role]] = {
+    Action.MANAGE_PRINCIPALS: frozenset({Role.ADMIN}),
+    Action.ROTATE_KEYS: frozenset({Role.ADMIN}),
+    Action.SUBMIT: frozenset({Role.DATA_SCIENTIST}),
+    Action.EVALUATE: frozenset({Role.DATA_SCIENTIST, Role.VALIDATOR}),
+    Action.SIGN: SIGNING_ROLES,
+    Action.PROMOTE: frozenset({Role.COMPLIANCE_OFFICER, Role.BUSINESS_OWNER}),
+    Action.SUSPEND: frozenset({Role.COMPLIANCE_OFFICER, Role.BUSINESS_OWNER, Role.VALIDATOR}),
+    Action.REINSTATE: frozenset({Role.COMPLIANCE_OFFICER, Role.BUSINESS_OWNER}),
+    Action.RETIRE: frozenset({Role.COMPLIANCE_OFFICER, Role.BUSINESS_OWNER}),
+    Action.READ: _READERS,
+    Action.VERIFY: _READERS,
+}
+
+
+def allowed(role: str, action: Action) -> bool:
+    return role in PERMISSIONS[action]

@@ -1,0 +1,907 @@
+"""The use cases: the one service layer the CLI, the API and the tests call.
+
+Every state change appends its events to the ledger and applies them to the
+projection tables in the same transaction, after taking the writers' lock,
+and re-reads what it decides on inside that transaction. Rules of governance
+(who may act, which transition is allowed, who may sign and when a version is
+approved) live here and in :mod:`registry.roles` / :mod:`registry.lifecycle`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from audits.events import Event, EventType, NewEvent
+from audits.verify import VerificationFailed, VerifyReport, verify_ledger
+from core.canonical import canonical_bytes
+from core.clock import isoformat, parse, utcnow
+from core.db import read_only
+from core.errors import AuthError, InputError, NotFoundError, PermissionDenied
+from policies.loader import DEFAULT_POLICY, find_policy
+from policies.schema import Policy
+from registry import inputs
+from registry.lifecycle import Move, Status, effective_status, require
+from registry.projection import DatabaseView, MemoryView, apply
+from registry.roles import SIGNING_ROLES, Action, Role, allowed
+from registry.store import BlobStore
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from sqlalchemy.engine import Connection, Engine
+
+    from audits.ledger import Ledger
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$")
+BOOTSTRAP_ACTOR = "govreg-init"
+KEY_PREFIX = "grk"
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: str
+    expires_at: str | None = None
+    revoked_at: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "expires_at": self.expires_at,
+            "revoked_at": self.revoked_at,
+        }
+
+
+def _check_name(value: str, what: str) -> str:
+    if not NAME_RE.match(value):
+        raise InputError(
+            f"{what} {value!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def _key_hash(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def evidence_digest(version: dict[str, Any], gate_digests: dict[str, str]) -> str:
+    """What a sign-off signs: artifact, datasets, policy and gate results."""
+    return hashlib.sha256(
+        canonical_bytes(
+            {
+                "artifact": version["artifact_digest"],
+                "train": version["train_digest"],
+                "validation": version["validation_digest"],
+                "policy": version["policy_digest"],
+                "gates": gate_digests,
+            }
+        )
+    ).hexdigest()
+
+
+class Registry:
+    def __init__(
+        self,
+        engine: Engine,
+        ledger: Ledger,
+        store: BlobStore,
+        *,
+        policy_dir: Path | None = None,
+        max_upload_bytes: int = 512 * 1024 * 1024,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.ledger = ledger
+        self.store = store
+        self.policy_dir = policy_dir
+        self.max_upload_bytes = max_upload_bytes
+        self.clock = clock
+
+    # -- plumbing --------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One write transaction holding the writers' lock; anchors after commit."""
+        conn = self.engine.connect()
+        try:
+            try:
+                with conn.begin():
+                    self.ledger.lock(conn)
+                    yield conn
+            except BaseException:
+                self.ledger.discard_anchors(conn)
+                raise
+            self.ledger.write_anchors(conn)
+        finally:
+            conn.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        conn = read_only(self.engine)
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            conn.close()
+
+    def record(
+        self, conn: Connection, events: list[NewEvent], *, checkpoint: bool = False
+    ) -> list[Event]:
+        stored = self.ledger.append(conn, events, checkpoint=checkpoint)
+        view = DatabaseView(conn)
+        for event in stored:
+            apply(view, event)
+        return stored
+
+    # -- principals --------------------------------------------------------------
+    def authenticate(self, api_key: str | None) -> Principal:
+        if not api_key:
+            raise AuthError("no API key: pass --api-key or set GOVREG_API_KEY")
+        parts = api_key.strip().split("_", 2)
+        if len(parts) != 3 or parts[0] != KEY_PREFIX:
+            raise AuthError("API key is malformed; it looks like grk_<prefix>_<secret>")
+        with self.reading() as conn:
+            row = DatabaseView(conn).where("principals", key_prefix=parts[1])
+        if not row or not hmac.compare_digest(row[0]["key_hash"], _key_hash(api_key.strip())):
+            raise AuthError("API key is not known")
+        found = row[0]
+        if found["revoked_at"]:
+            raise AuthError(f"API key of '{found['name']}' was revoked at {found['revoked_at']}")
+        if found["expires_at"] and parse(found["expires_at"]) <= self.clock():
+            raise AuthError(f"API key of '{found['name']}' expired at {found['expires_at']}")
+        return Principal(found["name"], found["role"], found["expires_at"], found["revoked_at"])
+
+    def authorize(self, principal: Principal, action: Action) -> None:
+        if not allowed(principal.role, action):
+            raise PermissionDenied(
+                f"'{principal.name}' ({principal.role}) may not {action.value.replace('_', ' ')}"
+            )
+
+    def _new_principal_event(
+        self, actor: str, name: str, role: str, expires_at: str | None
+    ) -> tuple[NewEvent, str]:
+        prefix = secrets.token_hex(4)
+        api_key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+        event = NewEvent(
+            type=EventType.PRINCIPAL_CREATED,
+            actor=actor,
+            data={
+                "name": name,
+                "role": role,
+                "key_prefix": prefix,
+                "key_hash": _key_hash(api_key),
+                "expires_at": expires_at,
+            },
+            index={"name": name, "role": role, "key_prefix": prefix},
+        )
+        return event, api_key
+
+    def bootstrap(self, *, key_fingerprint: str) -> str | None:
+        """First run: the ledger's first event and the admin principal.
+
+        Returns the admin's API key, or None if the ledger already exists.
+        """
+        with self.transaction() as conn:
+            if self.ledger.head(conn)[0] > 0:
+                return None
+            if not conn.execute(_sql("SELECT count(*) FROM ledger_data_keys")).scalar():
+                self.ledger.keyring.add_data_key(conn)
+            init = NewEvent(
+                type=EventType.LEDGER_INITIALISED,
+                actor=BOOTSTRAP_ACTOR,
+                data={"checkpoint_key": key_fingerprint},
+                index={"checkpoint_key": key_fingerprint},
+            )
+            admin, api_key = self._new_principal_event(BOOTSTRAP_ACTOR, "admin", Role.ADMIN, None)
+            self.record(conn, [init, admin], checkpoint=True)
+        return api_key
+
+    def create_principal(
+        self, actor: Principal, name: str, role: str, *, expires_at: datetime | None = None
+    ) -> tuple[Principal, str]:
+        self.authorize(actor, Action.MANAGE_PRINCIPALS)
+        _check_name(name, "principal name")
+        if role not in set(Role):
+            raise InputError(f"unknown role {role!r}; choose one of {', '.join(Role)}")
+        if expires_at is not None and expires_at <= self.clock():
+            raise InputError("expiry is in the past; give a future time")
+        expiry = isoformat(expires_at) if expires_at else None
+        with self.transaction() as conn:
+            if DatabaseView(conn).get("principals", (name,)) is not None:
+                raise InputError(f"principal '{name}' exists; choose another name")
+            event, api_key = self._new_principal_event(actor.name, name, role, expiry)
+            self.record(conn, [event])
+        return Principal(name, role, expiry), api_key
+
+    def revoke_principal(self, actor: Principal, name: str) -> None:
+        self.authorize(actor, Action.MANAGE_PRINCIPALS)
+        with self.transaction() as conn:
+            row = DatabaseView(conn).get("principals", (name,))
+            if row is None:
+                raise NotFoundError(f"no principal '{name}'; see `govreg principals list`")
+            if row["revoked_at"]:
+                raise InputError(f"principal '{name}' is already revoked")
+            self.record(
+                conn,
+                [
+                    NewEvent(
+                        type=EventType.PRINCIPAL_REVOKED,
+                        actor=actor.name,
+                        data={"name": name},
+                        index={"name": name},
+                    )
+                ],
+            )
+
+    def list_principals(self, actor: Principal) -> list[Principal]:
+        self.authorize(actor, Action.MANAGE_PRINCIPALS)
+        with self.reading() as conn:
+            rows = DatabaseView(conn).where("principals")
+        return [
+            Principal(r["name"], r["role"], r["expires_at"], r["revoked_at"])
+            for r in sorted(rows, key=lambda r: r["name"])
+        ]
+
+    # -- keys ------------------------------------------------------------------
+    def rotate_data_key(self, actor: Principal) -> str:
+        self.authorize(actor, Action.ROTATE_KEYS)
+        with self.transaction() as conn:
+            key_id = self.ledger.keyring.add_data_key(conn)
+            self.record(
+                conn,
+                [
+                    NewEvent(
+                        type=EventType.DATA_KEY_ROTATED,
+                        actor=actor.name,
+                        data={"key_id": key_id},
+                        index={"key_id": key_id},
+                    )
+                ],
+            )
+        return key_id
+
+    def rotate_kek(self, actor: Principal) -> tuple[str, int]:
+        """Re-wrap every data key under a new KEK; safe to re-run if interrupted."""
+        self.authorize(actor, Action.ROTATE_KEYS)
+        keyring = self.ledger.keyring
+        new = keyring.prepare_kek_rotation()
+        with self.transaction() as conn:
+            count = keyring.rewrap_all(conn, new)
+            self.record(
+                conn,
+                [
+                    NewEvent(
+                        type=EventType.KEK_ROTATED,
+                        actor=actor.name,
+                        data={"kek_id": new.kek_id, "rewrapped": count},
+                        index={"kek_id": new.kek_id},
+                    )
+                ],
+            )
+        keyring.finish_kek_rotation()
+        return new.kek_id, count
+
+    # -- versions --------------------------------------------------------------
+    def _version_row(self, conn: Connection, model: str, version: int) -> dict[str, Any]:
+        view = DatabaseView(conn)
+        row = view.get("versions", (model, version))
+        if row is None:
+            if view.get("models", (model,)) is None:
+                raise NotFoundError(f"no model '{model}'; see `govreg versions list`")
+            raise NotFoundError(f"model '{model}' has no version {version}")
+        return row
+
+    def _status(self, row: dict[str, Any]) -> Status:
+        return effective_status(row["status"], row["revalidate_by"], self.clock())
+
+    def submit(
+        self,
+        actor: Principal,
+        model: str,
+        *,
+        artifact: Path,
+        train: Path,
+        validation: Path,
+        target: str,
+        protected: list[str],
+        policy_id: str | None = None,
+        cutoff: str | None = None,
+        lineage: dict[str, Any] | None = None,
+    ) -> int:
+        """Check the submission contract, store the blobs, record the version."""
+        from decimal import Decimal, InvalidOperation
+
+        self.authorize(actor, Action.SUBMIT)
+        _check_name(model, "model name")
+        if not protected:
+            raise InputError("declare at least one protected attribute with --protected")
+        policy = find_policy(policy_id or DEFAULT_POLICY, extra_dir=self.policy_dir)
+        cut = policy.decision_cutoff
+        if cutoff is not None:
+            try:
+                cut = Decimal(cutoff)
+            except InvalidOperation as exc:
+                raise InputError(f"--cutoff {cutoff!r} is not a number") from exc
+            if not Decimal(0) < cut < Decimal(1):
+                raise InputError(f"--cutoff {cutoff} must be strictly between 0 and 1")
+        artifact_bytes = inputs.read_input_file(
+            artifact, "artifact", max_bytes=self.max_upload_bytes
+        )
+        info = inputs.inspect_artifact(artifact_bytes, source=str(artifact))
+        datasets = {}
+        for role, path in (("train", train), ("validation", validation)):
+            fmt = inputs.dataset_format(path)
+            data = inputs.read_input_file(path, f"{role} dataset", max_bytes=self.max_upload_bytes)
+            frame = inputs.load_frame(data, fmt, source=str(path))
+            inputs.check_dataset(
+                frame, source=str(path), target=target, protected=protected, features=info.features
+            )
+            datasets[role] = (data, inputs.describe_frame(frame, fmt))
+        written: list[str] = []
+        try:
+            digest, new = self.store.put(artifact_bytes)
+            if new:
+                written.append(digest)
+            blobs: dict[str, dict[str, Any]] = {
+                "artifact": {"digest": digest, "size": len(artifact_bytes), "format": info.format}
+            }
+            for role, (data, desc) in datasets.items():
+                d_digest, d_new = self.store.put(data)
+                if d_new:
+                    written.append(d_digest)
+                blobs[role] = {"digest": d_digest, "size": len(data), **desc.public()}
+            with self.transaction() as conn:
+                view = DatabaseView(conn)
+                events: list[NewEvent] = []
+                if view.get("models", (model,)) is None:
+                    events.append(
+                        NewEvent(
+                            type=EventType.MODEL_REGISTERED,
+                            actor=actor.name,
+                            model=model,
+                            data={"name": model},
+                            index={"name": model},
+                        )
+                    )
+                existing = view.where("versions", model=model)
+                number = max((r["version"] for r in existing), default=0) + 1
+                events.append(
+                    NewEvent(
+                        type=EventType.VERSION_SUBMITTED,
+                        actor=actor.name,
+                        model=model,
+                        version=number,
+                        data={
+                            "artifact": blobs["artifact"],
+                            "train": blobs["train"],
+                            "validation": blobs["validation"],
+                            "target": target,
+                            "protected": list(protected),
+                            "features": info.features,
+                            "num_trees": info.num_trees,
+                            "cutoff": str(cut),
+                            "policy": policy.canonical(),
+                            "policy_digest": policy.digest,
+                            "lineage": lineage or {},
+                        },
+                        index={
+                            "status": Status.SUBMITTED.value,
+                            "artifact_digest": blobs["artifact"]["digest"],
+                            "train_digest": blobs["train"]["digest"],
+                            "validation_digest": blobs["validation"]["digest"],
+                            "policy_digest": policy.digest,
+                        },
+                    )
+                )
+                self.record(conn, events)
+        except BaseException:
+            for digest in written:
+                self.store.remove(digest)
+            raise
+        return number
+
+    def submission(self, model: str, version: int) -> dict[str, Any]:
+        """The decrypted payload of the version's ``version.submitted`` event."""
+        with self.reading() as conn:
+            self._version_row(conn, model, version)
+            for event in self.ledger.events(
+                conn, model=model, version=version, types=[EventType.VERSION_SUBMITTED]
+            ):
+                return event.data
+        raise NotFoundError(f"{model} v{version} has no submission event")
+
+    def policy_of(self, model: str, version: int) -> Policy:
+        return Policy.model_validate(self.submission(model, version)["policy"])
+
+    def start_evaluation(self, actor: Principal, model: str, version: int) -> int:
+        self.authorize(actor, Action.EVALUATE)
+        with self.transaction() as conn:
+            row = self._version_row(conn, model, version)
+            if actor.role == Role.DATA_SCIENTIST and row["submitted_by"] != actor.name:
+                raise PermissionDenied(
+                    f"'{actor.name}' may evaluate only their own versions; "
+                    f"{model} v{version} was submitted by '{row['submitted_by']}'"
+                )
+            require(Move.EVALUATE, self._status(row), subject=f"{model} v{version}")
+            number = int(row["evaluation"]) + 1
+            self.record(
+                conn,
+                [
+                    NewEvent(
+                        type=EventType.EVALUATION_STARTED,
+                        actor=actor.name,
+                        model=model,
+                        version=version,
+                        data={"evaluation": number},
+                        index={"evaluation": number, "status": Status.EVALUATING.value},
+                    )
+                ],
+            )
+        return number
+
+    def complete_evaluation(
+        self,
+        actor: Principal,
+        model: str,
+        version: int,
+        evaluation: int,
+        results: list[dict[str, Any]],
+    ) -> Status:
+        """Record one ``gate.evaluated`` per result and the outcome.
+
+        Each result is canonical gate-result data with at least ``gate_id``,
+        ``kind``, ``verdict`` and ``blocking``. Fail closed: no results, or a
+        blocking gate that did not pass, means ``gates_failed``.
+        """
+        self.authorize(actor, Action.EVALUATE)
+        with self.transaction() as conn:
+            row = self._version_row(conn, model, version)
+            require(Move.COMPLETE_EVALUATION, self._status(row), subject=f"{model} v{version}")
+            if int(row["evaluation"]) != evaluation:
+                raise InputError(
+                    f"{model} v{version} is on evaluation {row['evaluation']}, not {evaluation}"
+                )
+            events: list[NewEvent] = []
+            digests: dict[str, str] = {}
+            failed: list[str] = []
+            for result in results:
+                digest = hashlib.sha256(canonical_bytes(result)).hexdigest()
+                digests[result["gate_id"]] = digest
+                if result["blocking"] and result["verdict"] != "passed":
+                    failed.append(f"{result['gate_id']} {result['verdict']}")
+                events.append(
+                    NewEvent(
+                        type=EventType.GATE_EVALUATED,
+                        actor=actor.name,
+                        model=model,
+                        version=version,
+                        data={
+                            "evaluation": evaluation,
+                            "gate_id": result["gate_id"],
+                            "kind": result["kind"],
+                            "verdict": result["verdict"],
+                            "blocking": bool(result["blocking"]),
+                            "policy_digest": row["policy_digest"],
+                            "result_digest": digest,
+                            "result": result,
+                        },
+                        index={
+                            "evaluation": evaluation,
+                            "gate_id": result["gate_id"],
+                            "verdict": result["verdict"],
+                            "result_digest": digest,
+                            "values": result.get("values", {}),
+                        },
+                    )
+                )
+            if not results:
+                failed.append("no gate results (an empty evaluation fails closed)")
+            status = Status.GATES_FAILED if failed else Status.AWAITING_SIGNOFF
+            evidence = evidence_digest(row, digests)
+            events.append(
+                NewEvent(
+                    type=EventType.EVALUATION_COMPLETED,
+                    actor=actor.name,
+                    model=model,
+                    version=version,
+                    data={
+                        "evaluation": evaluation,
+                        "status": status.value,
+                        "evidence_digest": evidence,
+                        "reason": "; ".join(failed) or None,
+                        "gates": digests,
+                    },
+                    index={
+                        "evaluation": evaluation,
+                        "status": status.value,
+                        "evidence_digest": evidence,
+                    },
+                )
+            )
+            self.record(conn, events)
+        return status
+
+    # -- sign-offs and approval ---------------------------------------------------
+    def signoff(
+        self,
+        actor: Principal,
+        model: str,
+        version: int,
+        *,
+        role: str,
+        approve: bool,
+        comment: str,
+    ) -> Status:
+        """Record a sign-off; the last required one approves in the same transaction."""
+        self.authorize(actor, Action.SIGN)
+        if role != actor.role:
+            raise PermissionDenied(
+                f"'{actor.name}' holds the role {actor.role} and cannot sign as {role}"
+            )
+        comment = comment.strip()
+        if not approve and not comment:
+            raise InputError("a rejection needs a reason: pass --comment")
+        with self.transaction() as conn:
+            row = self._version_row(conn, model, version)
+            subject = f"{model} v{version}"
+            require(Move.SIGN, self._status(row), subject=subject)
+            if row["submitted_by"] == actor.name:
+                raise PermissionDenied(
+                    f"'{actor.name}' submitted {subject} and may not sign it "
+                    "(segregation of duties)"
+                )
+            policy = self._policy_from_ledger(conn, model, version)
+            required = {req.role: req.count for req in policy.signoffs.required}
+            if role not in required:
+                raise PermissionDenied(
+                    f"policy {policy.ref} does not ask for a {role} sign-off; "
+                    f"it asks for {', '.join(required)}"
+                )
+            current = [
+                s
+                for s in DatabaseView(conn).where("signoffs", model=model, version=version)
+                if s["evidence_digest"] == row["evidence_digest"] and s["decision"] == "approve"
+            ]
+            if any(s["principal"] == actor.name for s in current):
+                raise PermissionDenied(
+                    f"'{actor.name}' has already signed {subject}; each sign-off needs a "
+                    "distinct person"
+                )
+            same_role = [s for s in current if s["role"] == role]
+            if approve and len(same_role) >= required[role]:
+                raise InputError(
+                    f"{subject} already has the {required[role]} {role} sign-off(s) its "
+                    "policy asks for"
+                )
+            decision = "approve" if approve else "reject"
+            events = [
+                NewEvent(
+                    type=EventType.SIGNOFF_RECORDED,
+                    actor=actor.name,
+                    model=model,
+                    version=version,
+                    data={
+                        "role": role,
+                        "decision": decision,
+                        "evidence_digest": row["evidence_digest"],
+                        "comment": comment,
+                    },
+                    index={
+                        "role": role,
+                        "decision": decision,
+                        "evidence_digest": row["evidence_digest"],
+                    },
+                )
+            ]
+            status = Status.AWAITING_SIGNOFF
+            if not approve:
+                status = Status.REJECTED
+                events.append(
+                    NewEvent(
+                        type=EventType.VERSION_REJECTED,
+                        actor=actor.name,
+                        model=model,
+                        version=version,
+                        data={"reason": comment},
+                        index={"status": status.value},
+                    )
+                )
+            else:
+                counts = {r: sum(1 for s in current if s["role"] == r) for r in required}
+                counts[role] += 1
+                if all(counts[r] >= n for r, n in required.items()):
+                    status = Status.APPROVED
+                    revalidate_by = isoformat(
+                        self.clock() + timedelta(days=policy.revalidation_days)
+                    )
+                    events.append(
+                        NewEvent(
+                            type=EventType.VERSION_APPROVED,
+                            actor=actor.name,
+                            model=model,
+                            version=version,
+                            data={
+                                "revalidate_by": revalidate_by,
+                                "evidence_digest": row["evidence_digest"],
+                                "artifact_digest": row["artifact_digest"],
+                                "signers": sorted(
+                                    [s["principal"] for s in current] + [actor.name]
+                                ),
+                            },
+                            index={
+                                "status": status.value,
+                                "artifact_digest": row["artifact_digest"],
+                                "evidence_digest": row["evidence_digest"],
+                            },
+                        )
+                    )
+            self.record(conn, events, checkpoint=status == Status.APPROVED)
+        return status
+
+    def _policy_from_ledger(self, conn: Connection, model: str, version: int) -> Policy:
+        for event in self.ledger.events(
+            conn, model=model, version=version, types=[EventType.VERSION_SUBMITTED]
+        ):
+            return Policy.model_validate(event.data["policy"])
+        raise NotFoundError(f"{model} v{version} has no submission event")
+
+    # -- after approval ------------------------------------------------------------
+    def promote(self, actor: Principal, model: str, version: int, *, alias: str) -> None:
+        self.authorize(actor, Action.PROMOTE)
+        _check_name(alias, "alias")
+        with self.transaction() as conn:
+            row = self._version_row(conn, model, version)
+            require(Move.PROMOTE, self._status(row), subject=f"{model} v{version}")
+            previous = DatabaseView(conn).get("aliases", (model, alias))
+            if previous is not None and previous["version"] == version:
+                raise InputError(f"{model}@{alias} already points to v{version}")
+            self.record(
+                conn,
+                [
+                    NewEvent(
+                        type=EventType.ALIAS_SET,
+                        actor=actor.name,
+                        model=model,
+                        version=version,
+                        data={
+                            "alias": alias,
+                            "previous_version": previous["version"] if previous else None,
+                            "artifact_digest": row["artifact_digest"],
+                        },
+                        index={"alias": alias, "status": Status.PROMOTED.value},
+                    )
+                ],
+                checkpoint=True,
+            )
+
+    def _change(
+        self,
+        actor: Principal,
+        model: str,
+        version: int,
+        *,
+        action: Action,
+        move: Move,
+        event_type: EventType,
+        reason: str,
+        new_status: Status,
+    ) -> None:
+        self.authorize(actor, action)
+        if not reason.strip():
+            raise InputError(f"{move} needs a reason: pass --reason")
+        with self.transaction() as conn:
+            row = self._version_row(conn, model, version)
+            require(move, self._status(row), subject=f"{model} v{version}")
+            self.record(
+                conn,
+                [
+                    NewEvent(
+                        type=event_type,
+                        actor=actor.name,
+                        model=model,
+                        version=version,
+                        data={"reason": reason.strip()},
+                        index={"status": new_status.value},
+                    )
+                ],
+                checkpoint=True,
+            )
+
+    def suspend(self, actor: Principal, model: str, version: int, *, reason: str) -> None:
+        self._change(
+            actor,
+            model,
+            version,
+            action=Action.SUSPEND,
+            move=Move.SUSPEND,
+            event_type=EventType.VERSION_SUSPENDED,
+            reason=reason,
+            new_status=Status.SUSPENDED,
+        )
+
+    def reinstate(self, actor: Principal, model: str, version: int, *, reason: str) -> None:
+        self._change(
+            actor,
+            model,
+            version,
+            action=Action.REINSTATE,
+            move=Move.REINSTATE,
+            event_type=EventType.VERSION_REINSTATED,
+            reason=reason,
+            new_status=Status.APPROVED,
+        )
+
+    def retire(self, actor: Principal, model: str, version: int, *, reason: str) -> None:
+        self._change(
+            actor,
+            model,
+            version,
+            action=Action.RETIRE,
+            move=Move.RETIRE,
+            event_type=EventType.VERSION_RETIRED,
+            reason=reason,
+            new_status=Status.RETIRED,
+        )
+
+    # -- reading -------------------------------------------------------------------
+    def list_versions(self, actor: Principal, model: str | None = None) -> list[dict[str, Any]]:
+        self.authorize(actor, Action.READ)
+        with self.reading() as conn:
+            view = DatabaseView(conn)
+            if model is not None and view.get("models", (model,)) is None:
+                raise NotFoundError(f"no model '{model}'; see `govreg versions list`")
+            rows = view.where("versions", **({"model": model} if model else {}))
+        return [
+            {
+                "model": r["model"],
+                "version": r["version"],
+                "status": self._status(r).value,
+                "policy": f"{r['policy_id']}@{r['policy_version']}",
+                "submitted_by": r["submitted_by"],
+                "submitted_at": r["submitted_at"],
+                "artifact_digest": r["artifact_digest"],
+            }
+            for r in sorted(rows, key=lambda r: (r["model"], r["version"]))
+        ]
+
+    def show_version(self, actor: Principal, model: str, version: int) -> dict[str, Any]:
+        self.authorize(actor, Action.READ)
+        with self.reading() as conn:
+            row = self._version_row(conn, model, version)
+            view = DatabaseView(conn)
+            aliases = sorted(a["alias"] for a in view.where("aliases", model=model, version=version))
+            signoffs = sorted(
+                view.where("signoffs", model=model, version=version), key=lambda s: s["seq"]
+            )
+            gates: list[dict[str, Any]] = []
+            policy: Policy | None = None
+            for event in self.ledger.events(
+                conn,
+                model=model,
+                version=version,
+                types=[EventType.VERSION_SUBMITTED, EventType.GATE_EVALUATED],
+            ):
+                if event.type == EventType.VERSION_SUBMITTED:
+                    policy = Policy.model_validate(event.data["policy"])
+                elif event.data["evaluation"] == row["evaluation"]:
+                    gates.append({"seq": event.seq, **event.data["result"]})
+        assert policy is not None
+        current = [s for s in signoffs if s["evidence_digest"] == row["evidence_digest"]]
+        missing = []
+        for req in policy.signoffs.required:
+            have = sum(1 for s in current if s["role"] == req.role and s["decision"] == "approve")
+            if have < req.count:
+                missing.append({"role": req.role, "missing": req.count - have})
+        return {
+            "model": model,
+            "version": version,
+            "status": self._status(row).value,
+            "stored_status": row["status"],
+            "status_reason": row["status_reason"],
+            "policy": {"id": policy.id, "version": policy.version, "digest": row["policy_digest"]},
+            "artifact_digest": row["artifact_digest"],
+            "train_digest": row["train_digest"],
+            "validation_digest": row["validation_digest"],
+            "target": row["target"],
+            "protected": json.loads(row["protected"]),
+            "features": json.loads(row["features"]),
+            "cutoff": row["cutoff"],
+            "submitted_by": row["submitted_by"],
+            "submitted_at": row["submitted_at"],
+            "evaluation": row["evaluation"],
+            "evidence_digest": row["evidence_digest"],
+            "approved_at": row["approved_at"],
+            "approval_seq": row["approval_seq"],
+            "revalidate_by": row["revalidate_by"],
+            "aliases": aliases,
+            "gates": gates,
+            "signoffs": [
+                {
+                    "seq": s["seq"],
+                    "role": s["role"],
+                    "principal": s["principal"],
+                    "decision": s["decision"],
+                    "signed_at": s["signed_at"],
+                    "evidence_digest": s["evidence_digest"],
+                    "current": s["evidence_digest"] == row["evidence_digest"],
+                }
+                for s in signoffs
+            ],
+            "signoffs_missing": missing if row["status"] == Status.AWAITING_SIGNOFF else [],
+        }
+
+    def audit_log(self, actor: Principal, *, model: str | None = None) -> Iterator[Event]:
+        self.authorize(actor, Action.READ)
+        with self.reading() as conn:
+            yield from self.ledger.events(conn, model=model)
+
+    # -- verification ----------------------------------------------------------------
+    def verify(
+        self,
+        actor: Principal | None,
+        public_key: Ed25519PublicKey,
+        *,
+        anchor_dir: Path | None,
+    ) -> VerifyReport:
+        """Verify the ledger and prove the registry tables equal its replay."""
+        if actor is not None:
+            self.authorize(actor, Action.VERIFY)
+        replay = MemoryView()
+        conn = read_only(self.engine)
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        try:
+            with conn.begin():
+                report = verify_ledger(
+                    conn,
+                    self.ledger,
+                    public_key,
+                    anchor_dir=anchor_dir,
+                    on_event=lambda e: apply(replay, e),
+                )
+                compare_projection(DatabaseView(conn), replay)
+        finally:
+            conn.close()
+        return report
+
+
+def compare_projection(db: DatabaseView, replay: MemoryView) -> None:
+    seen: set[tuple[str, tuple[Any, ...]]] = set()
+    for table, key, row in db.dump():
+        seen.add((table, key))
+        expected = replay.tables[table].get(key)
+        if expected is None:
+            raise VerificationFailed(
+                f"registry table '{table}' has row {key} that no ledger event created"
+            )
+        for column, value in row.items():
+            if expected.get(column) != value:
+                raise VerificationFailed(
+                    f"registry table '{table}' row {key}: {column} is {value!r} but the "
+                    f"ledger replay gives {expected.get(column)!r}"
+                )
+    for table, rows in replay.tables.items():
+        for key in rows:
+            if (table, key) not in seen:
+                raise VerificationFailed(
+                    f"registry table '{table}' lacks row {key} that the ledger created"
+                )
+
+
+def _sql(statement: str) -> Any:
+    from sqlalchemy import text
+
+    return text(statement)
+
+
+__all__ = ["SIGNING_ROLES", "Principal", "Registry", "evidence_digest"]

@@ -1,0 +1,283 @@
+"""Data schema gate: the validation data must pass a great-expectations suite.
+
+The suite is the submission's (``GateInputs.schema_suite``, GX's suite JSON
+form: ``{"name": ..., "expectations": [{"type": ..., "kwargs": {...}}]}``) or
+derived from the training data by :func:`derive_suite`:
+
+- every column exists (a missing column fails);
+- numeric columns: numeric type, values within the training min..max for at
+  least ``range_mostly`` of the rows;
+- other columns: string-like type, values in the training categories (an
+  unseen category fails), when there are at most ``max_categories``;
+- nulls: none when training had none, else at most the training null rate
+  plus ``null_rate_tolerance``.
+
+GX runs in an ephemeral (in-memory) context with analytics and progress bars
+off, so nothing is written to disk or sent anywhere. The suite and a summary
+of each expectation's result go in ``details``. ``warned`` when the suite
+passes but some values fall outside the training ranges.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from core.errors import InputError
+from policies.schema import DataSchemaParams, GateSpec
+from validation.common import params_of
+from validation.result import GateResult, Verdict, fmt, jsonable
+from validation.versions import library_versions
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from validation.inputs import GateInputs
+
+NUMERIC_TYPES: tuple[str, ...] = (
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "Int8",
+    "Int16",
+    "Int32",
+    "Int64",
+    "float32",
+    "float64",
+    "Float32",
+    "Float64",
+)
+STRING_TYPES: tuple[str, ...] = ("object", "category", "StringDtype")
+_KEPT_RESULT_KEYS = (
+    "observed_value",
+    "element_count",
+    "unexpected_count",
+    "unexpected_percent",
+    "missing_count",
+)
+
+
+def _number(value: Any) -> int | float:
+    as_float = float(value)
+    return int(as_float) if as_float.is_integer() and abs(as_float) < 2**53 else as_float
+
+
+def derive_suite(
+    frame: pd.DataFrame, params: DataSchemaParams, *, name: str = "derived-from-training"
+) -> dict[str, Any]:
+    """A GX suite (JSON form) describing ``frame``: columns, types, ranges, categories, nulls."""
+    import pandas as pd
+
+    columns = list(params.columns) or [str(c) for c in frame.columns]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(f"the training data lacks the schema columns {missing}")
+    expectations: list[dict[str, Any]] = []
+    mostly = float(params.range_mostly)
+    tolerance = float(params.null_rate_tolerance)
+    for column in columns:
+        series = frame[column]
+        expectations.append({"type": "expect_column_to_exist", "kwargs": {"column": column}})
+        non_null = series.dropna()
+        if pd.api.types.is_bool_dtype(series):
+            expectations.append(
+                {
+                    "type": "expect_column_values_to_be_in_set",
+                    "kwargs": {"column": column, "value_set": [False, True]},
+                }
+            )
+        elif pd.api.types.is_numeric_dtype(series):
+            expectations.append(
+                {
+                    "type": "expect_column_values_to_be_in_type_list",
+                    "kwargs": {"column": column, "type_list": list(NUMERIC_TYPES)},
+                }
+            )
+            if len(non_null):
+                expectations.append(
+                    {
+                        "type": "expect_column_values_to_be_between",
+                        "kwargs": {
+                            "column": column,
+                            "min_value": _number(non_null.min()),
+                            "max_value": _number(non_null.max()),
+                            "mostly": mostly,
+                        },
+                    }
+                )
+        else:
+            expectations.append(
+                {
+                    "type": "expect_column_values_to_be_in_type_list",
+                    "kwargs": {"column": column, "type_list": list(STRING_TYPES)},
+                }
+            )
+            categories = sorted({str(v) for v in non_null.unique()})
+            if len(categories) <= params.max_categories:
+                expectations.append(
+                    {
+                        "type": "expect_column_values_to_be_in_set",
+                        "kwargs": {"column": column, "value_set": categories},
+                    }
+                )
+        null_rate = float(series.isna().mean()) if len(series) else 0.0
+        kwargs: dict[str, Any] = {"column": column}
+        if null_rate > 0:
+            kwargs["mostly"] = max(0.0, 1.0 - null_rate - tolerance)
+        expectations.append({"type": "expect_column_values_to_not_be_null", "kwargs": kwargs})
+    return {"name": name, "expectations": expectations, "meta": {}}
+
+
+def _clean_suite(suite: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a suite that define it (no ids, no GX version stamps)."""
+    expectations = suite.get("expectations")
+    if not isinstance(expectations, list) or not expectations:
+        raise InputError("the schema suite has no expectations; an empty suite proves nothing")
+    cleaned: list[dict[str, Any]] = []
+    for item in expectations:
+        if not isinstance(item, dict) or "type" not in item or "kwargs" not in item:
+            raise InputError("each expectation of the schema suite needs 'type' and 'kwargs'")
+        cleaned.append({"type": str(item["type"]), "kwargs": dict(item["kwargs"])})
+    return {"name": str(suite.get("name") or "supplied"), "expectations": cleaned}
+
+
+def as_gx_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with pandas string columns as ``object``: GX 1.x type checks miss ``str``."""
+    import pandas as pd
+
+    strings = [c for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype)]
+    if not strings:
+        return frame
+    return frame.astype(dict.fromkeys(strings, object), copy=False)
+
+
+def run_suite(frame: pd.DataFrame, suite: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``frame`` against ``suite`` with GX; return GX's result as JSON data."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    with warnings.catch_warnings():
+        # GX 1.x imports the deprecated ``sre_constants`` module.
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="great_expectations")
+        warnings.filterwarnings("ignore", message="module 'sre_constants' is deprecated")
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import (
+            DataContextConfig,
+            InMemoryStoreBackendDefaults,
+            ProgressBarsConfig,
+        )
+
+        config = DataContextConfig(
+            store_backend_defaults=InMemoryStoreBackendDefaults(),
+            analytics_enabled=False,
+            progress_bars=ProgressBarsConfig(globally=False),
+        )
+        context = gx.get_context(mode="ephemeral", project_config=config)
+        source = context.data_sources.add_pandas(name="govreg")
+        asset = source.add_dataframe_asset(name="validation")
+        batch_definition = asset.add_batch_definition_whole_dataframe("whole")
+        try:
+            gx_suite = gx.ExpectationSuite(
+                name=suite["name"], expectations=[dict(e) for e in suite["expectations"]]
+            )
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InputError(f"the schema suite is not a valid GX suite: {exc}") from exc
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+        result = batch.validate(gx_suite, result_format="SUMMARY")
+        data: dict[str, Any] = result.to_json_dict()
+    return data
+
+
+def summarise(gx_result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One line per expectation: type, column, success and the key counts."""
+    lines: list[dict[str, Any]] = []
+    for item in gx_result.get("results", []):
+        config = item.get("expectation_config", {})
+        kwargs = {k: v for k, v in config.get("kwargs", {}).items() if k != "batch_id"}
+        result = item.get("result") or {}
+        line: dict[str, Any] = {
+            "type": config.get("type"),
+            "column": kwargs.get("column"),
+            "success": bool(item.get("success")),
+        }
+        for key in _KEPT_RESULT_KEYS:
+            if key in result:
+                line[key] = result[key]
+        if result.get("partial_unexpected_list"):
+            line["unexpected_examples"] = sorted(
+                {str(v) for v in result["partial_unexpected_list"]}
+            )[:10]
+        exception = item.get("exception_info") or {}
+        if exception.get("raised_exception"):
+            line["exception"] = str(exception.get("exception_message") or "")
+        lines.append(line)
+    return lines
+
+
+def evaluate(spec: GateSpec, inputs: GateInputs) -> GateResult:
+    """The validation data passes the training-derived (or supplied) GX suite."""
+    params = params_of(spec, DataSchemaParams)
+    if inputs.schema_suite is not None:
+        suite = _clean_suite(inputs.schema_suite)
+        source = "supplied"
+    else:
+        suite = _clean_suite(derive_suite(inputs.train, params))
+        source = "derived"
+    if len(inputs.validation) == 0:
+        raise InputError("the validation data has no rows")
+    gx_result = run_suite(as_gx_frame(inputs.validation), suite)
+    lines = summarise(gx_result)
+    failed = [line for line in lines if not line["success"]]
+    outside = [
+        line
+        for line in lines
+        if line["success"] and int(line.get("unexpected_count") or 0) > 0
+    ]
+    verdict: Verdict
+    if failed:
+        verdict = "failed"
+        named = ", ".join(
+            f"{line['type']}({line['column']})"
+            + (f" unexpected {line['unexpected_examples']}" if "unexpected_examples" in line else "")
+            for line in failed[:5]
+        )
+        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+        message = f"{len(failed)} of {len(lines)} expectations failed: {named}{more}"
+    elif outside:
+        verdict = "warned"
+        message = (
+            f"all {len(lines)} expectations passed; values outside the training range in "
+            + ", ".join(str(line["column"]) for line in outside)
+        )
+    else:
+        verdict = "passed"
+        message = f"all {len(lines)} expectations passed"
+    values = {
+        "expectations": str(len(lines)),
+        "failed_expectations": str(len(failed)),
+        "success_percent": fmt(100.0 * (len(lines) - len(failed)) / len(lines)),
+    }
+    thresholds = {
+        "range_mostly": fmt(params.range_mostly),
+        "null_rate_tolerance": fmt(params.null_rate_tolerance),
+    }
+    details = {
+        "suite_source": source,
+        "suite": jsonable(suite),
+        "results": jsonable(lines),
+    }
+    return GateResult(
+        gate_id=spec.id,
+        kind=spec.kind,
+        verdict=verdict,
+        blocking=spec.blocking,
+        values=values,
+        thresholds=thresholds,
+        details=details,
+        library_versions=library_versions("great-expectations", "pandas"),
+        message=message,
+    )

@@ -1,0 +1,150 @@
+"""Performance gate: discrimination (AUC, KS, Gini), Brier score and calibration by decile.
+
+AUC and KS come from one sort of the scores: within each run of tied scores
+the positives and negatives are counted, AUC is the Mann-Whitney probability
+with ties counted one half (equals ``sklearn.metrics.roc_auc_score``), KS is
+the largest distance between the two empirical distribution functions
+(equals ``scipy.stats.ks_2samp(...).statistic``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from policies.schema import GateSpec, PerformanceParams
+from validation.common import params_of
+from validation.result import GateResult, Verdict, dec, fmt
+from validation.versions import library_versions
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from validation.inputs import GateInputs
+
+
+@dataclass(frozen=True)
+class Discrimination:
+    auc: float
+    ks: float
+    positives: int
+    negatives: int
+
+
+def discrimination(y: npt.NDArray[np.int64], score: npt.NDArray[np.float64]) -> Discrimination:
+    """AUC and KS of ``score`` for labels ``y`` (1 = default), from one sort."""
+    import numpy as np
+
+    from core.errors import InputError
+
+    n = int(y.shape[0])
+    positives = int(y.sum())
+    negatives = n - positives
+    if positives == 0 or negatives == 0:
+        raise InputError("AUC and KS need both defaults and non-defaults in the validation data")
+    order = np.argsort(score, kind="stable")
+    sorted_score = score[order]
+    sorted_y = y[order]
+    # Last index of each run of equal scores.
+    ends = np.flatnonzero(np.r_[sorted_score[1:] != sorted_score[:-1], True])
+    cum_pos = np.cumsum(sorted_y)[ends].astype(np.float64)
+    cum_all = (ends + 1).astype(np.float64)
+    cum_neg = cum_all - cum_pos
+    pos_in_run = np.diff(np.r_[0.0, cum_pos])
+    neg_in_run = np.diff(np.r_[0.0, cum_neg])
+    neg_below = cum_neg - neg_in_run
+    auc = float(np.sum(pos_in_run * (neg_below + 0.5 * neg_in_run)) / (positives * negatives))
+    ks = float(np.max(np.abs(cum_pos / positives - cum_neg / negatives)))
+    return Discrimination(auc=auc, ks=ks, positives=positives, negatives=negatives)
+
+
+def calibration_table(
+    y: npt.NDArray[np.int64], score: npt.NDArray[np.float64], bins: int
+) -> list[dict[str, Any]]:
+    """Per score quantile bin: rows, mean predicted default, observed default rate."""
+    import numpy as np
+
+    edges = np.unique(np.quantile(score, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+    index = np.searchsorted(edges, score, side="right")
+    count = np.bincount(index, minlength=edges.size + 1)
+    pred_sum = np.bincount(index, weights=score, minlength=edges.size + 1)
+    obs_sum = np.bincount(index, weights=y.astype(np.float64), minlength=edges.size + 1)
+    lower = np.r_[-np.inf, edges]
+    upper = np.r_[edges, np.inf]
+    table: list[dict[str, Any]] = []
+    for i in range(edges.size + 1):
+        if count[i] == 0:
+            continue
+        table.append(
+            {
+                "bin": i + 1,
+                "score_from": fmt(float(lower[i])),
+                "score_to": fmt(float(upper[i])),
+                "rows": int(count[i]),
+                "mean_predicted": fmt(float(pred_sum[i] / count[i])),
+                "observed_rate": fmt(float(obs_sum[i] / count[i])),
+            }
+        )
+    return table
+
+
+def evaluate(spec: GateSpec, inputs: GateInputs) -> GateResult:
+    """AUC >= min_auc and KS >= min_ks on the validation set (thresholds from params)."""
+    import numpy as np
+
+    params = params_of(spec, PerformanceParams)
+    y = inputs.y_validation
+    score = inputs.pred_validation
+    disc = discrimination(y, score)
+    brier = float(np.mean((score - y) ** 2))
+    values = {
+        "auc": fmt(disc.auc),
+        "ks": fmt(disc.ks),
+        "gini": fmt(2.0 * disc.auc - 1.0),
+        "brier": fmt(brier),
+        "default_rate": fmt(disc.positives / (disc.positives + disc.negatives)),
+        "mean_predicted": fmt(float(np.mean(score))),
+    }
+    thresholds = {"min_auc": fmt(params.min_auc), "min_ks": fmt(params.min_ks)}
+    problems: list[str] = []
+    if dec(disc.auc) < params.min_auc:
+        problems.append(f"AUC {values['auc']} < {thresholds['min_auc']}")
+    if dec(disc.ks) < params.min_ks:
+        problems.append(f"KS {values['ks']} < {thresholds['min_ks']}")
+    warnings: list[str] = []
+    if params.warn_auc is not None:
+        thresholds["warn_auc"] = fmt(params.warn_auc)
+        if dec(disc.auc) < params.warn_auc:
+            warnings.append(f"AUC {values['auc']} < warning level {thresholds['warn_auc']}")
+    if params.warn_ks is not None:
+        thresholds["warn_ks"] = fmt(params.warn_ks)
+        if dec(disc.ks) < params.warn_ks:
+            warnings.append(f"KS {values['ks']} < warning level {thresholds['warn_ks']}")
+    verdict: Verdict
+    if problems:
+        verdict, message = "failed", "; ".join(problems)
+    elif warnings:
+        verdict, message = "warned", "; ".join(warnings)
+    else:
+        verdict = "passed"
+        message = (
+            f"AUC {values['auc']} >= {thresholds['min_auc']}, "
+            f"KS {values['ks']} >= {thresholds['min_ks']}"
+        )
+    details = {
+        "rows": disc.positives + disc.negatives,
+        "defaults": disc.positives,
+        "calibration": calibration_table(y, score, params.calibration_bins),
+    }
+    return GateResult(
+        gate_id=spec.id,
+        kind=spec.kind,
+        verdict=verdict,
+        blocking=spec.blocking,
+        values=values,
+        thresholds=thresholds,
+        details=details,
+        library_versions=library_versions("lightgbm"),
+        message=message,
+    )

@@ -1,0 +1,147 @@
+"""Stability gate: population stability index (PSI), training vs validation.
+
+For a numeric column the bins are the deciles of the training values
+(``bins`` quantiles; repeated edges merged), the first and last bins open
+ended, a value equal to an edge falls in the lower bin. For a non-numeric
+column each category is a bin. With ``e`` the training share and ``a`` the
+validation share of a bin (each floored at ``1e-4`` so an empty bin stays
+finite), ``PSI = sum((a - e) * ln(a / e))``. It is computed for every model
+feature and for the predicted score.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from policies.schema import GateSpec, StabilityParams
+from validation.common import params_of
+from validation.result import GateResult, Verdict, dec, fmt
+from validation.versions import library_versions
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from validation.inputs import GateInputs
+
+SHARE_FLOOR = 1e-4
+SCORE = "__score__"
+
+
+def psi_from_shares(
+    expected: npt.NDArray[np.float64], actual: npt.NDArray[np.float64]
+) -> float:
+    """PSI of two share vectors (floored at :data:`SHARE_FLOOR`)."""
+    import numpy as np
+
+    e = np.maximum(expected, SHARE_FLOOR)
+    a = np.maximum(actual, SHARE_FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def numeric_psi(
+    train: npt.NDArray[np.float64], valid: npt.NDArray[np.float64], bins: int = 10
+) -> tuple[float, list[dict[str, Any]]]:
+    """PSI of a numeric column with quantile bins of ``train``; also the per-bin table."""
+    import numpy as np
+
+    train = train[~np.isnan(train)]
+    valid = valid[~np.isnan(valid)]
+    if train.size == 0 or valid.size == 0:
+        from core.errors import InputError
+
+        raise InputError("PSI needs non-missing values in both training and validation data")
+    edges = np.unique(np.quantile(train, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+    e = np.bincount(np.searchsorted(edges, train, side="left"), minlength=edges.size + 1)
+    a = np.bincount(np.searchsorted(edges, valid, side="left"), minlength=edges.size + 1)
+    e_share = e / train.size
+    a_share = a / valid.size
+    upper = [*(fmt(float(x)) for x in edges), "Infinity"]
+    table = [
+        {
+            "upper": upper[i],
+            "expected_share": fmt(float(e_share[i])),
+            "actual_share": fmt(float(a_share[i])),
+        }
+        for i in range(edges.size + 1)
+    ]
+    return psi_from_shares(e_share, a_share), table
+
+
+def categorical_psi(train: Any, valid: Any) -> tuple[float, list[dict[str, Any]]]:
+    """PSI of a categorical column, one bin per category (missing is a category)."""
+    import numpy as np
+    import pandas as pd
+
+    t = pd.Series(train).astype("string").fillna("<missing>")
+    v = pd.Series(valid).astype("string").fillna("<missing>")
+    categories = sorted(set(t.unique()) | set(v.unique()))
+    e_share = t.value_counts(normalize=True).reindex(categories, fill_value=0.0).to_numpy(float)
+    a_share = v.value_counts(normalize=True).reindex(categories, fill_value=0.0).to_numpy(float)
+    table = [
+        {
+            "category": str(c),
+            "expected_share": fmt(float(e_share[i])),
+            "actual_share": fmt(float(a_share[i])),
+        }
+        for i, c in enumerate(categories)
+    ]
+    return psi_from_shares(np.asarray(e_share), np.asarray(a_share)), table
+
+
+def evaluate(spec: GateSpec, inputs: GateInputs) -> GateResult:
+    """PSI >= fail_psi fails, warn_psi <= PSI < fail_psi warns, per feature and on the score."""
+    import pandas as pd
+
+    params = params_of(spec, StabilityParams)
+    psis: dict[str, float] = {}
+    tables: dict[str, list[dict[str, Any]]] = {}
+    x_train = inputs.x_train
+    x_valid = inputs.x_validation
+    for j, feature in enumerate(inputs.features):
+        column = inputs.train[feature]
+        if pd.api.types.is_numeric_dtype(column):
+            psis[feature], tables[feature] = numeric_psi(
+                x_train[:, j], x_valid[:, j], params.bins
+            )
+        else:
+            psis[feature], tables[feature] = categorical_psi(column, inputs.validation[feature])
+    psis[SCORE], tables[SCORE] = numeric_psi(
+        inputs.pred_train, inputs.pred_validation, params.bins
+    )
+    failing = sorted(k for k, v in psis.items() if dec(v) >= params.fail_psi)
+    warning = sorted(
+        k for k, v in psis.items() if params.warn_psi <= dec(v) < params.fail_psi
+    )
+    values = {("score" if k == SCORE else k): fmt(v) for k, v in psis.items()}
+    values["max_psi"] = fmt(max(psis.values()))
+    thresholds = {"warn_psi": fmt(params.warn_psi), "fail_psi": fmt(params.fail_psi)}
+
+    def named(keys: list[str]) -> str:
+        return ", ".join(f"{'score' if k == SCORE else k} {fmt(psis[k])}" for k in keys)
+
+    verdict: Verdict
+    if failing:
+        verdict = "failed"
+        message = f"PSI >= {thresholds['fail_psi']}: {named(failing)}"
+    elif warning:
+        verdict = "warned"
+        message = f"PSI >= {thresholds['warn_psi']}: {named(warning)}"
+    else:
+        verdict = "passed"
+        message = f"max PSI {values['max_psi']} < {thresholds['warn_psi']}"
+    details = {
+        "bins": {("score" if k == SCORE else k): t for k, t in tables.items()},
+        "share_floor": fmt(SHARE_FLOOR),
+    }
+    return GateResult(
+        gate_id=spec.id,
+        kind=spec.kind,
+        verdict=verdict,
+        blocking=spec.blocking,
+        values=values,
+        thresholds=thresholds,
+        details=details,
+        library_versions=library_versions("lightgbm"),
+        message=message,
+    )
