@@ -16,12 +16,13 @@ commit together or not at all.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import secrets
+from base64 import b64encode
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from hashlib import sha256
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +49,15 @@ COLUMNS = (
 )
 
 
-def envelope_bytes(
+def _str(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
+def _int(value: int | None) -> str:
+    return "null" if value is None else str(int(value))
+
+
+def envelope_bytes(  # noqa: PLR0917 - positional on purpose: once per event, hot path
     seq: int,
     recorded_at: str,
     event_type: str,
@@ -60,50 +69,52 @@ def envelope_bytes(
     nonce: bytes,
     ciphertext: bytes,
 ) -> bytes:
-    """Canonical bytes of the stored envelope (what the leaf hash covers)."""
-    return canonical_bytes(
-        {
-            "seq": seq,
-            "recorded_at": recorded_at,
-            "type": event_type,
-            "actor": actor,
-            "model": model,
-            "version": version,
-            "index": index_fields,
-            "key_id": key_id,
-            "nonce": base64.b64encode(nonce).decode(),
-            "ciphertext": base64.b64encode(ciphertext).decode(),
-        }
-    )
+    """RFC 8785 canonical bytes of the stored envelope (what the leaf hash covers).
+
+    Written out by hand because it runs once per event in appends and
+    verification; the tests check it equals ``canonical_bytes`` of the same
+    object (keys in RFC 8785 order, strings escaped as RFC 8785 does).
+    """
+    return (
+        f'{{"actor":{_str(actor)},"ciphertext":"{b64encode(ciphertext).decode()}",'
+        f'"index":{_str(index_fields)},"key_id":{_str(key_id)},"model":{_str(model)},'
+        f'"nonce":"{b64encode(nonce).decode()}","recorded_at":{_str(recorded_at)},'
+        f'"seq":{_int(seq)},"type":{_str(event_type)},"version":{_int(version)}}}'
+    ).encode()
 
 
 def leaf_of(envelope: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + envelope).digest()
+    return sha256(b"\x00" + envelope).digest()
 
 
 def chain_of(previous: bytes, leaf: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + previous + leaf).digest()
+    return sha256(b"\x01" + previous + leaf).digest()
 
 
 def associated_data(seq: int, event_type: str, key_id: str) -> bytes:
-    return canonical_bytes({"table": EVENTS_TABLE, "seq": seq, "type": event_type, "key_id": key_id})
+    """AES-GCM associated data: binds a ciphertext to its table, seq, type and key."""
+    return (
+        f'{{"key_id":{_str(key_id)},"seq":{_int(seq)},"table":"{EVENTS_TABLE}",'
+        f'"type":{_str(event_type)}}}'
+    ).encode()
 
 
-def sealed_payload(
-    recorded_at: str, actor: str, model: str | None, version: int | None, new: NewEvent
+def sealed_header(
+    recorded_at: str, actor: str, model: str | None, version: int | None, index_fields: str
 ) -> bytes:
-    """The plaintext that is encrypted: the payload and a copy of every
-    plaintext envelope field, so verification can say which one was edited."""
-    return canonical_bytes(
-        {
-            "recorded_at": recorded_at,
-            "actor": actor,
-            "model": model,
-            "version": version,
-            "index": new.index,
-            "data": new.data,
-        }
-    )
+    """The first line of every sealed payload: a copy of the plaintext envelope
+    fields, so verification can tell an edited plaintext field from an edited
+    ciphertext without parsing the payload."""
+    return (
+        f'{{"actor":{_str(actor)},"index":{index_fields},"model":{_str(model)},'
+        f'"recorded_at":{_str(recorded_at)},"version":{_int(version)}}}\n'
+    ).encode()
+
+
+def unseal(plain: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(header fields, payload) of a decrypted payload."""
+    header, _, body = plain.partition(b"\n")
+    return json.loads(header), json.loads(body)
 
 
 @dataclass(frozen=True)
@@ -141,7 +152,6 @@ class Ledger:
         self, conn: Connection, events: Sequence[NewEvent], *, checkpoint: bool = False
     ) -> list[Event]:
         """Append ``events`` in order inside the caller's transaction."""
-        from sqlalchemy import text
 
         if not events:
             return []
@@ -149,15 +159,17 @@ class Ledger:
         seq, chain = self.head(conn)
         key_id = self.keyring.active_key_id(conn)
         aes = self.keyring.cipher(conn, key_id)
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         stored: list[Event] = []
         first_seq = seq + 1
+        recorded_at = isoformat(utcnow())  # one transaction, one time
         for new in events:
             seq += 1
-            recorded_at = isoformat(utcnow())
             index_text = canonical_bytes(new.index).decode()
             nonce = secrets.token_bytes(12)
-            plaintext = sealed_payload(recorded_at, new.actor, new.model, new.version, new)
+            header = sealed_header(recorded_at, new.actor, new.model, new.version, index_text)
+            data_bytes = canonical_bytes(new.data)
+            plaintext = header + data_bytes
             ciphertext = aes.encrypt(nonce, plaintext, associated_data(seq, new.type, key_id))
             leaf = leaf_of(
                 envelope_bytes(
@@ -175,20 +187,20 @@ class Ledger:
             )
             chain = chain_of(chain, leaf)
             rows.append(
-                {
-                    "seq": seq,
-                    "recorded_at": recorded_at,
-                    "event_type": str(new.type),
-                    "actor": new.actor,
-                    "model": new.model,
-                    "version": new.version,
-                    "index_fields": index_text,
-                    "key_id": key_id,
-                    "nonce": nonce,
-                    "ciphertext": ciphertext,
-                    "leaf_hash": leaf,
-                    "chain_hash": chain,
-                }
+                (
+                    seq,
+                    recorded_at,
+                    str(new.type),
+                    new.actor,
+                    new.model,
+                    new.version,
+                    index_text,
+                    key_id,
+                    nonce,
+                    ciphertext,
+                    leaf,
+                    chain,
+                )
             )
             stored.append(
                 Event(
@@ -199,19 +211,15 @@ class Ledger:
                     model=new.model,
                     version=new.version,
                     index=json.loads(index_text),
-                    data=json.loads(canonical_bytes(new.data)),
+                    data=json.loads(data_bytes),
                     key_id=key_id,
                     leaf_hash=leaf,
                     chain_hash=chain,
                 )
             )
-        conn.execute(
-            text(
-                f"INSERT INTO {EVENTS_TABLE} ({COLUMNS}) VALUES (:seq, :recorded_at, "
-                ":event_type, :actor, :model, :version, :index_fields, :key_id, :nonce, "
-                ":ciphertext, :leaf_hash, :chain_hash)"
-            ),
-            rows,
+        mark = "?" if is_sqlite(conn) else "%s"
+        conn.exec_driver_sql(
+            f"INSERT INTO {EVENTS_TABLE} ({COLUMNS}) VALUES ({', '.join([mark] * 12)})", rows
         )
         every = self.config.checkpoint_every
         if checkpoint or (first_seq - 1) // every != seq // every:
@@ -311,9 +319,16 @@ class Ledger:
         stmt = text(sql + " ORDER BY seq")
         if types:
             stmt = stmt.bindparams(bindparam("types", expanding=True))
-        result = conn.execution_options(stream_results=True, yield_per=2000).execute(stmt, params)
-        for row in result:
-            yield self.decrypt_row(conn, row)
+        # Statement-level options: Connection.execution_options() changes the
+        # connection in place (SQLAlchemy 2), and a streaming connection would
+        # send the caller's later INSERTs through a server-side cursor.
+        stmt = stmt.execution_options(stream_results=True, yield_per=2000)
+        result = conn.execute(stmt, params)
+        try:
+            for row in result:
+                yield self.decrypt_row(conn, row)
+        finally:
+            result.close()  # a caller that stops early must not leave the cursor open
 
     def decrypt_row(self, conn: Connection, row: Any) -> Event:
         from cryptography.exceptions import InvalidTag
@@ -330,7 +345,7 @@ class Ledger:
                 f"seq {row.seq}: ciphertext does not match its leaf hash "
                 "(AES-GCM authentication failed)"
             ) from exc
-        sealed = json.loads(plain)
+        header, data = unseal(plain)
         return Event(
             seq=int(row.seq),
             recorded_at=row.recorded_at,
@@ -338,8 +353,8 @@ class Ledger:
             actor=row.actor,
             model=row.model,
             version=row.version,
-            index=sealed["index"],
-            data=sealed["data"],
+            index=header["index"],
+            data=data,
             key_id=row.key_id,
             leaf_hash=bytes(row.leaf_hash),
             chain_hash=bytes(row.chain_hash),

@@ -9,7 +9,7 @@ when a proof does not hold. Besides the inclusion and consistency proofs of
 RFC 6962 / RFC 9162 the module handles the subtree proofs of
 draft-ietf-plants-merkle-tree-certs: a subtree is a leaf range ``[start, end)``
 whose ``start`` is a multiple of the smallest power of two ``>= end - start``,
-so its hash is a node (or a right-edge node) of every tree that contains it.
+which lets its hash be checked against any tree that reaches ``end``.
 """
 
 from __future__ import annotations
@@ -109,6 +109,13 @@ def _check_subtree(start: int, end: int) -> None:
         )
 
 
+def _inclusion_proof_size(index: int, size: int) -> int:
+    """len(PATH(index, D[size])): siblings below the level where the paths to ``index`` and
+    ``size - 1`` part, then one left sibling per set bit of ``index`` above it."""
+    inner = (index ^ (size - 1)).bit_length()
+    return inner + (index >> inner).bit_count()
+
+
 def _proof_ranges(start: int, end: int, lo: int, hi: int) -> list[tuple[int, int]]:
     """Leaf ranges whose hashes make up the proof for ``[start, end)`` in the tree over
     ``[lo, hi)``, in proof order.
@@ -155,7 +162,7 @@ class CompactRange:
     """Streaming root over appended leaf hashes, keeping one hash per set bit of the size.
 
     ``state()`` and ``from_state()`` store and resume the frontier, so a checkpoint's root
-    is the previous checkpoint's state plus the new leaves.
+    follows from the previous checkpoint's state and the new leaves alone.
     """
 
     __slots__ = ("_hashes", "_size")
@@ -273,7 +280,7 @@ def _verify_inclusion(
     # 1. leaf_index must be below tree_size.
     if index >= size:
         raise MerkleError(f"leaf index {index} is not below tree size {size}")
-    expected = len(_proof_ranges(index, index + 1, 0, size))
+    expected = _inclusion_proof_size(index, size)
     _check_proof("inclusion proof", proof, expected, where)
     # 2. Set fn to leaf_index and sn to tree_size - 1.
     fn, sn = index, size - 1

@@ -20,7 +20,7 @@ failure stops verification and names its seq and what is wrong.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,8 @@ from audits.ledger import (
     chain_of,
     envelope_bytes,
     leaf_of,
+    sealed_header,
+    unseal,
 )
 from audits.merkle import CompactRange
 from audits.signing import SignedCheckpoint, fingerprint
@@ -75,12 +77,64 @@ def read_anchors(anchor_dir: Path | None) -> dict[int, SignedCheckpoint]:
     if anchor_dir is None or not anchor_dir.is_dir():
         return anchors
     for path in sorted(anchor_dir.glob("checkpoint-*.txt")):
-        cp = SignedCheckpoint.from_text(path.read_text(encoding="utf-8"), source=str(path))
+        # A damaged anchor fails verification like any other tampering.
+        try:
+            cp = SignedCheckpoint.from_text(path.read_text(encoding="utf-8"), source=str(path))
+        except UnicodeDecodeError as exc:
+            raise VerificationFailed(f"{path}: not a govreg checkpoint ({exc})") from exc
+        except IntegrityError as exc:
+            raise VerificationFailed(str(exc)) from exc
         anchors[cp.size] = cp
     return anchors
 
 
 _SEALED_FIELDS = ("recorded_at", "actor", "model", "version")
+_BATCH = 5000
+
+
+def _stream(conn: Connection) -> Iterator[tuple[Any, ...]]:
+    """All event rows as plain tuples in seq order, streamed from the driver.
+
+    The DBAPI cursor is used directly (a server-side cursor on PostgreSQL):
+    verification touches every row, and row objects would cost more than the
+    hashing.
+    """
+    raw: Any = conn.connection.driver_connection
+    sql = f"SELECT {COLUMNS} FROM {EVENTS_TABLE} ORDER BY seq"
+    if conn.dialect.name == "postgresql":
+        cursor = raw.cursor(name="govreg_verify")
+        cursor.itersize = _BATCH
+    else:
+        cursor = raw.cursor()
+    try:
+        cursor.execute(sql)
+        while True:
+            rows = cursor.fetchmany(_BATCH)
+            if not rows:
+                return
+            yield from rows
+    finally:
+        cursor.close()
+
+
+def _which_field(seq: int, row: tuple[Any, ...], plain: bytes) -> str:
+    """Name the plaintext field that differs from its sealed copy."""
+    header, _ = unseal(plain)
+    stored = dict(
+        zip(
+            ("recorded_at", "actor", "model", "version"),
+            (row[1], row[3], row[4], row[5]),
+            strict=True,
+        )
+    )
+    for name in _SEALED_FIELDS:
+        if header[name] != stored[name]:
+            return (
+                f"seq {seq}: plaintext field '{name}' was altered "
+                f"(stored {stored[name]!r}, sealed {header[name]!r})"
+            )
+    sealed = json.dumps(header["index"], sort_keys=True, separators=(",", ":"))
+    return f"seq {seq}: plaintext index fields were altered (stored {row[6]}, sealed {sealed})"
 
 
 def verify_ledger(
@@ -90,10 +144,14 @@ def verify_ledger(
     *,
     anchor_dir: Path | None,
     on_event: Callable[[Event], None] | None = None,
+    replay_types: frozenset[str] | None = None,
 ) -> VerifyReport:
-    """Raise :class:`VerificationFailed` at the first problem; else a report."""
+    """Raise :class:`VerificationFailed` at the first problem; else a report.
+
+    ``on_event`` receives every decrypted event whose type is in
+    ``replay_types`` (all events if None).
+    """
     from cryptography.exceptions import InvalidTag
-    from sqlalchemy import text
 
     key_fpr = fingerprint(public_key)
     stored = {cp.size: cp for cp in ledger.checkpoints(conn)}
@@ -124,11 +182,9 @@ def verify_ledger(
     chain = GENESIS
     last_good_checkpoint = 0
     ciphers: dict[str, Any] = {}
-    result = conn.execution_options(stream_results=True, yield_per=5000).execute(
-        text(f"SELECT {COLUMNS} FROM {EVENTS_TABLE} ORDER BY seq")
-    )
-    for row in result:
-        seq = int(row.seq)
+    for row in _stream(conn):
+        (seq, recorded_at, event_type, actor, model, version, index_fields, key_id) = row[:8]
+        nonce, ciphertext, stored_leaf, stored_chain = (bytes(v) for v in row[8:])
         # 1. seq is gapless
         if seq != expected:
             if seq > expected:
@@ -136,89 +192,73 @@ def verify_ledger(
                     f"seq {expected}: missing (the next stored event is seq {seq})", seq=expected
                 )
             raise VerificationFailed(f"seq {seq}: duplicate or out of order", seq=seq)
-        nonce = bytes(row.nonce)
-        ciphertext = bytes(row.ciphertext)
         # 2. the ciphertext authenticates for this row
-        aes = ciphers.get(row.key_id)
+        aes = ciphers.get(key_id)
         if aes is None:
             try:
-                aes = ciphers[row.key_id] = ledger.keyring.cipher(conn, row.key_id)
+                aes = ciphers[key_id] = ledger.keyring.cipher(conn, key_id)
             except IntegrityError as exc:
                 raise VerificationFailed(f"seq {seq}: {exc}", seq=seq) from exc
         try:
-            plain = aes.decrypt(nonce, ciphertext, associated_data(seq, row.event_type, row.key_id))
+            plain = aes.decrypt(nonce, ciphertext, associated_data(seq, event_type, key_id))
         except InvalidTag as exc:
             raise VerificationFailed(
                 f"seq {seq}: ciphertext does not match its leaf hash "
                 "(AES-GCM authentication failed: altered, or moved from another row)",
                 seq=seq,
             ) from exc
-        sealed = json.loads(plain)
         # 3. plaintext fields equal their sealed copies
-        for name in _SEALED_FIELDS:
-            if sealed[name] != getattr(row, name):
-                raise VerificationFailed(
-                    f"seq {seq}: plaintext field '{name}' was altered "
-                    f"(stored {getattr(row, name)!r}, sealed {sealed[name]!r})",
-                    seq=seq,
-                )
-        try:
-            index = json.loads(row.index_fields)
-        except ValueError:
-            index = None
-        if index != sealed["index"]:
-            raise VerificationFailed(
-                f"seq {seq}: plaintext index fields were altered "
-                f"(stored {row.index_fields}, sealed {json.dumps(sealed['index'])})",
-                seq=seq,
-            )
+        header = sealed_header(recorded_at, actor, model, version, index_fields)
+        if not plain.startswith(header):
+            raise VerificationFailed(_which_field(seq, row, plain), seq=seq)
         # 4. the leaf covers the stored envelope
         leaf = leaf_of(
             envelope_bytes(
                 seq,
-                row.recorded_at,
-                row.event_type,
-                row.actor,
-                row.model,
-                row.version,
-                row.index_fields,
-                row.key_id,
+                recorded_at,
+                event_type,
+                actor,
+                model,
+                version,
+                index_fields,
+                key_id,
                 nonce,
                 ciphertext,
             )
         )
-        if leaf != bytes(row.leaf_hash):
+        if leaf != stored_leaf:
             raise VerificationFailed(
                 f"seq {seq}: envelope does not match its leaf hash (leaf hash altered)", seq=seq
             )
         # 5. the chain follows
         chain = chain_of(chain, leaf)
-        if chain != bytes(row.chain_hash):
+        if chain != stored_chain:
             raise VerificationFailed(
                 f"seq {seq}: chain hash does not follow from the previous event", seq=seq
             )
         tree.append(leaf)
-        cp = targets.get(seq)
-        if cp is not None:
-            if cp.root != tree.root():
+        target = targets.get(seq)
+        if target is not None:
+            if target.root != tree.root():
                 raise VerificationFailed(
                     f"seq {last_good_checkpoint + 1}..{seq}: history differs from the checkpoint "
-                    f"signed at size {seq} on {cp.issued_at} (events rewritten in this range)",
+                    f"signed at size {seq} on {target.issued_at} (events rewritten in this range)",
                     seq=last_good_checkpoint + 1,
                 )
             last_good_checkpoint = seq
-        if on_event is not None:
+        if on_event is not None and (replay_types is None or event_type in replay_types):
+            head, data = unseal(plain)
             on_event(
                 Event(
                     seq=seq,
-                    recorded_at=row.recorded_at,
-                    type=row.event_type,
-                    actor=row.actor,
-                    model=row.model,
-                    version=row.version,
-                    index=index,
-                    data=sealed["data"],
-                    key_id=row.key_id,
+                    recorded_at=recorded_at,
+                    type=event_type,
+                    actor=actor,
+                    model=model,
+                    version=version,
+                    index=head["index"],
+                    data=data,
+                    key_id=key_id,
                     leaf_hash=leaf,
                     chain_hash=chain,
                 )

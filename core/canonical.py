@@ -23,11 +23,13 @@ def _check(value: Any) -> bool:
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, bool) or item is None or isinstance(item, str):
+        if item is None or isinstance(item, (str, bool)):
             continue
         if isinstance(item, int):
             if abs(item) > _MAX_SAFE_INT:
-                raise ValueError(f"integer {item} is outside the I-JSON range; write it as a string")
+                raise ValueError(
+                    f"integer {item} is outside the I-JSON range; write it as a string"
+                )
             continue
         if isinstance(item, float):
             raise ValueError(f"float {item!r} in hashed data; write it as a decimal string")
@@ -35,7 +37,7 @@ def _check(value: Any) -> bool:
             for key, sub in item.items():
                 if not isinstance(key, str):
                     raise ValueError(f"object key {key!r} is not a string")
-                if bmp and any(ord(ch) > 0xFFFF for ch in key):
+                if bmp and not key.isascii() and any(ord(ch) > 0xFFFF for ch in key):
                     bmp = False
                 stack.append(sub)
             continue

@@ -10,7 +10,6 @@ and an exit code in :func:`main`.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,7 +63,20 @@ def _emit(as_json: bool, data: Any, human: Callable[[], None]) -> None:
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class GovregGroup(click.Group):
+    """Turns any GovregError into one line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from core.errors import GovregError
+
+        try:
+            return super().invoke(ctx)
+        except GovregError as exc:
+            click.echo(f"error: {exc.diagnostics()}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=GovregGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--api-key",
     envvar="GOVREG_API_KEY",
@@ -169,13 +181,20 @@ def principals_revoke(obj: dict[str, Any], name: str) -> None:
 # -- versions -------------------------------------------------------------------
 @cli.command()
 @click.argument("model")
-@click.option("--artifact", required=True, type=click.Path(path_type=Path), help="LightGBM text model")
+@click.option(
+    "--artifact", required=True, type=click.Path(path_type=Path), help="LightGBM text model"
+)
 @click.option("--train", required=True, type=click.Path(path_type=Path), help="CSV or Parquet")
 @click.option("--validation", required=True, type=click.Path(path_type=Path), help="CSV or Parquet")
 @click.option("--target", required=True, help="binary target column (1 = default)")
 @click.option("--protected", required=True, help="protected columns, comma-separated")
 @click.option("--policy", "policy_id", help="policy id (default credit-risk)")
 @click.option("--cutoff", help="decision cutoff on predicted default (default: the policy's)")
+@click.option(
+    "--reasons",
+    type=click.Path(path_type=Path),
+    help="YAML or JSON file mapping each feature to its adverse-action reason text",
+)
 @json_option
 @click.pass_obj
 def submit(
@@ -188,10 +207,12 @@ def submit(
     protected: str,
     policy_id: str | None,
     cutoff: str | None,
+    reasons: Path | None,
     as_json: bool,
 ) -> None:
     """Submit a candidate version of MODEL; prints the new version number."""
     columns = [c.strip() for c in protected.split(",") if c.strip()]
+    reason_texts = _read_reasons(reasons) if reasons else None
     with _context(obj) as ctx:
         number = ctx.registry.submit(
             ctx.principal(),
@@ -203,12 +224,27 @@ def submit(
             protected=columns,
             policy_id=policy_id,
             cutoff=cutoff,
+            reason_texts=reason_texts,
         )
     _emit(
         as_json,
         {"model": model, "version": number, "status": "submitted"},
         lambda: click.echo(f"submitted {model} v{number}"),
     )
+
+
+def _read_reasons(path: Path) -> dict[str, str]:
+    import yaml
+
+    from core.errors import InputError
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"reasons file {path} is unreadable: {exc}") from exc
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise InputError(f"reasons file {path} must map feature names to reason texts")
+    return {str(k): str(v) for k, v in data.items()}
 
 
 @cli.command()
@@ -240,13 +276,23 @@ def _print_gates(shown: dict[str, Any], status: str) -> None:
 @cli.command()
 @click.argument("model")
 @click.argument("version", type=int)
-@click.option("--role", required=True, type=click.Choice(["validator", "compliance_officer", "business_owner"]))
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["validator", "compliance_officer", "business_owner"]),
+)
 @click.option("--approve/--reject", "approve", required=True)
 @click.option("--comment", required=True, help="why; a rejection needs a reason")
 @json_option
 @click.pass_obj
 def signoff(
-    obj: dict[str, Any], model: str, version: int, role: str, approve: bool, comment: str, as_json: bool
+    obj: dict[str, Any],
+    model: str,
+    version: int,
+    role: str,
+    approve: bool,
+    comment: str,
+    as_json: bool,
 ) -> None:
     """Sign (approve or reject) a version awaiting sign-off."""
     with _context(obj) as ctx:
@@ -296,8 +342,16 @@ def versions_show(obj: dict[str, Any], model: str, version: int, as_json: bool) 
 
     def human() -> None:
         click.echo(f"{model} v{version}: {shown['status']}")
-        for key in ("policy", "artifact_digest", "submitted_by", "submitted_at", "approved_at",
-                    "revalidate_by", "aliases", "status_reason"):
+        for key in (
+            "policy",
+            "artifact_digest",
+            "submitted_by",
+            "submitted_at",
+            "approved_at",
+            "revalidate_by",
+            "aliases",
+            "status_reason",
+        ):
             click.echo(f"  {key:16} {shown[key]}")
         for gate in shown["gates"]:
             click.echo(f"  gate {gate['gate_id']:16} {gate['verdict']}  {gate.get('message', '')}")
@@ -345,11 +399,17 @@ def audit() -> None:
 
 
 @audit.command("verify")
-@click.option("--public-key", type=click.Path(path_type=Path), help="default: the home's checkpoint.pub")
-@click.option("--anchors", type=click.Path(path_type=Path), help="default: the home's anchor folder")
+@click.option(
+    "--public-key", type=click.Path(path_type=Path), help="default: the home's checkpoint.pub"
+)
+@click.option(
+    "--anchors", type=click.Path(path_type=Path), help="default: the home's anchor folder"
+)
 @json_option
 @click.pass_obj
-def audit_verify(obj: dict[str, Any], public_key: Path | None, anchors: Path | None, as_json: bool) -> None:
+def audit_verify(
+    obj: dict[str, Any], public_key: Path | None, anchors: Path | None, as_json: bool
+) -> None:
     """Recompute every hash, check every checkpoint, replay the registry."""
     from audits.signing import load_public_key
 
@@ -426,18 +486,4 @@ def demo(rows: int) -> None:
 
 
 def main() -> None:
-    from core.errors import GovregError
-
-    try:
-        cli.main(standalone_mode=False)
-    except GovregError as exc:
-        click.echo(f"error: {exc.diagnostics()}", err=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+    cli(prog_name="govreg")

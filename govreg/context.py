@@ -94,7 +94,9 @@ def init_home(settings: Settings) -> InitResult:
         runner.upgrade(ctx.engine)
         after = runner.current(ctx.engine)
         if before != after:
-            messages.append(f"database schema at revision {after} ({settings.db_url.split('://')[0]})")
+            messages.append(
+                f"database schema at revision {after} ({settings.db_url.split('://')[0]})"
+            )
         fpr = fingerprint(load_public_key(keys / PUBLIC_KEY_FILE))
         admin_key = ctx.registry.bootstrap(key_fingerprint=fpr)
     finally:

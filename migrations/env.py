@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import text
+from sqlmodel import SQLModel
 
 import audits.tables
 import registry.tables  # noqa: F401  (registers the registry's tables)
 from core.db import make_engine
-from sqlmodel import SQLModel
 
 config = context.config
 target_metadata = SQLModel.metadata

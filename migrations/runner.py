@@ -17,7 +17,9 @@ def alembic_config(engine: Engine) -> Config:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(HERE))
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    # ConfigParser interpolates '%': escape it (URL-encoded passwords, ?options=...).
+    url = engine.url.render_as_string(hide_password=False)
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 

@@ -47,7 +47,9 @@ def find_policy(policy_id: str, *, extra_dir: Path | None = None) -> Policy:
             continue
         for path in sorted(folder.glob("*.yaml")):
             policy = load_policy_file(path)
-            if policy.id == wanted_id and (not wanted_version or str(policy.version) == wanted_version):
+            if policy.id == wanted_id and (
+                not wanted_version or str(policy.version) == wanted_version
+            ):
                 found.append(policy)
     if not found:
         where = ", ".join(str(d) for d in policy_dirs(extra_dir))

@@ -102,7 +102,7 @@ def load_frame(data: bytes, fmt: str, *, source: str) -> pd.DataFrame:
         if fmt == "csv":
             return pd.read_csv(io.BytesIO(data))
         return pd.read_parquet(io.BytesIO(data))
-    except Exception as exc:  # noqa: BLE001 - any parser failure is the user's file
+    except Exception as exc:
         raise InputError(f"dataset {source} cannot be read as {fmt}: {exc}") from exc
 
 
@@ -141,6 +141,4 @@ def check_dataset(
             )
     missing = [f for f in features if f not in frame.columns]
     if missing:
-        raise InputError(
-            f"dataset {source} lacks the model's features {', '.join(missing[:8])}"
-        )
+        raise InputError(f"dataset {source} lacks the model's features {', '.join(missing[:8])}")

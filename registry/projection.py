@@ -109,9 +109,35 @@ class DatabaseView:
                 yield name, tuple(row[c] for c in primary_key(name)), row
 
 
+PROJECTED_EVENTS: frozenset[str] = frozenset(
+    {
+        EventType.PRINCIPAL_CREATED,
+        EventType.PRINCIPAL_REVOKED,
+        EventType.MODEL_REGISTERED,
+        EventType.VERSION_SUBMITTED,
+        EventType.EVALUATION_STARTED,
+        EventType.GATE_EVALUATED,
+        EventType.EVALUATION_COMPLETED,
+        EventType.SIGNOFF_RECORDED,
+        EventType.VERSION_APPROVED,
+        EventType.VERSION_REJECTED,
+        EventType.ALIAS_SET,
+        EventType.VERSION_SUSPENDED,
+        EventType.VERSION_REINSTATED,
+        EventType.VERSION_RETIRED,
+    }
+)
+"""The event types :func:`apply` changes the tables for; the rest are skipped."""
+
+
+def _subject(event: Event) -> tuple[str, int]:
+    if event.model is None or event.version is None:
+        raise KeyError(f"seq {event.seq}: {event.type} names no model version")
+    return event.model, event.version
+
+
 def _version(view: View, event: Event) -> Row:
-    assert event.model is not None and event.version is not None
-    row = view.get("versions", (event.model, event.version))
+    row = view.get("versions", _subject(event))
     if row is None:
         raise KeyError(f"seq {event.seq}: {event.type} for unknown version")
     row["updated_at"] = event.recorded_at
@@ -123,7 +149,7 @@ def _status_after_alias_change(view: View, model: str, version: int) -> Status:
     return Status.PROMOTED if holds else Status.APPROVED
 
 
-def apply(view: View, event: Event) -> None:  # noqa: C901 - one branch per event type
+def apply(view: View, event: Event) -> None:
     """Apply one event to the projection held by ``view``."""
     d = event.data
     kind = event.type
@@ -152,7 +178,7 @@ def apply(view: View, event: Event) -> None:  # noqa: C901 - one branch per even
             {"name": d["name"], "created_at": event.recorded_at, "created_by": event.actor},
         )
     elif kind == EventType.VERSION_SUBMITTED:
-        assert event.model is not None and event.version is not None
+        model, version = _subject(event)
         for blob in (d["train"], d["validation"]):
             if view.get("datasets", (blob["digest"],)) is None:
                 view.put(
@@ -180,8 +206,8 @@ def apply(view: View, event: Event) -> None:  # noqa: C901 - one branch per even
         view.put(
             "versions",
             {
-                "model": event.model,
-                "version": event.version,
+                "model": model,
+                "version": version,
                 "status": Status.SUBMITTED.value,
                 "policy_id": d["policy"]["id"],
                 "policy_version": d["policy"]["version"],
@@ -263,19 +289,18 @@ def apply(view: View, event: Event) -> None:  # noqa: C901 - one branch per even
         view.put("versions", row)
     elif kind == EventType.VERSION_REINSTATED:
         row = _version(view, event)
-        assert event.model is not None and event.version is not None
-        row["status"] = _status_after_alias_change(view, event.model, event.version).value
+        row["status"] = _status_after_alias_change(view, *_subject(event)).value
         row["status_reason"] = d["reason"]
         view.put("versions", row)
     elif kind == EventType.ALIAS_SET:
-        assert event.model is not None and event.version is not None
-        previous = view.get("aliases", (event.model, d["alias"]))
+        model, version = _subject(event)
+        previous = view.get("aliases", (model, d["alias"]))
         view.put(
             "aliases",
             {
-                "model": event.model,
+                "model": model,
                 "alias": d["alias"],
-                "version": event.version,
+                "version": version,
                 "set_at": event.recorded_at,
                 "set_by": event.actor,
             },
@@ -283,12 +308,10 @@ def apply(view: View, event: Event) -> None:  # noqa: C901 - one branch per even
         row = _version(view, event)
         row["status"] = Status.PROMOTED.value
         view.put("versions", row)
-        if previous is not None and previous["version"] != event.version:
-            old = view.get("versions", (event.model, previous["version"]))
+        if previous is not None and previous["version"] != version:
+            old = view.get("versions", (model, previous["version"]))
             if old is not None and old["status"] == Status.PROMOTED:
-                old["status"] = _status_after_alias_change(
-                    view, event.model, previous["version"]
-                ).value
+                old["status"] = _status_after_alias_change(view, model, previous["version"]).value
                 old["updated_at"] = event.recorded_at
                 view.put("versions", old)
     elif kind == EventType.VERSION_RETIRED:
@@ -296,6 +319,6 @@ def apply(view: View, event: Event) -> None:  # noqa: C901 - one branch per even
         row["status"] = Status.RETIRED.value
         row["status_reason"] = d["reason"]
         view.put("versions", row)
-        assert event.model is not None
-        for alias in view.where("aliases", model=event.model, version=event.version):
-            view.delete("aliases", (event.model, alias["alias"]))
+        model, version = _subject(event)
+        for alias in view.where("aliases", model=model, version=version):
+            view.delete("aliases", (model, alias["alias"]))

@@ -26,12 +26,12 @@ from audits.verify import VerificationFailed, VerifyReport, verify_ledger
 from core.canonical import canonical_bytes
 from core.clock import isoformat, parse, utcnow
 from core.db import read_only
-from core.errors import AuthError, InputError, NotFoundError, PermissionDenied
+from core.errors import AuthError, GovregError, InputError, NotFoundError, PermissionDenied
 from policies.loader import DEFAULT_POLICY, find_policy
 from policies.schema import Policy
 from registry import inputs
 from registry.lifecycle import Move, Status, effective_status, require
-from registry.projection import DatabaseView, MemoryView, apply
+from registry.projection import PROJECTED_EVENTS, DatabaseView, MemoryView, apply
 from registry.roles import SIGNING_ROLES, Action, Role, allowed
 from registry.store import BlobStore
 
@@ -316,6 +316,7 @@ class Registry:
         protected: list[str],
         policy_id: str | None = None,
         cutoff: str | None = None,
+        reason_texts: dict[str, str] | None = None,
         lineage: dict[str, Any] | None = None,
     ) -> int:
         """Check the submission contract, store the blobs, record the version."""
@@ -325,6 +326,10 @@ class Registry:
         _check_name(model, "model name")
         if not protected:
             raise InputError("declare at least one protected attribute with --protected")
+        reasons = dict(reason_texts or {})
+        for feature, reason in reasons.items():
+            if not isinstance(reason, str) or not reason.strip():
+                raise InputError(f"reason text for feature '{feature}' is empty; write one")
         policy = find_policy(policy_id or DEFAULT_POLICY, extra_dir=self.policy_dir)
         cut = policy.decision_cutoff
         if cutoff is not None:
@@ -392,6 +397,7 @@ class Registry:
                             "cutoff": str(cut),
                             "policy": policy.canonical(),
                             "policy_digest": policy.digest,
+                            "reason_texts": reasons,
                             "lineage": lineage or {},
                         },
                         index={
@@ -448,6 +454,59 @@ class Registry:
                 ],
             )
         return number
+
+    def evaluate(
+        self,
+        actor: Principal,
+        model: str,
+        version: int,
+        *,
+        progress: Callable[[str], None] | None = None,
+    ) -> Status:
+        """Run every gate of the version's recorded policy and record the results.
+
+        Fail closed: inputs that cannot be loaded, or a gate that raises, give
+        "error" verdicts, and a blocking gate that did not pass fails the
+        version.
+        """
+        from decimal import Decimal
+
+        from validation.inputs import GateInputs
+        from validation.runner import error_result, run_gate
+
+        number = self.start_evaluation(actor, model, version)
+        sub = self.submission(model, version)
+        policy = Policy.model_validate(sub["policy"])
+        say = progress or (lambda _message: None)
+        results: list[dict[str, Any]] = []
+        try:
+            say("loading the artifact and datasets")
+            model_text = self.store.get(sub["artifact"]["digest"]).decode("utf-8")
+            frames = {
+                role: inputs.load_frame(
+                    self.store.get(sub[role]["digest"]), sub[role]["format"], source=role
+                )
+                for role in ("train", "validation")
+            }
+            gate_inputs = GateInputs(
+                model_text=model_text,
+                train=frames["train"],
+                validation=frames["validation"],
+                target=sub["target"],
+                protected=list(sub["protected"]),
+                cutoff=Decimal(sub["cutoff"]),
+                reason_texts=dict(sub.get("reason_texts", {})),
+            )
+        except GovregError as exc:
+            results = [
+                error_result(spec, f"inputs could not be loaded: {exc}").canonical()
+                for spec in policy.gates
+            ]
+        else:
+            for spec in policy.gates:
+                say(f"gate {spec.id} ({spec.kind})")
+                results.append(run_gate(spec, gate_inputs).canonical())
+        return self.complete_evaluation(actor, model, version, number, results)
 
     def complete_evaluation(
         self,
@@ -634,9 +693,7 @@ class Registry:
                                 "revalidate_by": revalidate_by,
                                 "evidence_digest": row["evidence_digest"],
                                 "artifact_digest": row["artifact_digest"],
-                                "signers": sorted(
-                                    [s["principal"] for s in current] + [actor.name]
-                                ),
+                                "signers": sorted([s["principal"] for s in current] + [actor.name]),
                             },
                             index={
                                 "status": status.value,
@@ -779,7 +836,9 @@ class Registry:
         with self.reading() as conn:
             row = self._version_row(conn, model, version)
             view = DatabaseView(conn)
-            aliases = sorted(a["alias"] for a in view.where("aliases", model=model, version=version))
+            aliases = sorted(
+                a["alias"] for a in view.where("aliases", model=model, version=version)
+            )
             signoffs = sorted(
                 view.where("signoffs", model=model, version=version), key=lambda s: s["seq"]
             )
@@ -868,6 +927,7 @@ class Registry:
                     public_key,
                     anchor_dir=anchor_dir,
                     on_event=lambda e: apply(replay, e),
+                    replay_types=PROJECTED_EVENTS,
                 )
                 compare_projection(DatabaseView(conn), replay)
         finally:

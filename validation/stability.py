@@ -109,10 +109,9 @@ def evaluate(spec: GateSpec, inputs: GateInputs) -> GateResult:
     psis[SCORE], tables[SCORE] = numeric_psi(
         inputs.pred_train, inputs.pred_validation, params.bins
     )
-    failing = sorted(k for k, v in psis.items() if dec(v) >= params.fail_psi)
-    warning = sorted(
-        k for k, v in psis.items() if params.warn_psi <= dec(v) < params.fail_psi
-    )
+    # Model feature order, then the score.
+    failing = [k for k, v in psis.items() if dec(v) >= params.fail_psi]
+    warning = [k for k, v in psis.items() if params.warn_psi <= dec(v) < params.fail_psi]
     values = {("score" if k == SCORE else k): fmt(v) for k, v in psis.items()}
     values["max_psi"] = fmt(max(psis.values()))
     thresholds = {"warn_psi": fmt(params.warn_psi), "fail_psi": fmt(params.fail_psi)}

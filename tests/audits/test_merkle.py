@@ -27,6 +27,7 @@ from audits.merkle import (
     verify_subtree_consistency,
     verify_subtree_inclusion,
 )
+from core.errors import GovregError
 
 VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "rfc6962"
 KINDS = ("inclusion", "consistency", "subtreeinclusion", "subtreeconsistency")
@@ -126,6 +127,11 @@ def _tampered(proof: list[bytes], salt: int) -> Iterator[tuple[str, list[bytes]]
         yield f"hash {i} doubled", [*proof[: i + 1], *proof[i:]]
     for i in range(len(proof) + 1):
         yield f"foreign hash added at {i}", [*proof[:i], EXTRA, *proof[i:]]
+
+
+def _other_sizes(size: int, above: int) -> list[int]:
+    """Wrong tree sizes to try: those near ``size`` and twice it, all greater than ``above``."""
+    return [n for n in [*range(size - 6, size + 7), 2 * size] if n > above and n != size]
 
 
 def _accepts(verify: Callable[..., None], *args: Any) -> bool:
@@ -325,7 +331,7 @@ def test_inclusion_proofs(size: int) -> None:
         # A proof does not bind the tree size (the signed checkpoint does): a wrong size
         # passes exactly when its proof has the same shape, and fails otherwise.
         shape = _sides(index, index + 1, size)
-        for other in range(index + 1, 2 * size + 2):
+        for other in _other_sizes(size, above=index):
             same_shape = _sides(index, index + 1, other) == shape
             accepted = _accepts(verify_inclusion, leaves[index], index, other, proof, top)
             assert accepted == same_shape, (index, other)
@@ -357,7 +363,7 @@ def test_consistency_proofs(size: int) -> None:
             assert not _accepts(verify_consistency, old, size, proof, new_root, old_root)
         # As for inclusion, a wrong new size passes exactly when the proof shape matches.
         shape = _sides(0, old, size)
-        for other in range(old, 2 * size + 2):
+        for other in _other_sizes(size, above=old - 1):
             same_shape = _sides(0, old, other) == shape
             accepted = _accepts(verify_consistency, old, other, proof, old_root, new_root)
             assert accepted == same_shape, (old, other)
@@ -390,7 +396,7 @@ def test_every_bit_flip_is_caught(size: int) -> None:
 # -- subtree proofs (draft-ietf-plants-merkle-tree-certs) ------------------------------
 
 
-@pytest.mark.parametrize("size", range(1, 25))
+@pytest.mark.parametrize("size", range(1, 21))
 def test_subtree_consistency_proofs(size: int) -> None:
     leaves, top = LEAVES[:size], EXPECTED_ROOTS[size]
     subtrees = list(_subtrees(size))
@@ -415,7 +421,7 @@ def test_subtree_consistency_proofs(size: int) -> None:
             and _accepts(verify_subtree_consistency, other, size, proof, sub_root, top)
         ]
         assert wrong_subtree == []
-        for other in range(end, 2 * size + 2):
+        for other in _other_sizes(size, above=end - 1):
             same_shape = _sides(start, end, other) == shape
             args = ((start, end), other, proof, sub_root, top)
             accepted = _accepts(verify_subtree_consistency, *args)
@@ -559,6 +565,4 @@ def test_sizes_and_hashes_are_checked() -> None:
 
 
 def test_merkle_error_is_a_govreg_error() -> None:
-    from core.errors import GovregError
-
     assert issubclass(MerkleError, GovregError)

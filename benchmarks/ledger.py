@@ -1,0 +1,290 @@
+"""Ledger benchmark: append and verify throughput, peak memory, start-up.
+
+Every figure is printed next to a reference measured in the same run:
+
+- append, one event per transaction / batched: plain INSERTs of rows of the
+  same size into a plain table, without hashing or encryption;
+- verify at each size: a plain streaming SELECT of the same rows;
+- peak memory of verify at each size (its own process, ru_maxrss);
+- ``govreg --help`` start-up next to ``python -c pass``.
+
+Run:  .venv/bin/python benchmarks/ledger.py [--backends sqlite,postgresql]
+      [--sizes 100000,1000000] [--single 2000] [--batched 20000]
+Targets (2 cores): >= 2,000 events/s one per transaction, >= 20,000 events/s
+batched, verify >= 100,000 events/s, peak memory flat between the sizes,
+start-up < 0.3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+PG_URL = os.environ.get(
+    "GOVREG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+PAYLOAD = {"note": "x" * 160, "value": "0.123456789"}
+BATCH = 1000
+
+
+def _event(i: int):  # type: ignore[no-untyped-def]
+    from audits.events import EventType, NewEvent
+
+    return NewEvent(
+        type=EventType.BENCHMARK,
+        actor="benchmark",
+        model="bench",
+        version=1,
+        data={**PAYLOAD, "i": i},
+        index={"i": i},
+    )
+
+
+def _context(home: Path, url: str):  # type: ignore[no-untyped-def]
+    from govreg.context import build, init_home
+    from govreg.settings import Settings
+
+    settings = Settings(home=home, database_url=url, checkpoint_every=1000)
+    init_home(settings)
+    return build(settings)
+
+
+def _reference_table(engine) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    blob = "BLOB" if engine.dialect.name == "sqlite" else "BYTEA"
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS bench_plain"))
+        conn.execute(
+            text(
+                f"CREATE TABLE bench_plain (seq BIGINT PRIMARY KEY, recorded_at VARCHAR(32), "
+                f"event_type VARCHAR(64), actor VARCHAR(200), model VARCHAR(200), "
+                f"version INTEGER, index_fields TEXT, key_id VARCHAR(64), nonce {blob}, "
+                f"ciphertext {blob}, leaf_hash {blob}, chain_hash {blob})"
+            )
+        )
+
+
+def _plain_rows(start: int, count: int, size: int) -> list[dict[str, object]]:
+    return [
+        {
+            "seq": start + i,
+            "recorded_at": "2026-11-24T12:00:00.000000Z",
+            "event_type": "benchmark.event",
+            "actor": "benchmark",
+            "model": "bench",
+            "version": 1,
+            "index_fields": f'{{"i":{start + i}}}',
+            "key_id": "dk-000001",
+            "nonce": secrets.token_bytes(12),
+            "ciphertext": secrets.token_bytes(size),
+            "leaf_hash": secrets.token_bytes(32),
+            "chain_hash": secrets.token_bytes(32),
+        }
+        for i in range(count)
+    ]
+
+
+_PLAIN_INSERT = (
+    "INSERT INTO bench_plain VALUES (:seq, :recorded_at, :event_type, :actor, :model, :version, "
+    ":index_fields, :key_id, :nonce, :ciphertext, :leaf_hash, :chain_hash)"
+)
+
+
+def bench_appends(ctx, single: int, batched: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    size = len(json.dumps(PAYLOAD)) + 120
+    _reference_table(ctx.engine)
+    out: dict[str, float] = {}
+    # one event per transaction
+    t0 = time.perf_counter()
+    for i in range(single):
+        with ctx.registry.transaction() as conn:
+            ctx.ledger.append(conn, [_event(i)])
+    out["single"] = single / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for i in range(single):
+        with ctx.engine.begin() as conn:
+            conn.execute(text(_PLAIN_INSERT), _plain_rows(i, 1, size))
+    out["single_ref"] = single / (time.perf_counter() - t0)
+    # batched
+    t0 = time.perf_counter()
+    for start in range(0, batched, BATCH):
+        with ctx.registry.transaction() as conn:
+            ctx.ledger.append(conn, [_event(start + i) for i in range(BATCH)])
+    out["batched"] = batched / (time.perf_counter() - t0)
+    offset = single
+    t0 = time.perf_counter()
+    for start in range(0, batched, BATCH):
+        with ctx.engine.begin() as conn:
+            conn.execute(text(_PLAIN_INSERT), _plain_rows(offset + start, BATCH, size))
+    out["batched_ref"] = batched / (time.perf_counter() - t0)
+    return out
+
+
+def fill(ctx, target: int) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    size = len(json.dumps(PAYLOAD)) + 120
+    with ctx.engine.connect() as conn:
+        have = ctx.ledger.head(conn)[0]
+        plain = conn.execute(text("SELECT count(*) FROM bench_plain")).scalar() or 0
+    for start in range(have, target, BATCH):
+        n = min(BATCH, target - start)
+        with ctx.registry.transaction() as conn:
+            ctx.ledger.append(conn, [_event(start + i) for i in range(n)])
+    for start in range(plain, target, 5000):
+        n = min(5000, target - start)
+        with ctx.engine.begin() as conn:
+            conn.execute(text(_PLAIN_INSERT), _plain_rows(start + 1_000_000_000, n, size))
+
+
+def child_verify(home: str, url: str, mode: str) -> None:
+    """Run in a fresh process; print seconds, events and peak RSS (KiB)."""
+    from sqlalchemy import text
+
+    from audits.signing import load_public_key
+    from govreg.context import build
+    from govreg.settings import Settings
+
+    settings = Settings(home=Path(home), database_url=url)
+    ctx = build(settings)
+    t0 = time.perf_counter()
+    if mode == "verify":
+        report = ctx.registry.verify(
+            None, load_public_key(settings.public_key_path), anchor_dir=settings.anchors_path
+        )
+        count = report.size
+    else:
+        count = 0
+        with ctx.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=5000).execute(
+                text("SELECT * FROM bench_plain ORDER BY seq")
+            )
+            for row in result:
+                count += 1
+                _ = (bytes(row.ciphertext), row.index_fields)
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": seconds, "events": count, "peak_kib": peak}))
+
+
+def run_child(home: Path, url: str, mode: str) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(home), url],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def startup() -> tuple[float, float]:
+    govreg = str(Path(sys.executable).with_name("govreg"))
+
+    def median(cmd: list[str]) -> float:
+        times = []
+        for _ in range(7):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    return median([govreg, "--help"]), median([sys.executable, "-c", "pass"])
+
+
+def backend_url(backend: str, tmp: Path) -> tuple[str, str | None]:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp / 'bench.db'}", None
+    import psycopg
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_URL.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return f"{PG_URL}?options=-csearch_path%3D{schema}", schema
+
+
+def drop_schema(schema: str | None) -> None:
+    if schema:
+        import psycopg
+
+        with psycopg.connect(PG_URL.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--single", type=int, default=2000)
+    parser.add_argument("--batched", type=int, default=20000)
+    parser.add_argument("--child", nargs=3, metavar=("MODE", "HOME", "URL"))
+    args = parser.parse_args()
+    if args.child:
+        mode, home, url = args.child
+        child_verify(home, url, mode)
+        return
+    sizes = [int(s) for s in args.sizes.split(",")]
+    help_s, python_s = startup()
+    print(
+        f"start-up: govreg --help {help_s * 1000:.0f} ms  "
+        f"(python -c pass {python_s * 1000:.0f} ms, ratio {help_s / python_s:.1f}x; "
+        "target < 300 ms)"
+    )
+    for backend in args.backends.split(","):
+        with tempfile.TemporaryDirectory() as tmpdir:
+            tmp = Path(tmpdir)
+            url, schema = backend_url(backend, tmp)
+            try:
+                ctx = _context(tmp / "home", url)
+                rates = bench_appends(ctx, args.single, args.batched)
+                print(f"\n[{backend}] append")
+                print(
+                    f"  one per transaction: {rates['single']:9.0f} events/s  "
+                    f"(plain INSERT {rates['single_ref']:9.0f}/s, ratio "
+                    f"{rates['single_ref'] / rates['single']:.2f}x; target >= 2,000/s)"
+                )
+                print(
+                    f"  batched ({BATCH}/tx):   {rates['batched']:9.0f} events/s  "
+                    f"(plain INSERT {rates['batched_ref']:9.0f}/s, ratio "
+                    f"{rates['batched_ref'] / rates['batched']:.2f}x; target >= 20,000/s)"
+                )
+                peaks = []
+                for size in sizes:
+                    fill(ctx, size)
+                    ver = run_child(tmp / "home", url, "verify")
+                    ref = run_child(tmp / "home", url, "plain")
+                    rate = ver["events"] / ver["seconds"]
+                    ref_rate = ref["events"] / ref["seconds"]
+                    peaks.append(ver["peak_kib"])
+                    print(
+                        f"  verify {int(ver['events']):>8} events: {rate:9.0f} events/s, peak "
+                        f"{ver['peak_kib'] / 1024:6.1f} MiB  (plain SELECT {ref_rate:9.0f}/s, "
+                        f"peak {ref['peak_kib'] / 1024:6.1f} MiB; ratio "
+                        f"{ref_rate / rate:.2f}x; target >= 100,000/s)"
+                    )
+                if len(peaks) > 1:
+                    print(
+                        "  verify peak memory, largest / smallest size: "
+                        f"{peaks[-1] / peaks[0]:.2f}x (target: flat, ~1.0x)"
+                    )
+                ctx.close()
+            finally:
+                drop_schema(schema)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from govreg.cli import main
+
+main()

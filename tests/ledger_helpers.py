@@ -1,0 +1,240 @@
+"""Shared helpers for the ledger tests: appending, verifying, tampering, workers.
+
+The worker functions at the bottom run in separate processes (multiprocessing
+"forkserver": children fork from a clean server process that has preloaded
+this module, so a killed or concurrent writer is a real process that starts in
+milliseconds instead of re-importing SQLAlchemy for seconds).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from audits.events import Event, EventType, NewEvent
+from audits.ledger import chain_of, envelope_bytes, leaf_of
+from audits.signing import load_public_key
+from audits.verify import VerificationFailed, VerifyReport
+from govreg.context import Context, build
+from govreg.settings import Settings
+
+GUARD_RAILS_SQLITE = (
+    "ledger_events_no_update",
+    "ledger_events_no_delete",
+    "ledger_checkpoints_no_update",
+    "ledger_checkpoints_no_delete",
+)
+GUARD_RAILS_POSTGRES = (
+    ("ledger_events_append_only", "ledger_events"),
+    ("ledger_events_no_truncate", "ledger_events"),
+    ("ledger_checkpoints_append_only", "ledger_checkpoints"),
+    ("ledger_checkpoints_no_truncate", "ledger_checkpoints"),
+)
+
+
+# -- acting through a context ---------------------------------------------------
+def benchmark(run: int, *, actor: str = "alice", **data: Any) -> NewEvent:
+    return NewEvent(
+        type=EventType.BENCHMARK,
+        actor=actor,
+        model="credit-risk",
+        version=1,
+        data={"run": run, "score": f"0.{run:04d}", **data},
+        index={"run": run},
+    )
+
+
+def append(ctx: Context, runs: range) -> list[Event]:
+    """One transaction per event (so ``checkpoint_every`` fires on its own)."""
+    stored: list[Event] = []
+    for run in runs:
+        with ctx.registry.transaction() as conn:
+            stored.extend(ctx.registry.record(conn, [benchmark(run)]))
+    return stored
+
+
+def verify(ctx: Context) -> VerifyReport:
+    key = load_public_key(ctx.settings.public_key_path)
+    report: VerifyReport = ctx.registry.verify(None, key, anchor_dir=ctx.settings.anchors_path)
+    return report
+
+
+def failure(ctx: Context) -> VerificationFailed:
+    """The VerificationFailed that verification of ``ctx``'s ledger raises."""
+    with pytest.raises(VerificationFailed) as info:
+        verify(ctx)
+    return info.value
+
+
+def fresh(ctx: Context, **overrides: Any) -> Context:
+    """A new context on the same home (empty key caches), like a new process."""
+    settings = ctx.settings.model_copy(update=overrides)
+    return build(settings)
+
+
+# -- raw database access, as an attacker --------------------------------------------
+def sql(ctx: Context, statement: str, params: dict[str, Any] | None = None) -> Any:
+    """Run one statement in its own transaction; returns the rows, if any."""
+    with ctx.engine.begin() as conn:
+        result = conn.execute(text(statement), params or {})
+        return result.all() if result.returns_rows else result.rowcount
+
+
+def drop_guard_rails(ctx: Context) -> None:
+    with ctx.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            for name in GUARD_RAILS_SQLITE:
+                conn.execute(text(f"DROP TRIGGER {name}"))
+        else:
+            for name, table in GUARD_RAILS_POSTGRES:
+                conn.execute(text(f"DROP TRIGGER {name} ON {table}"))
+
+
+def event_row(ctx: Context, seq: int) -> Any:
+    rows = sql(ctx, "SELECT * FROM ledger_events WHERE seq = :s", {"s": seq})
+    assert len(rows) == 1
+    return rows[0]
+
+
+def seqs(ctx: Context) -> list[int]:
+    return [int(r[0]) for r in sql(ctx, "SELECT seq FROM ledger_events ORDER BY seq")]
+
+
+def flip(data: bytes, index: int = 0) -> bytes:
+    changed = bytearray(data)
+    changed[index] ^= 0x01
+    return bytes(changed)
+
+
+def renumber(ctx: Context, old: int, new: int) -> None:
+    """Move row ``old`` to seq ``new`` (``new`` must be free)."""
+    sql(ctx, "UPDATE ledger_events SET seq = :n WHERE seq = :o", {"n": new, "o": old})
+
+
+def recompute_hashes(ctx: Context, start: int) -> None:
+    """Recompute every leaf and chain hash from ``start`` on, as an attacker would."""
+    with ctx.engine.begin() as conn:
+        previous = conn.execute(
+            text("SELECT chain_hash FROM ledger_events WHERE seq = :s"), {"s": start - 1}
+        ).scalar_one()
+        chain = bytes(previous)
+        rows = conn.execute(
+            text("SELECT * FROM ledger_events WHERE seq >= :s ORDER BY seq"), {"s": start}
+        ).all()
+        for row in rows:
+            leaf = leaf_of(
+                envelope_bytes(
+                    row.seq,
+                    row.recorded_at,
+                    row.event_type,
+                    row.actor,
+                    row.model,
+                    row.version,
+                    row.index_fields,
+                    row.key_id,
+                    bytes(row.nonce),
+                    bytes(row.ciphertext),
+                )
+            )
+            chain = chain_of(chain, leaf)
+            conn.execute(
+                text("UPDATE ledger_events SET leaf_hash = :l, chain_hash = :c WHERE seq = :s"),
+                {"l": leaf, "c": chain, "s": row.seq},
+            )
+
+
+def checkpoint_issued_at(ctx: Context, size: int) -> str:
+    rows = sql(ctx, "SELECT issued_at FROM ledger_checkpoints WHERE size = :s", {"s": size})
+    return str(rows[0][0])
+
+
+def short_fingerprint(ctx: Context) -> str:
+    from audits.signing import fingerprint
+
+    return fingerprint(load_public_key(ctx.settings.public_key_path))[:16]
+
+
+# -- processes ------------------------------------------------------------------------
+def mp_context() -> Any:
+    """The forkserver context, preloading this module (and so SQLAlchemy & co)."""
+    mp = multiprocessing.get_context("forkserver")
+    mp.set_forkserver_preload(["ledger_helpers"])
+    return mp
+
+
+@contextmanager
+def _context(home: str, database_url: str, checkpoint_every: int) -> Iterator[Context]:
+    ctx = build(
+        Settings(home=Path(home), database_url=database_url, checkpoint_every=checkpoint_every)
+    )
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def crash_writer(home: str, database_url: str, admin_key: str, tag: str, ready: Any) -> None:
+    """Append batches of three events forever; every fifth batch also creates a
+    principal (a projection row in the same transaction). Signals ``ready``
+    after the first commit; the parent then kills it at some moment."""
+    with _context(home, database_url, checkpoint_every=7) as ctx:
+        admin = ctx.registry.authenticate(admin_key)
+        batch = 0
+        while True:
+            events = [
+                NewEvent(
+                    type=EventType.BENCHMARK,
+                    actor="writer",
+                    data={"proc": tag, "batch": batch, "part": part, "pad": "x" * 200},
+                    index={"proc": tag, "batch": batch},
+                )
+                for part in range(3)
+            ]
+            with ctx.registry.transaction() as conn:
+                ctx.registry.record(conn, events)
+            if batch % 5 == 4:
+                ctx.registry.create_principal(admin, f"p-{tag}-{batch}", "validator")
+            if batch == 0:
+                ready.send("ready")
+            batch += 1
+
+
+def concurrent_writer(
+    home: str, database_url: str, proc: int, count: int, pipe: Any, checkpoint_every: int
+) -> None:
+    """Wait for "go", then append ``count`` events, one transaction each."""
+    with _context(home, database_url, checkpoint_every=checkpoint_every) as ctx:
+        with ctx.registry.transaction() as conn:  # connect and unwrap the key first
+            ctx.ledger.keyring.cipher(conn, ctx.ledger.keyring.active_key_id(conn))
+        pipe.send("ready")
+        assert pipe.recv() == "go"
+        for i in range(count):
+            with ctx.registry.transaction() as conn:
+                ctx.registry.record(
+                    conn,
+                    [
+                        NewEvent(
+                            type=EventType.BENCHMARK,
+                            actor=f"proc-{proc}",
+                            data={"proc": proc, "i": i},
+                            index={"proc": proc},
+                        )
+                    ],
+                )
+        pipe.send("done")
+
+
+def wait_for(pipe: Any, expected: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pipe.poll(0.05):
+            assert pipe.recv() == expected
+            return
+    raise AssertionError(f"no {expected!r} from the worker within {timeout} s")

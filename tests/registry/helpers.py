@@ -1,0 +1,339 @@
+"""Shared test kit for the registry and CLI tests.
+
+Loaded by ``tests/registry/conftest.py`` and ``tests/cli/conftest.py`` under
+one unique module name (so the synthetic inputs are built once per session
+and no other test folder's ``helpers`` module can shadow this one). Test
+modules use it only through the fixtures those conftests expose:
+
+- ``inputs``: small synthetic datasets and a LightGBM text model, built once
+  per session, plus files a submission must refuse;
+- ``kit``: an initialised home (SQLite or PostgreSQL), its context, one
+  principal per role, and shortcuts to drive and inspect a version.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+MODEL = "pd"
+TARGET = "default"
+PROTECTED = ("sex", "age_band")
+SIGNERS = ("validator", "compliance_officer", "business_owner")
+# The gates of policies/credit-risk.yaml, in policy order.
+GATES = (
+    ("performance", "performance"),
+    ("fairness", "fairness"),
+    ("data-schema", "data_schema"),
+    ("explainability", "explainability"),
+    ("stability", "stability"),
+    ("latency", "latency"),
+)
+PEOPLE = {
+    "dana": "data_scientist",
+    "dave": "data_scientist",
+    "vera": "validator",
+    "vick": "validator",
+    "cora": "compliance_officer",
+    "carl": "compliance_officer",
+    "bo": "business_owner",
+    "audrey": "auditor",
+    "svc": "service",
+}
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Files on disk for submissions (built once per session)."""
+
+    root: Path
+    model: Path
+    model_text: str
+    features: list[str]
+    train_csv: Path
+    validation_csv: Path
+    train_parquet: Path
+    validation_parquet: Path
+    pickle: Path
+    garbage_binary: Path
+    garbage_text: Path
+    empty_artifact: Path
+    bad: dict[str, Path]
+
+
+_inputs_cache: dict[str, Inputs] = {}
+
+
+def build_inputs(root: Path) -> Inputs:
+    from govreg.synthetic import feature_names, make_credit_data, train_lightgbm
+
+    root.mkdir(parents=True, exist_ok=True)
+    data = make_credit_data(1200, seed=1)
+    train = data.iloc[:800].reset_index(drop=True)
+    validation = data.iloc[800:].reset_index(drop=True)
+    model_text = train_lightgbm(train, num_boost_round=20)
+    model = root / "model.txt"
+    model.write_text(model_text, encoding="utf-8")
+    paths = {
+        "train_csv": root / "train.csv",
+        "validation_csv": root / "validation.csv",
+        "train_parquet": root / "train.parquet",
+        "validation_parquet": root / "validation.parquet",
+    }
+    train.to_csv(paths["train_csv"], index=False)
+    validation.to_csv(paths["validation_csv"], index=False)
+    train.to_parquet(paths["train_parquet"], index=False)
+    validation.to_parquet(paths["validation_parquet"], index=False)
+
+    pickled = root / "model.pkl"
+    pickled.write_bytes(pickle.dumps({"model": model_text}, protocol=4))
+    garbage_binary = root / "garbage.bin"
+    garbage_binary.write_bytes(bytes(range(256)) * 8)
+    garbage_text = root / "garbage.txt"
+    garbage_text.write_text("this is not a model\n", encoding="utf-8")
+    empty_artifact = root / "empty.txt"
+    empty_artifact.write_bytes(b"")
+
+    bad: dict[str, Path] = {}
+
+    def write(name: str, frame: Any) -> None:
+        bad[name] = root / f"{name}.csv"
+        frame.to_csv(bad[name], index=False)
+
+    write("header_only", validation.iloc[:0])
+    write("no_target", validation.drop(columns=[TARGET]))
+    three = validation.copy()
+    three.loc[three.index[:5], TARGET] = 2
+    write("three_classes", three)
+    one = validation.copy()
+    one[TARGET] = 0
+    write("one_class", one)
+    write("no_protected", validation.drop(columns=["sex"]))
+    write("no_feature", validation.drop(columns=["income"]))
+    bad["zero_bytes"] = root / "zero_bytes.csv"
+    bad["zero_bytes"].write_bytes(b"")
+    bad["wrong_suffix"] = root / "validation.json"
+    bad["wrong_suffix"].write_text("{}", encoding="utf-8")
+    return Inputs(
+        root=root,
+        model=model,
+        model_text=model_text,
+        features=feature_names(),
+        pickle=pickled,
+        garbage_binary=garbage_binary,
+        garbage_text=garbage_text,
+        empty_artifact=empty_artifact,
+        bad=bad,
+        **paths,
+    )
+
+
+def passing_results(**verdicts: str) -> list[dict[str, Any]]:
+    """Constructed gate results for the credit-risk policy; all pass unless overridden.
+
+    ``verdicts`` maps a gate id (``-`` written as ``_``) to its verdict.
+    """
+    out = []
+    for gate_id, kind in GATES:
+        verdict = verdicts.get(gate_id.replace("-", "_"), "passed")
+        out.append(
+            {
+                "gate_id": gate_id,
+                "kind": kind,
+                "verdict": verdict,
+                "blocking": True,
+                "values": {"measured": "0.9"},
+                "thresholds": {"minimum": "0.8"},
+                "message": f"{gate_id} {verdict} (constructed)",
+            }
+        )
+    return out
+
+
+@dataclass
+class Kit:
+    """An initialised home with one principal per role and shortcuts."""
+
+    home: Any
+    ctx: Any
+    files: Inputs
+    principals: dict[str, Any] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+
+    # -- actors ------------------------------------------------------------------
+    @property
+    def registry(self) -> Any:
+        return self.ctx.registry
+
+    @property
+    def settings(self) -> Any:
+        return self.ctx.settings
+
+    @property
+    def admin(self) -> Any:
+        return self.registry.authenticate(self.home.admin_key)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.principals[name]
+
+    def principal(self, name: str, role: str) -> Any:
+        """A Principal object that is not (necessarily) in the database."""
+        from registry.services import Principal
+
+        return Principal(name, role)
+
+    def registry_at(self, clock: Callable[[], datetime]) -> Any:
+        from registry.services import Registry
+
+        return Registry(
+            self.ctx.engine,
+            self.ctx.ledger,
+            self.registry.store,
+            policy_dir=self.registry.policy_dir,
+            clock=clock,
+        )
+
+    # -- inspection --------------------------------------------------------------
+    def size(self) -> int:
+        with self.ctx.engine.connect() as conn:
+            return int(self.ctx.ledger.head(conn)[0])
+
+    def checkpoint_sizes(self) -> list[int]:
+        with self.ctx.engine.connect() as conn:
+            return [cp.size for cp in self.ctx.ledger.checkpoints(conn)]
+
+    def rows(self, table: str, **equals: Any) -> list[dict[str, Any]]:
+        from registry.projection import DatabaseView
+
+        with self.ctx.engine.connect() as conn:
+            return DatabaseView(conn).where(table, **equals)
+
+    def row(self, model: str = MODEL, version: int = 1) -> dict[str, Any] | None:
+        from registry.projection import DatabaseView
+
+        with self.ctx.engine.connect() as conn:
+            return DatabaseView(conn).get("versions", (model, version))
+
+    def events(self, **filters: Any) -> list[Any]:
+        with self.ctx.engine.connect() as conn:
+            return list(self.ctx.ledger.events(conn, **filters))
+
+    def blobs(self) -> set[Path]:
+        root = Path(self.settings.store_path)
+        return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+
+    def state(self) -> dict[str, Any]:
+        """Everything a refused action must leave untouched."""
+        return {
+            "size": self.size(),
+            "checkpoints": self.checkpoint_sizes(),
+            "versions": sorted(
+                (sorted(r.items()) for r in self.rows("versions")), key=lambda r: str(r)
+            ),
+            "aliases": sorted(str(sorted(r.items())) for r in self.rows("aliases")),
+            "signoffs": sorted(str(sorted(r.items())) for r in self.rows("signoffs")),
+            "principals": sorted(str(sorted(r.items())) for r in self.rows("principals")),
+            "blobs": self.blobs(),
+        }
+
+    def verify(self) -> Any:
+        from audits.signing import load_public_key
+
+        return self.registry.verify(
+            None,
+            load_public_key(self.settings.public_key_path),
+            anchor_dir=self.settings.anchors_path,
+        )
+
+    # -- driving a version -------------------------------------------------------
+    def submit(self, model: str = MODEL, *, by: str = "dana", **overrides: Any) -> int:
+        args: dict[str, Any] = {
+            "artifact": self.files.model,
+            "train": self.files.train_csv,
+            "validation": self.files.validation_parquet,
+            "target": TARGET,
+            "protected": list(PROTECTED),
+        }
+        args.update(overrides)
+        number: int = self.registry.submit(self[by], model, **args)
+        return number
+
+    def evaluated(
+        self,
+        model: str = MODEL,
+        *,
+        by: str = "dana",
+        results: list[dict[str, Any]] | None = None,
+    ) -> int:
+        """Submit a version and complete its evaluation with constructed results."""
+        version = self.submit(model, by=by)
+        number = self.registry.start_evaluation(self[by], model, version)
+        self.registry.complete_evaluation(
+            self[by],
+            model,
+            version,
+            number,
+            passing_results() if results is None else results,
+        )
+        return version
+
+    def sign(
+        self, who: str, model: str = MODEL, version: int = 1, *, approve: bool = True
+    ) -> Any:
+        actor = self[who]
+        return self.registry.signoff(
+            actor,
+            model,
+            version,
+            role=actor.role,
+            approve=approve,
+            comment=f"{who} looked at it",
+        )
+
+    def approved(self, model: str = MODEL) -> int:
+        version = self.evaluated(model)
+        for who in ("vera", "cora", "bo"):
+            self.sign(who, model, version)
+        return version
+
+
+def make_kit(home: Any, files: Inputs) -> Kit:
+    ctx = home.context()
+    kit = Kit(home=home, ctx=ctx, files=files)
+    admin = kit.admin
+    for name, role in PEOPLE.items():
+        principal, key = ctx.registry.create_principal(admin, name, role)
+        kit.principals[name] = principal
+        kit.keys[name] = key
+    kit.keys["admin"] = home.admin_key
+    kit.principals["admin"] = admin
+    return kit
+
+
+# -- fixtures (re-exported by the conftests) -------------------------------------------
+@pytest.fixture(scope="session")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
+    """Synthetic data, a LightGBM text model and refusal files, built once."""
+    if "inputs" not in _inputs_cache:
+        _inputs_cache["inputs"] = build_inputs(tmp_path_factory.mktemp("inputs"))
+    return _inputs_cache["inputs"]
+
+
+@pytest.fixture
+def kit(home: Any, inputs: Inputs) -> Any:
+    made = make_kit(home, inputs)
+    yield made
+    made.ctx.close()
+
+
+@pytest.fixture
+def sqlite_kit(sqlite_home: Any, inputs: Inputs) -> Any:
+    made = make_kit(sqlite_home, inputs)
+    yield made
+    made.ctx.close()
