@@ -477,7 +477,7 @@ def keys_rotate_kek(obj: dict[str, Any]) -> None:
 
 
 @cli.command()
-@click.option("--rows", default=4000, show_default=True, help="rows of synthetic credit data")
+@click.option("--rows", default=10000, show_default=True, help="rows of synthetic credit data")
 def demo(rows: int) -> None:
     """The main job: an end-to-end walk through govreg in a demo home."""
     from govreg.demo import run_demo

@@ -32,6 +32,7 @@ REASON_TEXTS = {
     "loan_amount": "Amount of credit requested relative to income",
     "postcode_risk": "Area risk score",
 }
+UNFAIR = ("age", "postcode_risk")
 PEOPLE = {
     "ds-team": "data_scientist",
     "validator-1": "validator",
@@ -56,12 +57,19 @@ def _prepare_home(root: Path) -> Path:
     return home
 
 
-def run_demo(*, rows: int = 4000, root: Path | None = None, seed: int = 7) -> dict[str, Any]:
+def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> dict[str, Any]:
     """Run the demo; returns what happened (the tests check it)."""
     from audits.signing import load_public_key
     from govreg.context import build, init_home
     from govreg.settings import Settings
-    from govreg.synthetic import PROTECTED, TARGET, make_credit_data, train_lightgbm
+    from govreg.synthetic import (
+        PROTECTED,
+        TARGET,
+        feature_names,
+        make_credit_data,
+        train_lightgbm,
+    )
+    from policies.loader import DEFAULT_POLICY, find_policy
     from registry.services import Registry
 
     started = time.perf_counter()
@@ -89,6 +97,17 @@ def run_demo(*, rows: int = 4000, root: Path | None = None, seed: int = 7) -> di
         )
         data_dir = home / "data"
         data_dir.mkdir()
+        # Both candidates respect the monotone relations the policy declares;
+        # the biased one still learns the proxy for a protected attribute.
+        policy = find_policy(DEFAULT_POLICY, extra_dir=settings.policy_dir)
+        monotone = next(
+            (
+                dict(g.params.get("monotone", {}))
+                for g in policy.gates
+                if g.kind == "explainability"
+            ),
+            None,
+        )
         files: dict[str, dict[str, Path]] = {}
         for label, biased in (("biased", True), ("fair", False)):
             frame = make_credit_data(rows * 2, seed=seed, biased=biased)
@@ -100,7 +119,11 @@ def run_demo(*, rows: int = 4000, root: Path | None = None, seed: int = 7) -> di
             }
             train.to_csv(paths["train"], index=False)
             validation.to_csv(paths["validation"], index=False)
-            paths["model"].write_text(train_lightgbm(train, seed=seed), encoding="utf-8")
+            # The fair candidate leaves out age and the area score; the biased
+            # one uses every column, the proxy for sex included.
+            features = None if biased else [f for f in feature_names() if f not in UNFAIR]
+            model_text = train_lightgbm(train, seed=seed, monotone=monotone, features=features)
+            paths["model"].write_text(model_text, encoding="utf-8")
             files[label] = paths
             click.echo(f"    {label:7} model trained on {len(train)} rows -> {paths['model'].name}")
 
@@ -191,10 +214,9 @@ def run_demo(*, rows: int = 4000, root: Path | None = None, seed: int = 7) -> di
     click.echo(f"    public key:  {settings.public_key_path}")
     click.echo(f"    anchors:     {settings.anchors_path}")
     click.echo("    look next:")
-    click.echo(f"      GOVREG_HOME={home} GOVREG_API_KEY=$(cat {home}/admin.key) govreg audit log")
-    click.echo(
-        f"      GOVREG_HOME={home} GOVREG_API_KEY=$(cat {home}/admin.key) govreg versions show {MODEL} {versions['fair']}"
-    )
+    env = f"GOVREG_HOME={home} GOVREG_API_KEY=$(cat {home}/admin.key)"
+    click.echo(f"      {env} govreg audit log")
+    click.echo(f"      {env} govreg versions show {MODEL} {versions['fair']}")
     return {
         "home": home,
         "versions": versions,

@@ -17,8 +17,7 @@ STATEMENTS = [
     (
         "ledger_checkpoints",
         "UPDATE",
-        "UPDATE ledger_checkpoints SET root_hash = leaf_hash "
-        "FROM ledger_events WHERE ledger_events.seq = 1",
+        "UPDATE ledger_checkpoints SET issued_at = '2020-01-01T00:00:00.000000Z'",
     ),
     ("ledger_checkpoints", "DELETE", "DELETE FROM ledger_checkpoints WHERE size = 2"),
 ]
@@ -47,21 +46,28 @@ def test_update_and_delete_are_refused(ctx: Any) -> None:
     before = _state(ctx)
     assert before[0] == [1, 2, 3, 4, 5, 6, 7]
     assert [size for size, _ in before[2]] == [2, 5]
+    expected_error = (
+        sqlalchemy.exc.IntegrityError  # RAISE(ABORT) is a constraint failure
+        if ctx.engine.dialect.name == "sqlite"
+        else sqlalchemy.exc.ProgrammingError  # plpgsql RAISE EXCEPTION (P0001)
+    )
     for table, action, statement in STATEMENTS:
         with pytest.raises(sqlalchemy.exc.DBAPIError) as info:
             sql(ctx, statement)
+        assert type(info.value) is expected_error
         message = str(info.value.orig)
         assert f"{table} is append-only: {action} refused" in message, statement
     assert _state(ctx) == before
     assert verify(ctx).size == 7
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_truncate_is_refused_on_postgresql(ctx: Any) -> None:
-    if ctx.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has no TRUNCATE (DELETE without WHERE is covered above)")
+    """SQLite has no TRUNCATE; its DELETE without WHERE is covered above."""
     before = _state(ctx)
     for table in ("ledger_events", "ledger_checkpoints"):
-        with pytest.raises(sqlalchemy.exc.DBAPIError) as info:
+        with pytest.raises(sqlalchemy.exc.ProgrammingError) as info:
             sql(ctx, f"TRUNCATE {table} CASCADE")
         assert f"{table} is append-only: TRUNCATE refused" in str(info.value.orig)
     assert _state(ctx) == before

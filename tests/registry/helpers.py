@@ -179,8 +179,26 @@ class Kit:
     def admin(self) -> Any:
         return self.registry.authenticate(self.home.admin_key)
 
+    def _ensure(self, name: str) -> None:
+        """Create the principal ``name`` (role from PEOPLE) on first use."""
+        if name not in self.principals:
+            principal, key = self.registry.create_principal(self.admin, name, PEOPLE[name])
+            self.principals[name] = principal
+            self.keys[name] = key
+
     def __getitem__(self, name: str) -> Any:
+        self._ensure(name)
         return self.principals[name]
+
+    def people(self, *names: str) -> None:
+        """Create these principals now (before a snapshot of the state)."""
+        for name in names:
+            self._ensure(name)
+
+    def key(self, name: str) -> str:
+        """The API key of ``name`` (created on first use)."""
+        self._ensure(name)
+        return self.keys[name]
 
     def principal(self, name: str, role: str) -> Any:
         """A Principal object that is not (necessarily) in the database."""
@@ -306,13 +324,8 @@ class Kit:
 def make_kit(home: Any, files: Inputs) -> Kit:
     ctx = home.context()
     kit = Kit(home=home, ctx=ctx, files=files)
-    admin = kit.admin
-    for name, role in PEOPLE.items():
-        principal, key = ctx.registry.create_principal(admin, name, role)
-        kit.principals[name] = principal
-        kit.keys[name] = key
     kit.keys["admin"] = home.admin_key
-    kit.principals["admin"] = admin
+    kit.principals["admin"] = kit.admin
     return kit
 
 

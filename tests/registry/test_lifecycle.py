@@ -47,6 +47,7 @@ def reach(kit: Any, state: str) -> Any:
     """Drive ``pd v1`` to ``state``; returns the registry to act with (a later clock
     for ``expired``)."""
     reg = kit.registry
+    kit.people("dana", "vick", "carl", "audrey")
     if state == "submitted":
         kit.submit()
     elif state == "evaluating":
@@ -108,6 +109,7 @@ def test_illegal_transitions_are_refused_and_write_nothing(kit: Any, state: str)
 
 def test_a_rejection_is_refused_outside_awaiting_signoff(kit: Any) -> None:
     kit.submit()
+    kit.people("vera")
     before = kit.state()
     with pytest.raises(TransitionError, match=r"^cannot sign pd v1: it is submitted; "):
         kit.sign("vera", approve=False)
@@ -236,6 +238,7 @@ def test_rejected_is_terminal(kit: Any) -> None:
     assert row["status_reason"] == "vera looked at it"
     types = event_types(kit)
     assert types[-2:] == ["signoff.recorded", "version.rejected"]
+    kit.people("cora")
     before = kit.state()
     with pytest.raises(TransitionError, match="it is rejected"):
         kit.sign("cora")
@@ -262,6 +265,7 @@ def test_a_second_evaluation_supersedes_the_first(kit: Any) -> None:
 
 def test_a_data_scientist_evaluates_only_their_own_versions(kit: Any) -> None:
     kit.submit()
+    kit.people("dave", "cora")
     before = kit.state()
     with pytest.raises(PermissionDenied) as caught:
         kit.registry.start_evaluation(kit["dave"], MODEL, 1)
