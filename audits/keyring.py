@@ -46,6 +46,13 @@ def write_secret_file(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    # The rename must be durable too: a KEK rotation re-wraps the data keys
+    # under kek.next.json right after, and losing that file loses every key.
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _new_kek() -> Kek:

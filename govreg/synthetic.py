@@ -9,7 +9,8 @@ Data-generating process (one row = one applicant; ``U`` uniform, ``N`` normal):
 - ``age``: ``N(42, 12)`` clipped to [18, 85], whole years; ``age_band`` is
   ``"18-29"``, ``"30-44"``, ``"45-59"`` or ``"60+"`` (protected).
 - ``employment_years``: ``Gamma(2, 3.5)`` capped at ``age - 16``, one decimal.
-- ``income``: lognormal, ``log income ~ N(10.7 + 0.005 employment_years, 0.45)``, whole currency units.
+- ``income``: lognormal, ``log income ~ N(10.7 + 0.005 employment_years, 0.45)``,
+  whole currency units.
 - ``debt_to_income``: ``Beta(2, 5) * 1.2``.
 - ``credit_utilisation``: ``Beta(1.6, 2.6)``.
 - ``delinquencies_2y``: ``Poisson(0.25)``.
@@ -97,9 +98,7 @@ def make_credit_data(
     female = rng.random(n) < 0.5
     age = np.clip(np.rint(rng.normal(42.0, 12.0, n)), 18, 85)
     employment = np.round(np.minimum(rng.gamma(2.0, 3.5, n), age - 16.0), 1)
-    log_income = rng.normal(
-        10.7 + 0.005 * employment, 0.45, n
-    )
+    log_income = rng.normal(10.7 + 0.005 * employment, 0.45, n)
     income = np.rint(np.exp(log_income))
     dti = rng.beta(2.0, 5.0, n) * 1.2
     util = rng.beta(1.6, 2.6, n)
@@ -173,9 +172,7 @@ def train_lightgbm(
         features = [
             str(col)
             for col in df.columns
-            if col != target
-            and col not in PROTECTED
-            and pd.api.types.is_numeric_dtype(df[col])
+            if col != target and col not in PROTECTED and pd.api.types.is_numeric_dtype(df[col])
         ]
     monotone = monotone or {}
     unknown = sorted(set(monotone) - set(features))

@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from core.errors import GovregError
 
-GateKind = Literal["performance", "fairness", "data_schema", "explainability", "stability", "latency"]
+GateKind = Literal[
+    "performance", "fairness", "data_schema", "explainability", "stability", "latency"
+]
 Role = Literal["validator", "compliance_officer", "business_owner"]
 
 SIGNING_ROLES: tuple[str, ...] = ("validator", "compliance_officer", "business_owner")
@@ -218,7 +220,8 @@ class Policy(_Strict):
 
     def canonical(self) -> dict[str, Any]:
         """JSON data with decimals as strings and no floats (hashable)."""
-        return _no_floats(self.model_dump(mode="json"))
+        data: dict[str, Any] = _no_floats(self.model_dump(mode="json"))
+        return data
 
     def canonical_bytes(self) -> bytes:
         from core.canonical import canonical_bytes

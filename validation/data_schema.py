@@ -27,8 +27,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
-from policies.schema import DataSchemaParams, GateSpec
-from validation.common import params_of
+from validation.spec import GateSpecLike, DataSchemaParamsLike, params_of
 from validation.result import GateResult, Verdict, fmt, jsonable
 from validation.versions import library_versions
 
@@ -71,7 +70,7 @@ def _number(value: Any) -> int | float:
 
 
 def derive_suite(
-    frame: pd.DataFrame, params: DataSchemaParams, *, name: str = "derived-from-training"
+    frame: pd.DataFrame, params: DataSchemaParamsLike, *, name: str = "derived-from-training"
 ) -> dict[str, Any]:
     """A GX suite (JSON form) describing ``frame``: columns, types, ranges, categories, nulls."""
     import pandas as pd
@@ -190,7 +189,8 @@ def run_suite(frame: pd.DataFrame, suite: dict[str, Any]) -> dict[str, Any]:
             raise InputError(f"the schema suite is not a valid GX suite: {exc}") from exc
         batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
         result = batch.validate(gx_suite, result_format="SUMMARY")
-        data: dict[str, Any] = result.to_json_dict()
+        # GX leaves to_json_dict unannotated.
+        data: dict[str, Any] = result.to_json_dict()  # type: ignore[no-untyped-call]
     return data
 
 
@@ -223,9 +223,9 @@ def summarise(gx_result: dict[str, Any]) -> list[dict[str, Any]]:
     return lines
 
 
-def evaluate(spec: GateSpec, inputs: GateInputs) -> GateResult:
+def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
     """The validation data passes the training-derived (or supplied) GX suite."""
-    params = params_of(spec, DataSchemaParams)
+    params = params_of(spec, DataSchemaParamsLike)
     if inputs.schema_suite is not None:
         suite = _clean_suite(inputs.schema_suite)
         source = "supplied"
@@ -252,7 +252,11 @@ def evaluate(spec: GateSpec, inputs: GateInputs) -> GateResult:
         verdict = "failed"
         named = ", ".join(
             f"{line['type']}({line['column']})"
-            + (f" unexpected {line['unexpected_examples']}" if "unexpected_examples" in line else "")
+            + (
+                f" unexpected {line['unexpected_examples']}"
+                if "unexpected_examples" in line
+                else ""
+            )
             for line in failed[:5]
         )
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""

@@ -23,8 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
-from policies.schema import ExplainabilityParams, GateSpec
-from validation.common import params_of
+from validation.spec import GateSpecLike, ExplainabilityParamsLike, params_of
 from validation.result import GateResult, Verdict, dec, fmt, worst
 from validation.versions import library_versions
 
@@ -76,11 +75,11 @@ def monotone_violations(
     return int(np.count_nonzero((wrong > TOLERANCE).any(axis=1))), worst_step
 
 
-def evaluate(spec: GateSpec, inputs: GateInputs) -> GateResult:
+def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
     """Importance, monotone relations and reason texts of the candidate model."""
     import numpy as np
 
-    params = params_of(spec, ExplainabilityParams)
+    params = params_of(spec, ExplainabilityParamsLike)
     booster = inputs.booster
     features = inputs.features
     x_valid = inputs.x_validation
@@ -155,8 +154,8 @@ def evaluate(spec: GateSpec, inputs: GateInputs) -> GateResult:
         "features_without_reason": str(len(without)),
         "max_monotone_violation_rate": fmt(worst_rate),
     }
-    if ranking:
-        values["top_feature"] = ranking[0]["feature"]
+    if order:
+        values["top_feature"] = features[order[0]]
     thresholds = {"max_monotone_violation_rate": fmt(params.max_monotone_violation_rate)}
     if verdict == "failed":
         message = "; ".join(problems + warnings)

@@ -33,8 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
-from policies.schema import FairnessParams, GateSpec
-from validation.common import params_of
+from validation.spec import GateSpecLike, FairnessParamsLike, params_of
 from validation.result import GateResult, Verdict, dec, fmt, worst
 from validation.versions import library_versions
 
@@ -158,10 +157,11 @@ def attribute_counts(
             combined = combined * len(labels) + codes
         present, inverse = np.unique(combined, return_inverse=True)
         names: list[str] = []
-        for value in present.tolist():
+        for code in present.tolist():
             parts: list[str] = []
-            for codes, labels in reversed(encoded):
-                value, index = divmod(value, len(labels))
+            rest = code
+            for _codes, labels in reversed(encoded):
+                rest, index = divmod(rest, len(labels))
                 parts.append(labels[index])
             names.append(INTERSECTION_SEPARATOR.join(reversed(parts)))
         name = INTERSECTION_SEPARATOR.join(attributes)
@@ -198,11 +198,11 @@ def bootstrap_air(
     return low, high
 
 
-def evaluate(spec: GateSpec, inputs: GateInputs) -> GateResult:
+def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
     """Adverse impact ratio and equalized odds for each protected attribute."""
     import numpy as np
 
-    params = params_of(spec, FairnessParams)
+    params = params_of(spec, FairnessParamsLike)
     attributes = list(params.protected) or list(inputs.protected)
     if not attributes:
         raise InputError("no protected attributes declared: the fairness gate cannot be skipped")

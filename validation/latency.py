@@ -14,8 +14,7 @@ import time
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from policies.schema import GateSpec, LatencyParams
-from validation.common import params_of
+from validation.spec import GateSpecLike, LatencyParamsLike, params_of
 from validation.result import GateResult, Verdict, fmt
 from validation.versions import library_versions
 
@@ -45,9 +44,9 @@ def single_row_timings(inputs: GateInputs, *, runs: int, warmup: int) -> list[in
     return timings
 
 
-def evaluate(spec: GateSpec, inputs: GateInputs) -> GateResult:
+def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
     """p99 single-row scoring time <= max_p99_ms."""
-    params = params_of(spec, LatencyParams)
+    params = params_of(spec, LatencyParamsLike)
     timings = single_row_timings(inputs, runs=params.runs, warmup=params.warmup)
     p50_ms = Decimal(nearest_rank(timings, 0.50)) / Decimal(1_000_000)
     p99_ms = Decimal(nearest_rank(timings, 0.99)) / Decimal(1_000_000)

@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from policies.schema import GateSpec, PerformanceParams
-from validation.common import params_of
+from validation.spec import GateSpecLike, PerformanceParamsLike, params_of
 from validation.result import GateResult, Verdict, dec, fmt
 from validation.versions import library_versions
 
@@ -89,11 +88,11 @@ def calibration_table(
     return table
 
 
-def evaluate(spec: GateSpec, inputs: GateInputs) -> GateResult:
+def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
     """AUC >= min_auc and KS >= min_ks on the validation set (thresholds from params)."""
     import numpy as np
 
-    params = params_of(spec, PerformanceParams)
+    params = params_of(spec, PerformanceParamsLike)
     y = inputs.y_validation
     score = inputs.pred_validation
     disc = discrimination(y, score)

@@ -67,10 +67,8 @@ def jsonable(value: Any) -> Any:
         return {str(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(item) for item in value]
-    kind = type(value).__module__
-    if kind == "numpy":
-        if hasattr(value, "tolist"):
-            return jsonable(value.tolist())
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return jsonable(value.tolist())
     raise TypeError(f"{type(value).__name__} is not JSON data")
 
 

@@ -11,15 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from core.errors import GovregError
+from core.errors import GovregError, InputError
 from validation.result import VERDICTS, GateResult
+from validation.spec import GateSpecLike, PolicyLike
 from validation.versions import library_versions
 
 if TYPE_CHECKING:
-    from policies.schema import GateSpec, Policy
     from validation.inputs import GateInputs
 
-GateFunction = Callable[["GateSpec", "GateInputs"], GateResult]
+GateFunction = Callable[[GateSpecLike, "GateInputs"], GateResult]
+
+
+class EmptyPolicyError(InputError):
+    """A policy without gates: it would approve anything, so it is refused."""
 
 
 def _gates() -> dict[str, GateFunction]:
@@ -42,7 +46,7 @@ def _gates() -> dict[str, GateFunction]:
     }
 
 
-def error_result(spec: GateSpec, reason: str) -> GateResult:
+def error_result(spec: GateSpecLike, reason: str) -> GateResult:
     """The result of a gate that could not be evaluated: verdict ``"error"``."""
     return GateResult(
         gate_id=str(spec.id),
@@ -58,7 +62,7 @@ def error_result(spec: GateSpec, reason: str) -> GateResult:
 
 
 def run_gate(
-    spec: GateSpec, inputs: GateInputs, *, gates: dict[str, GateFunction] | None = None
+    spec: GateSpecLike, inputs: GateInputs, *, gates: dict[str, GateFunction] | None = None
 ) -> GateResult:
     """Evaluate one gate; any failure to evaluate is an ``"error"`` result, never a pass.
 
@@ -80,11 +84,13 @@ def run_gate(
     return result
 
 
-def run_policy(policy: Policy, inputs: GateInputs) -> list[GateResult]:
-    """Evaluate every gate of ``policy`` in order; one result per gate."""
-    if not policy.gates:
-        from policies.schema import PolicyError
+def run_policy(policy: PolicyLike, inputs: GateInputs) -> list[GateResult]:
+    """Evaluate every gate of ``policy`` (a ``policies.schema.Policy``) in order.
 
-        raise PolicyError(f"policy {policy.ref} has no gates; an empty policy fails")
+    One result per gate; a policy without gates is refused (the schema
+    refuses it already; this holds for any other caller too).
+    """
+    if not policy.gates:
+        raise EmptyPolicyError(f"policy {policy.ref} has no gates; an empty policy fails")
     table = _gates()
     return [run_gate(spec, inputs, gates=table) for spec in policy.gates]

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from policies.schema import GateSpec, StabilityParams
-from validation.common import params_of
+from validation.spec import GateSpecLike, StabilityParamsLike, params_of
 from validation.result import GateResult, Verdict, dec, fmt
 from validation.versions import library_versions
 
@@ -28,9 +27,7 @@ SHARE_FLOOR = 1e-4
 SCORE = "__score__"
 
 
-def psi_from_shares(
-    expected: npt.NDArray[np.float64], actual: npt.NDArray[np.float64]
-) -> float:
+def psi_from_shares(expected: npt.NDArray[np.float64], actual: npt.NDArray[np.float64]) -> float:
     """PSI of two share vectors (floored at :data:`SHARE_FLOOR`)."""
     import numpy as np
 
@@ -89,11 +86,11 @@ def categorical_psi(train: Any, valid: Any) -> tuple[float, list[dict[str, Any]]
     return psi_from_shares(np.asarray(e_share), np.asarray(a_share)), table
 
 
-def evaluate(spec: GateSpec, inputs: GateInputs) -> GateResult:
+def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
     """PSI >= fail_psi fails, warn_psi <= PSI < fail_psi warns, per feature and on the score."""
     import pandas as pd
 
-    params = params_of(spec, StabilityParams)
+    params = params_of(spec, StabilityParamsLike)
     psis: dict[str, float] = {}
     tables: dict[str, list[dict[str, Any]]] = {}
     x_train = inputs.x_train
@@ -101,14 +98,10 @@ def evaluate(spec: GateSpec, inputs: GateInputs) -> GateResult:
     for j, feature in enumerate(inputs.features):
         column = inputs.train[feature]
         if pd.api.types.is_numeric_dtype(column):
-            psis[feature], tables[feature] = numeric_psi(
-                x_train[:, j], x_valid[:, j], params.bins
-            )
+            psis[feature], tables[feature] = numeric_psi(x_train[:, j], x_valid[:, j], params.bins)
         else:
             psis[feature], tables[feature] = categorical_psi(column, inputs.validation[feature])
-    psis[SCORE], tables[SCORE] = numeric_psi(
-        inputs.pred_train, inputs.pred_validation, params.bins
-    )
+    psis[SCORE], tables[SCORE] = numeric_psi(inputs.pred_train, inputs.pred_validation, params.bins)
     # Model feature order, then the score.
     failing = [k for k, v in psis.items() if dec(v) >= params.fail_psi]
     warning = [k for k, v in psis.items() if params.warn_psi <= dec(v) < params.fail_psi]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import random
+import re
 from typing import Any
 
 import pytest
@@ -72,11 +73,13 @@ def _string(rng: random.Random, longest: int = 10) -> str:
     return "".join(_char(rng) for _ in range(rng.randint(0, longest)))
 
 
-def _key(rng: random.Random) -> str:
+def _key(rng: random.Random, astral: bool = True) -> str:
     pick = rng.random()
     if pick < 0.3:  # short keys sharing prefixes: ordering of "a" < "ab" < "a\uff41" ...
-        return "a" + "".join(rng.choice(["", "b", "\uff41", "\U0001f600", "\x00"]) for _ in "ab")
-    return _string(rng, 6)
+        parts = ["", "b", "\uff41", "\U0001f600" if astral else "\ue000", "\x00"]
+        return "a" + "".join(rng.choice(parts) for _ in "ab")
+    key = _string(rng, 6)
+    return key if astral else "".join(ch if ch <= "\uffff" else "\ufb01" for ch in key)
 
 
 def _int(rng: random.Random) -> int:
@@ -85,7 +88,7 @@ def _int(rng: random.Random) -> int:
     return rng.randint(-MAX, MAX) >> rng.randint(0, 52)
 
 
-def _value(rng: random.Random, depth: int) -> Any:
+def _value(rng: random.Random, depth: int, astral: bool = True) -> Any:
     kinds = ["null", "bool", "int", "str"] + (["list", "dict"] * 2 if depth < 4 else [])
     kind = rng.choice(kinds)
     if kind == "null":
@@ -97,8 +100,8 @@ def _value(rng: random.Random, depth: int) -> Any:
     if kind == "str":
         return _string(rng)
     if kind == "list":
-        return [_value(rng, depth + 1) for _ in range(rng.randint(0, 5))]
-    return {_key(rng): _value(rng, depth + 1) for _ in range(rng.randint(0, 6))}
+        return [_value(rng, depth + 1, astral) for _ in range(rng.randint(0, 5))]
+    return {_key(rng, astral): _value(rng, depth + 1, astral) for _ in range(rng.randint(0, 6))}
 
 
 def _keys(value: Any) -> Any:
@@ -115,7 +118,8 @@ def test_equals_rfc8785_on_random_documents() -> None:
     astral_keys = bmp_only = 0
     for seed in SEEDS:
         rng = random.Random(seed)
-        document = {_key(rng): _value(rng, 1) for _ in range(rng.randint(1, 6))}
+        astral = seed % 2 == 1  # even seeds: BMP keys only (astral strings still appear)
+        document = {_key(rng, astral): _value(rng, 1, astral) for _ in range(rng.randint(1, 6))}
         expected = rfc8785.dumps(document)
         assert canonical_bytes(document) == expected, f"seed {seed}"
         if any(ord(ch) > 0xFFFF for key in _keys(document) for ch in key):
@@ -127,11 +131,10 @@ def test_equals_rfc8785_on_random_documents() -> None:
     assert bmp_only > 300
 
 
-@pytest.mark.parametrize("seed", range(300))
-def test_equals_rfc8785_on_random_scalars_and_arrays(seed: int) -> None:
-    rng = random.Random(10_000 + seed)
-    value = _value(rng, 3)
-    assert canonical_bytes(value) == rfc8785.dumps(value)
+def test_equals_rfc8785_on_random_scalars_and_arrays() -> None:
+    for seed in range(10_000, 10_500):
+        value = _value(random.Random(seed), 3)
+        assert canonical_bytes(value) == rfc8785.dumps(value), f"seed {seed}"
 
 
 def test_utf16_key_order_differs_from_code_point_order() -> None:
@@ -156,11 +159,10 @@ def test_integer_limits() -> None:
     assert canonical_bytes([True, False, None, 0]) == b"[true,false,null,0]"
     for big in (MAX + 1, -(MAX + 1), 2**64, -(2**100)):
         for holder in (big, [big], {"a": {"b": [1, big]}}):
-            with pytest.raises(ValueError) as info:
+            message = f"integer {big} is outside the I-JSON range; write it as a string"
+            with pytest.raises(ValueError, match=re.escape(message)) as info:
                 canonical_bytes(holder)
-            assert str(info.value) == (
-                f"integer {big} is outside the I-JSON range; write it as a string"
-            )
+            assert str(info.value) == message
 
 
 @pytest.mark.parametrize(
@@ -177,9 +179,10 @@ def test_integer_limits() -> None:
 )
 def test_floats_are_refused(value: float, text: str) -> None:
     for holder in (value, [1, value], {"a": {"b": [value]}}, {"k": "v", "n": value}):
-        with pytest.raises(ValueError) as info:
+        message = f"float {text} in hashed data; write it as a decimal string"
+        with pytest.raises(ValueError, match=re.escape(message)) as info:
             canonical_bytes(holder)
-        assert str(info.value) == f"float {text} in hashed data; write it as a decimal string"
+        assert str(info.value) == message
 
 
 def test_other_non_json_values_are_refused() -> None:
@@ -190,21 +193,24 @@ def test_other_non_json_values_are_refused() -> None:
         ([b"bytes"], "bytes is not JSON data"),
     ]
     for value, message in cases:
-        with pytest.raises(ValueError) as info:
+        with pytest.raises(ValueError, match=re.escape(message)) as info:
             canonical_bytes(value)
         assert str(info.value) == message
     for lone in ("\ud800", {"\udfff": 1}):  # lone surrogates are not Unicode text
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"non-UTF-8|surrogates not allowed"):
             rfc8785.dumps(lone)
         with pytest.raises(UnicodeEncodeError) as err:
             canonical_bytes(lone)
         assert err.value.reason == "surrogates not allowed"
 
 
-@pytest.mark.parametrize("seed", range(200))
-def test_ledger_envelope_and_associated_data_equal_rfc8785(seed: int) -> None:
+def test_ledger_envelope_and_associated_data_equal_rfc8785() -> None:
     """The ledger writes these two by hand for speed: same bytes as the oracle."""
-    rng = random.Random(50_000 + seed)
+    for seed in range(50_000, 50_400):
+        _check_ledger_encoders(random.Random(seed), seed)
+
+
+def _check_ledger_encoders(rng: random.Random, seed: int) -> None:
     nonce = rng.randbytes(12)
     ciphertext = rng.randbytes(rng.randint(16, 80))
     fields = {
@@ -234,7 +240,7 @@ def test_ledger_envelope_and_associated_data_equal_rfc8785(seed: int) -> None:
         "nonce": base64.b64encode(nonce).decode(),
         "ciphertext": base64.b64encode(ciphertext).decode(),
     }
-    assert envelope == rfc8785.dumps(expected)
+    assert envelope == rfc8785.dumps(expected), f"seed {seed}"
     assert associated_data(fields["seq"], fields["type"], fields["key_id"]) == rfc8785.dumps(
         {
             "table": "ledger_events",
@@ -242,4 +248,4 @@ def test_ledger_envelope_and_associated_data_equal_rfc8785(seed: int) -> None:
             "type": fields["type"],
             "key_id": fields["key_id"],
         }
-    )
+    ), f"seed {seed}"

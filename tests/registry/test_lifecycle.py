@@ -402,6 +402,7 @@ def test_reading_an_unknown_model_or_version(kit: Any) -> None:
     with pytest.raises(NotFoundError) as caught:
         kit.registry.show_version(kit["audrey"], MODEL, 9)
     assert str(caught.value) == "model 'pd' has no version 9"
+    kit.people("cora")
     before = kit.state()
     with pytest.raises(NotFoundError):
         kit.registry.suspend(kit["cora"], MODEL, 9, reason="x")

@@ -86,7 +86,9 @@ def test_unbiased_model_passes_and_equals_fairlearn_and_aif360(
             metrics=selection_rate, y_true=y, y_pred=approved, sensitive_features=sensitive
         )
         by_group = frame.by_group
-        by_group.index = ["|".join(map(str, k)) if isinstance(k, tuple) else k for k in by_group.index]
+        by_group.index = [
+            "|".join(map(str, k)) if isinstance(k, tuple) else k for k in by_group.index
+        ]
         groups = entry["groups"]
         assert [g["group"] for g in groups] == sorted(by_group.index)
         best = by_group.max()
@@ -125,7 +127,9 @@ def test_biased_model_fails_the_four_fifths_rule(
     assert result.verdict == "failed"
     air = Decimal(result.values["adverse_impact_ratio.sex"])
     assert air < Decimal("0.8")
-    approved = valid.assign(ok=make_inputs(model_text=model, validation=valid).pred_validation < 0.5)
+    approved = valid.assign(
+        ok=make_inputs(model_text=model, validation=valid).pred_validation < 0.5
+    )
     rates = approved.groupby("sex")["ok"].mean()
     assert close(result.values["adverse_impact_ratio.sex"], rates["female"] / rates["male"])
     assert f"sex: adverse impact ratio {fmt(air)} ('female' vs 'male') < 0.8" in result.message

@@ -39,9 +39,7 @@ def test_values_equal_sklearn_and_scipy(
     assert result.values["brier"] == fmt(brier_score_loss(y, pred))
     assert result.values["default_rate"] == fmt(y.mean())
     assert result.thresholds == {"min_auc": "0.8", "min_ks": "0.35"}
-    assert result.message == (
-        f"AUC {fmt(auc)} >= 0.8, KS {fmt(ks)} >= 0.35"
-    )
+    assert result.message == (f"AUC {fmt(auc)} >= 0.8, KS {fmt(ks)} >= 0.35")
     table = result.details["calibration"]
     assert len(table) == 10
     assert sum(row["rows"] for row in table) == len(y)
@@ -85,9 +83,7 @@ def test_shuffled_labels_fail_auc_and_ks(
     assert result.verdict == "failed"
     assert Decimal(result.values["auc"]) < Decimal("0.6")
     assert Decimal(result.values["ks"]) < Decimal("0.2")
-    assert result.message == (
-        f"AUC {result.values['auc']} < 0.8; KS {result.values['ks']} < 0.35"
-    )
+    assert result.message == (f"AUC {result.values['auc']} < 0.8; KS {result.values['ks']} < 0.35")
 
 
 def test_warning_levels(make_inputs: Callable[..., GateInputs]) -> None:
@@ -102,7 +98,9 @@ def test_warning_levels(make_inputs: Callable[..., GateInputs]) -> None:
     assert result.thresholds["warn_auc"] == "0.99"
 
 
-def test_auc_needs_both_classes(make_inputs: Callable[..., GateInputs], valid_df: pd.DataFrame) -> None:
+def test_auc_needs_both_classes(
+    make_inputs: Callable[..., GateInputs], valid_df: pd.DataFrame
+) -> None:
     only_good = valid_df[valid_df["default"] == 0]
     result = run_gate(SPEC, make_inputs(validation=only_good))
     assert result.verdict == "error"

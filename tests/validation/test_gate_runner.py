@@ -12,10 +12,10 @@ import pytest
 
 from core.canonical import canonical_bytes
 from policies.loader import find_policy
-from policies.schema import GateSpec, LatencyParams, PerformanceParams, Policy, PolicyError
+from policies.schema import GateSpec, LatencyParams, PerformanceParams, Policy
 from validation.inputs import GateInputs
 from validation.result import GateResult, fmt, jsonable, worst
-from validation.runner import run_gate, run_policy
+from validation.runner import EmptyPolicyError, run_gate, run_policy
 
 
 def crashing_gate(spec: GateSpec, inputs: GateInputs) -> GateResult:
@@ -48,7 +48,10 @@ def test_parameters_of_another_kind_are_an_error(make_inputs: Callable[..., Gate
     )
     result = run_gate(spec, make_inputs())
     assert result.verdict == "error"
-    assert "has LatencyParams, expected PerformanceParams" in result.message
+    assert result.message == (
+        "gate raised TypeError: gate 'performance' of kind 'performance' "
+        "has parameters of kind 'latency'"
+    )
 
 
 @pytest.mark.parametrize(
@@ -117,7 +120,7 @@ def test_default_policy_runs_every_gate_deterministically(
 def test_an_empty_policy_is_refused() -> None:
     policy = find_policy("credit-risk")
     empty = Policy.model_construct(**{**dict(policy), "gates": []})
-    with pytest.raises(PolicyError, match="has no gates"):
+    with pytest.raises(EmptyPolicyError, match="has no gates"):
         run_policy(empty, GateInputs.__new__(GateInputs))
 
 

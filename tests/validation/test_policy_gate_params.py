@@ -101,9 +101,7 @@ def test_wrong_type_is_refused_naming_the_key(tmp_path: Path) -> None:
 
 def test_kind_inside_params_and_bad_ranges_are_refused() -> None:
     with pytest.raises(ValueError, match="'kind' is not a parameter"):
-        GateSpec.model_validate(
-            {"id": "p", "kind": "performance", "params": {"kind": "latency"}}
-        )
+        GateSpec.model_validate({"id": "p", "kind": "performance", "params": {"kind": "latency"}})
     with pytest.raises(ValueError, match="warn_psi must not exceed fail_psi"):
         GateSpec.model_validate(
             {"id": "s", "kind": "stability", "params": {"warn_psi": 0.3, "fail_psi": 0.25}}

@@ -1,0 +1,69 @@
+"""The README's main job, run as a test: its outcome is checked, not just its exit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    from audits.signing import load_public_key
+    from govreg.context import build
+    from govreg.demo import run_demo
+    from govreg.settings import Settings
+
+    result = run_demo(root=tmp_path)
+
+    assert result["versions"] == {"biased": 1, "fair": 2}
+    assert result["outcome"] == {"biased": "gates_failed", "fair": "awaiting_signoff"}
+    assert result["final"] == {"biased": "gates_failed", "fair": "promoted"}
+    assert result["refusal"] == "'ds-team' (data_scientist) may not sign"
+
+    settings = Settings(home=tmp_path / ".govreg-demo", database_url=None)
+    ctx = build(settings)
+    try:
+        admin_key = (settings.resolved_home / "admin.key").read_text().strip()
+        admin = ctx.registry.authenticate(admin_key)
+        biased = ctx.registry.show_version(admin, "credit-pd", 1)
+        fair = ctx.registry.show_version(admin, "credit-pd", 2)
+        report = ctx.registry.verify(
+            None, load_public_key(settings.public_key_path), anchor_dir=settings.anchors_path
+        )
+    finally:
+        ctx.close()
+
+    verdicts = {g["gate_id"]: g["verdict"] for g in biased["gates"]}
+    assert verdicts["fairness"] == "failed"
+    assert biased["status_reason"] == "fairness failed"
+    assert {g["gate_id"]: g["verdict"] for g in fair["gates"]} == {
+        "performance": "passed",
+        "fairness": "passed",
+        "data-schema": "passed",
+        "explainability": "passed",
+        "stability": "passed",
+        "latency": "passed",
+    }
+    assert fair["aliases"] == ["champion"]
+    assert sorted(s["role"] for s in fair["signoffs"]) == [
+        "business_owner",
+        "compliance_officer",
+        "validator",
+    ]
+    assert fair["signoffs_missing"] == []
+    assert report.size == result["ledger_size"]
+    # approval and promotion each signed a checkpoint, and each was anchored
+    assert report.checkpoints == report.anchors >= 3
+
+
+def test_demo_refuses_to_delete_a_foreign_folder(tmp_path: Path) -> None:
+    import click
+
+    from govreg.demo import run_demo
+
+    (tmp_path / ".govreg-demo").mkdir()
+    (tmp_path / ".govreg-demo" / "precious.txt").write_text("keep me")
+    with pytest.raises(click.ClickException, match="is not a govreg demo home; move it away"):
+        run_demo(root=tmp_path)
+    assert (tmp_path / ".govreg-demo" / "precious.txt").read_text() == "keep me"
