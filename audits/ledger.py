@@ -168,7 +168,10 @@ class Ledger:
             index_text = canonical_bytes(new.index).decode()
             nonce = secrets.token_bytes(12)
             header = sealed_header(recorded_at, new.actor, new.model, new.version, index_text)
-            data_bytes = canonical_bytes(new.data)
+            # The payload is encrypted, not hashed: plain sorted JSON suffices.
+            data_bytes = json.dumps(
+                new.data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+            ).encode()
             plaintext = header + data_bytes
             ciphertext = aes.encrypt(nonce, plaintext, associated_data(seq, new.type, key_id))
             leaf = leaf_of(
@@ -210,8 +213,8 @@ class Ledger:
                     actor=new.actor,
                     model=new.model,
                     version=new.version,
-                    index=json.loads(index_text),
-                    data=json.loads(data_bytes),
+                    index=new.index,
+                    data=new.data,
                     key_id=key_id,
                     leaf_hash=leaf,
                     chain_hash=chain,

@@ -250,14 +250,21 @@ def _read_reasons(path: Path) -> dict[str, str]:
 @cli.command()
 @click.argument("model")
 @click.argument("version", type=int)
+@click.option(
+    "--policy",
+    "policy_id",
+    help="re-evaluate under this policy (id or id@version); recorded as an explicit act",
+)
 @json_option
 @click.pass_obj
-def evaluate(obj: dict[str, Any], model: str, version: int, as_json: bool) -> None:
+def evaluate(
+    obj: dict[str, Any], model: str, version: int, policy_id: str | None, as_json: bool
+) -> None:
     """Run every gate of the version's policy and record the results."""
     with _context(obj) as ctx:
         actor = ctx.principal()
         status = ctx.registry.evaluate(
-            actor, model, version, progress=None if as_json else _progress
+            actor, model, version, policy_id=policy_id, progress=None if as_json else _progress
         )
         shown = ctx.registry.show_version(actor, model, version)
     _emit(as_json, shown, lambda: _print_gates(shown, status))

@@ -46,7 +46,10 @@ class Move(StrEnum):
 
 S = Status
 ALLOWED: dict[Move, frozenset[Status]] = {
-    Move.EVALUATE: frozenset({S.SUBMITTED, S.EVALUATING}),
+    # evaluating: an evaluation that was interrupted is run again;
+    # awaiting_signoff: re-evaluation (e.g. under a newer policy) replaces the
+    # evidence, so earlier sign-offs stop counting.
+    Move.EVALUATE: frozenset({S.SUBMITTED, S.EVALUATING, S.AWAITING_SIGNOFF}),
     Move.COMPLETE_EVALUATION: frozenset({S.EVALUATING}),
     Move.SIGN: frozenset({S.AWAITING_SIGNOFF}),
     Move.APPROVE: frozenset({S.AWAITING_SIGNOFF}),

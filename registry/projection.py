@@ -235,6 +235,10 @@ def apply(view: View, event: Event) -> None:
         row["status"] = Status.EVALUATING.value
         row["evaluation"] = d["evaluation"]
         row["evidence_digest"] = None
+        if "policy" in d:  # re-evaluation under another policy, explicitly asked for
+            row["policy_id"] = d["policy"]["id"]
+            row["policy_version"] = d["policy"]["version"]
+            row["policy_digest"] = d["policy_digest"]
         view.put("versions", row)
     elif kind == EventType.GATE_EVALUATED:
         view.put(

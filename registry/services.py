@@ -427,10 +427,19 @@ class Registry:
         raise NotFoundError(f"{model} v{version} has no submission event")
 
     def policy_of(self, model: str, version: int) -> Policy:
-        return Policy.model_validate(self.submission(model, version)["policy"])
+        """The policy the version is judged by now (submission or re-evaluation)."""
+        with self.reading() as conn:
+            self._version_row(conn, model, version)
+            return self._policy_from_ledger(conn, model, version)
 
-    def start_evaluation(self, actor: Principal, model: str, version: int) -> int:
+    def start_evaluation(
+        self, actor: Principal, model: str, version: int, *, policy_id: str | None = None
+    ) -> int:
+        """Open evaluation N+1. ``policy_id`` (``id`` or ``id@version``) re-evaluates
+        under another policy: an explicit act, recorded with the new policy;
+        results under the old policy stay in the trail."""
         self.authorize(actor, Action.EVALUATE)
+        new_policy = find_policy(policy_id, extra_dir=self.policy_dir) if policy_id else None
         with self.transaction() as conn:
             row = self._version_row(conn, model, version)
             if actor.role == Role.DATA_SCIENTIST and row["submitted_by"] != actor.name:
@@ -440,6 +449,11 @@ class Registry:
                 )
             require(Move.EVALUATE, self._status(row), subject=f"{model} v{version}")
             number = int(row["evaluation"]) + 1
+            data: dict[str, Any] = {"evaluation": number}
+            index: dict[str, Any] = {"evaluation": number, "status": Status.EVALUATING.value}
+            if new_policy is not None and new_policy.digest != row["policy_digest"]:
+                data["policy"] = new_policy.canonical()
+                data["policy_digest"] = index["policy_digest"] = new_policy.digest
             self.record(
                 conn,
                 [
@@ -448,8 +462,8 @@ class Registry:
                         actor=actor.name,
                         model=model,
                         version=version,
-                        data={"evaluation": number},
-                        index={"evaluation": number, "status": Status.EVALUATING.value},
+                        data=data,
+                        index=index,
                     )
                 ],
             )
@@ -461,6 +475,7 @@ class Registry:
         model: str,
         version: int,
         *,
+        policy_id: str | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> Status:
         """Run every gate of the version's recorded policy and record the results.
@@ -474,9 +489,9 @@ class Registry:
         from validation.inputs import GateInputs
         from validation.runner import error_result, run_gate
 
-        number = self.start_evaluation(actor, model, version)
+        number = self.start_evaluation(actor, model, version, policy_id=policy_id)
         sub = self.submission(model, version)
-        policy = Policy.model_validate(sub["policy"])
+        policy = self.policy_of(model, version)
         say = progress or (lambda _message: None)
         results: list[dict[str, Any]] = []
         try:
@@ -533,6 +548,12 @@ class Registry:
             events: list[NewEvent] = []
             digests: dict[str, str] = {}
             failed: list[str] = []
+            inputs_digests = {
+                "artifact": row["artifact_digest"],
+                "train": row["train_digest"],
+                "validation": row["validation_digest"],
+                "policy": row["policy_digest"],
+            }
             for result in results:
                 digest = hashlib.sha256(canonical_bytes(result)).hexdigest()
                 digests[result["gate_id"]] = digest
@@ -552,6 +573,7 @@ class Registry:
                             "blocking": bool(result["blocking"]),
                             "policy_digest": row["policy_digest"],
                             "result_digest": digest,
+                            "inputs": inputs_digests,
                             "result": result,
                         },
                         index={
@@ -559,6 +581,7 @@ class Registry:
                             "gate_id": result["gate_id"],
                             "verdict": result["verdict"],
                             "result_digest": digest,
+                            "inputs": inputs_digests,
                             "values": result.get("values", {}),
                         },
                     )
@@ -706,11 +729,18 @@ class Registry:
         return status
 
     def _policy_from_ledger(self, conn: Connection, model: str, version: int) -> Policy:
+        latest: dict[str, Any] | None = None
         for event in self.ledger.events(
-            conn, model=model, version=version, types=[EventType.VERSION_SUBMITTED]
+            conn,
+            model=model,
+            version=version,
+            types=[EventType.VERSION_SUBMITTED, EventType.EVALUATION_STARTED],
         ):
-            return Policy.model_validate(event.data["policy"])
-        raise NotFoundError(f"{model} v{version} has no submission event")
+            if "policy" in event.data:
+                latest = event.data["policy"]
+        if latest is None:
+            raise NotFoundError(f"{model} v{version} has no submission event")
+        return Policy.model_validate(latest)
 
     # -- after approval ------------------------------------------------------------
     def promote(self, actor: Principal, model: str, version: int, *, alias: str) -> None:
@@ -842,19 +872,14 @@ class Registry:
             signoffs = sorted(
                 view.where("signoffs", model=model, version=version), key=lambda s: s["seq"]
             )
-            gates: list[dict[str, Any]] = []
-            policy: Policy | None = None
-            for event in self.ledger.events(
-                conn,
-                model=model,
-                version=version,
-                types=[EventType.VERSION_SUBMITTED, EventType.GATE_EVALUATED],
-            ):
-                if event.type == EventType.VERSION_SUBMITTED:
-                    policy = Policy.model_validate(event.data["policy"])
-                elif event.data["evaluation"] == row["evaluation"]:
-                    gates.append({"seq": event.seq, **event.data["result"]})
-        assert policy is not None
+            policy = self._policy_from_ledger(conn, model, version)
+            gates = [
+                {"seq": event.seq, **event.data["result"]}
+                for event in self.ledger.events(
+                    conn, model=model, version=version, types=[EventType.GATE_EVALUATED]
+                )
+                if event.data["evaluation"] == row["evaluation"]
+            ]
         current = [s for s in signoffs if s["evidence_digest"] == row["evidence_digest"]]
         missing = []
         for req in policy.signoffs.required:
