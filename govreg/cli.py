@@ -170,12 +170,13 @@ def principals_list(obj: dict[str, Any], as_json: bool) -> None:
 
 @principals.command("revoke")
 @click.argument("name")
+@json_option
 @click.pass_obj
-def principals_revoke(obj: dict[str, Any], name: str) -> None:
+def principals_revoke(obj: dict[str, Any], name: str, as_json: bool) -> None:
     """Revoke NAME's API key."""
     with _context(obj) as ctx:
         ctx.registry.revoke_principal(ctx.principal(), name)
-    click.echo(f"revoked {name}")
+    _emit(as_json, {"name": name, "revoked": True}, lambda: click.echo(f"revoked {name}"))
 
 
 # -- versions -------------------------------------------------------------------
@@ -374,12 +375,17 @@ def versions_show(obj: dict[str, Any], model: str, version: int, as_json: bool) 
 @click.argument("model")
 @click.argument("version", type=int)
 @click.option("--alias", required=True, help="e.g. champion")
+@json_option
 @click.pass_obj
-def promote(obj: dict[str, Any], model: str, version: int, alias: str) -> None:
+def promote(obj: dict[str, Any], model: str, version: int, alias: str, as_json: bool) -> None:
     """Point MODEL@ALIAS at an approved VERSION."""
     with _context(obj) as ctx:
         ctx.registry.promote(ctx.principal(), model, version, alias=alias)
-    click.echo(f"{model}@{alias} -> v{version}")
+    _emit(
+        as_json,
+        {"model": model, "version": version, "alias": alias, "status": "promoted"},
+        lambda: click.echo(f"{model}@{alias} -> v{version}"),
+    )
 
 
 def _state_command(name: str, verb: str) -> None:
@@ -387,11 +393,18 @@ def _state_command(name: str, verb: str) -> None:
     @click.argument("model")
     @click.argument("version", type=int)
     @click.option("--reason", required=True)
+    @json_option
     @click.pass_obj
-    def command(obj: dict[str, Any], model: str, version: int, reason: str) -> None:
+    def command(obj: dict[str, Any], model: str, version: int, reason: str, as_json: bool) -> None:
         with _context(obj) as ctx:
-            getattr(ctx.registry, name)(ctx.principal(), model, version, reason=reason)
-        click.echo(f"{verb} {model} v{version}")
+            actor = ctx.principal()
+            getattr(ctx.registry, name)(actor, model, version, reason=reason)
+            status = ctx.registry.show_version(actor, model, version)["status"]
+        _emit(
+            as_json,
+            {"model": model, "version": version, "status": status},
+            lambda: click.echo(f"{verb} {model} v{version}"),
+        )
 
 
 _state_command("suspend", "suspended")
@@ -466,21 +479,27 @@ def keys() -> None:
 
 
 @keys.command("rotate")
+@json_option
 @click.pass_obj
-def keys_rotate(obj: dict[str, Any]) -> None:
+def keys_rotate(obj: dict[str, Any], as_json: bool) -> None:
     """Start a new data key; earlier events stay readable."""
     with _context(obj) as ctx:
         key_id = ctx.registry.rotate_data_key(ctx.principal())
-    click.echo(f"new data key {key_id}")
+    _emit(as_json, {"data_key": key_id}, lambda: click.echo(f"new data key {key_id}"))
 
 
 @keys.command("rotate-kek")
+@json_option
 @click.pass_obj
-def keys_rotate_kek(obj: dict[str, Any]) -> None:
+def keys_rotate_kek(obj: dict[str, Any], as_json: bool) -> None:
     """Re-wrap every data key under a new key-encryption key (re-runnable)."""
     with _context(obj) as ctx:
         kek_id, count = ctx.registry.rotate_kek(ctx.principal())
-    click.echo(f"key-encryption key is now {kek_id}; re-wrapped {count} data keys")
+    _emit(
+        as_json,
+        {"kek_id": kek_id, "rewrapped": count},
+        lambda: click.echo(f"key-encryption key is now {kek_id}; re-wrapped {count} data keys"),
+    )
 
 
 @cli.command()
