@@ -29,6 +29,8 @@ class EventType(StrEnum):
     VERSION_REINSTATED = "version.reinstated"
     VERSION_RETIRED = "version.retired"
     ACCESS_DENIED = "access.denied"
+    REPORT_GENERATED = "report.generated"
+    EVIDENCE_EXPORTED = "evidence.exported"
     BENCHMARK = "benchmark.event"
 
 

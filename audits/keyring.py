@@ -120,6 +120,9 @@ class Keyring:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         kek = self._load_keks().get(kek_id)
+        if kek is None:  # another process may have rotated the KEK since we read it
+            self._keks = None
+            kek = self._load_keks().get(kek_id)
         if kek is None:
             raise IntegrityError(
                 f"data key {key_id} is wrapped by {kek_id}, which is not in {self.keys_dir}"

@@ -154,8 +154,10 @@ def verify_ledger(
     from cryptography.exceptions import InvalidTag
 
     key_fpr = fingerprint(public_key)
-    stored = {cp.size: cp for cp in ledger.checkpoints(conn)}
+    # Anchors first: a writer writes its anchor after its commit, so every
+    # anchor read now is in the snapshot the first query below starts.
     anchors = read_anchors(anchor_dir)
+    stored = {cp.size: cp for cp in ledger.checkpoints(conn)}
     for source, cps in (("database", stored), ("anchor", anchors)):
         for cp in cps.values():
             try:

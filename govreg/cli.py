@@ -503,6 +503,27 @@ def keys_rotate_kek(obj: dict[str, Any], as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="worker processes")
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the HTTP API (uvicorn; several workers share one database)."""
+    import uvicorn
+
+    from govreg.context import build
+
+    build(_settings()).close()  # fail fast, with a clear message, on a missing home
+    uvicorn.run(
+        "govreg.api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@cli.command()
 @click.option("--rows", default=10000, show_default=True, help="rows of synthetic credit data")
 def demo(rows: int) -> None:
     """The main job: an end-to-end walk through govreg in a demo home."""
@@ -513,3 +534,63 @@ def demo(rows: int) -> None:
 
 def main() -> None:
     cli(prog_name="govreg")
+
+
+# -- reports and evidence bundles ---------------------------------------------------
+@cli.command()
+@click.argument("model")
+@click.argument("version", type=int)
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="PDF file")
+@click.pass_obj
+def report(obj: dict[str, Any], model: str, version: int, output: Path) -> None:
+    """Write the PDF/A-3b compliance report of a version (evidence JSON embedded)."""
+    from audits.signing import load_public_key
+    from reports.service import generate_report
+
+    with _context(obj) as ctx:
+        key = load_public_key(ctx.settings.public_key_path)
+        rendered = generate_report(ctx.registry, ctx.principal(), model, version, public_key=key)
+    output.write_bytes(rendered.pdf)
+    click.echo(f"wrote {output} ({len(rendered.pdf)} bytes, sha256 {rendered.sha256})")
+
+
+@cli.group()
+def evidence() -> None:
+    """Export evidence bundles and verify them offline."""
+
+
+@evidence.command("export")
+@click.argument("model")
+@click.argument("version", type=int)
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="zip file")
+@click.pass_obj
+def evidence_export(obj: dict[str, Any], model: str, version: int, output: Path) -> None:
+    """Write the version's evidence bundle (events, proofs, checkpoint, report)."""
+    from audits.signing import load_public_key
+    from reports.service import export_evidence
+
+    with _context(obj) as ctx:
+        key = load_public_key(ctx.settings.public_key_path)
+        exported = export_evidence(ctx.registry, ctx.principal(), model, version, public_key=key)
+    output.write_bytes(exported.bundle)
+    click.echo(
+        f"wrote {output}: {len(exported.evidence.events)} events proved against checkpoint "
+        f"{exported.evidence.checkpoint.size}, sha256 {exported.sha256}"
+    )
+
+
+@evidence.command("verify")
+@click.argument("bundle", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option(
+    "--public-key",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="the checkpoint public key you were given out of band",
+)
+def evidence_verify(bundle: Path, public_key: Path) -> None:
+    """Verify a bundle offline: no database, no network, no govreg home."""
+    from audits.signing import load_public_key
+    from reports.bundle import verify_bundle
+
+    result = verify_bundle(bundle.read_bytes(), load_public_key(public_key))
+    click.echo(result.summary())

@@ -31,6 +31,17 @@ class Settings(BaseSettings):
     )
     api_key: SecretStr | None = Field(default=None, description="the acting principal's API key")
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    import_dir: Path | None = Field(
+        default=None,
+        description="folder the API may read submissions by reference from (off if unset)",
+    )
+    oidc_issuer: str | None = Field(default=None, description="accepted `iss` of bearer JWTs")
+    oidc_audience: str | None = Field(default=None, description="required `aud` of bearer JWTs")
+    oidc_jwks: str | None = Field(default=None, description="JWKS file path or https URL")
+    oidc_role_claim: str = Field(default="govreg_role", description="claim holding the role")
+    oidc_algorithms: str = Field(
+        default="RS256,ES256,EdDSA", description="accepted JWT algorithms (never 'none')"
+    )
 
     @property
     def resolved_home(self) -> Path:

@@ -38,6 +38,17 @@ def policy_dirs(extra: Path | None) -> list[Path]:
     return [d for d in (extra, PACKAGED_DIR) if d is not None]
 
 
+def all_policies(*, extra_dir: Path | None = None) -> list[Policy]:
+    """Every policy file found, sorted by id and version."""
+    found: dict[tuple[str, int], Policy] = {}
+    for folder in policy_dirs(extra_dir):
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.yaml")):
+                policy = load_policy_file(path)
+                found.setdefault((policy.id, policy.version), policy)
+    return [found[key] for key in sorted(found)]
+
+
 def find_policy(policy_id: str, *, extra_dir: Path | None = None) -> Policy:
     """The newest version of ``policy_id`` (``id`` or ``id@version``)."""
     wanted_id, _, wanted_version = policy_id.partition("@")

@@ -6,8 +6,9 @@ naming the file and the key (see :func:`policies.loader.load_policy`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -127,13 +128,14 @@ class StabilityParams(GateParams):
 
 
 class LatencyParams(GateParams):
-    """p99 single-row scoring time."""
+    """p99 single-row scoring time (one thread by default, as a serving worker scores)."""
 
     kind: Literal["latency"] = Field(default="latency", exclude=True)
     max_p99_ms: Annotated[Decimal, Field(gt=0)] = Decimal("100")
     warn_p99_ms: Annotated[Decimal, Field(gt=0)] | None = None
     runs: int = Field(default=1000, ge=10, le=1_000_000)
     warmup: int = Field(default=50, ge=0)
+    num_threads: int = Field(default=1, ge=1, le=256)
 
 
 AnyGateParams = Annotated[
@@ -158,6 +160,17 @@ class GateSpec(_Strict):
     kind: GateKind
     blocking: bool = True
     params: AnyGateParams
+
+    if TYPE_CHECKING:
+        # What callers may pass: a mapping is validated into the kind's model.
+        def __init__(
+            self,
+            *,
+            id: str,
+            kind: GateKind,
+            blocking: bool = True,
+            params: Mapping[str, Any] | GateParams | None = None,
+        ) -> None: ...
 
     @model_validator(mode="before")
     @classmethod

@@ -484,12 +484,25 @@ class Registry:
         "error" verdicts, and a blocking gate that did not pass fails the
         version.
         """
+        number = self.start_evaluation(actor, model, version, policy_id=policy_id)
+        return self.run_evaluation(actor, model, version, number, progress=progress)
+
+    def run_evaluation(
+        self,
+        actor: Principal,
+        model: str,
+        version: int,
+        number: int,
+        *,
+        progress: Callable[[str], None] | None = None,
+    ) -> Status:
+        """Measure every gate for an evaluation opened by :meth:`start_evaluation`."""
         from decimal import Decimal
 
         from validation.inputs import GateInputs
         from validation.runner import error_result, run_gate
 
-        number = self.start_evaluation(actor, model, version, policy_id=policy_id)
+        self.authorize(actor, Action.EVALUATE)
         sub = self.submission(model, version)
         policy = self.policy_of(model, version)
         say = progress or (lambda _message: None)
@@ -540,6 +553,11 @@ class Registry:
         self.authorize(actor, Action.EVALUATE)
         with self.transaction() as conn:
             row = self._version_row(conn, model, version)
+            if actor.role == Role.DATA_SCIENTIST and row["submitted_by"] != actor.name:
+                raise PermissionDenied(
+                    f"'{actor.name}' may evaluate only their own versions; "
+                    f"{model} v{version} was submitted by '{row['submitted_by']}'"
+                )
             require(Move.COMPLETE_EVALUATION, self._status(row), subject=f"{model} v{version}")
             if int(row["evaluation"]) != evaluation:
                 raise InputError(
@@ -554,10 +572,16 @@ class Registry:
                 "validation": row["validation_digest"],
                 "policy": row["policy_digest"],
             }
+            # The recorded policy decides which gates block, not the caller's results.
+            policy_blocking = {
+                spec.id: spec.blocking
+                for spec in self._policy_from_ledger(conn, model, version).gates
+            }
             for result in results:
                 digest = hashlib.sha256(canonical_bytes(result)).hexdigest()
                 digests[result["gate_id"]] = digest
-                if result["blocking"] and result["verdict"] != "passed":
+                blocking = bool(result["blocking"]) or policy_blocking.get(result["gate_id"], False)
+                if blocking and result["verdict"] != "passed":
                     failed.append(f"{result['gate_id']} {result['verdict']}")
                 events.append(
                     NewEvent(
@@ -570,7 +594,7 @@ class Registry:
                             "gate_id": result["gate_id"],
                             "kind": result["kind"],
                             "verdict": result["verdict"],
-                            "blocking": bool(result["blocking"]),
+                            "blocking": blocking,
                             "policy_digest": row["policy_digest"],
                             "result_digest": digest,
                             "inputs": inputs_digests,
@@ -588,6 +612,12 @@ class Registry:
                 )
             if not results:
                 failed.append("no gate results (an empty evaluation fails closed)")
+            else:  # a blocking gate of the policy without a result fails closed
+                failed.extend(
+                    f"{gate_id} has no result"
+                    for gate_id, blocks in policy_blocking.items()
+                    if blocks and gate_id not in digests
+                )
             status = Status.GATES_FAILED if failed else Status.AWAITING_SIGNOFF
             evidence = evidence_digest(row, digests)
             events.append(

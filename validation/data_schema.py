@@ -4,7 +4,7 @@ The suite is the submission's (``GateInputs.schema_suite``, GX's suite JSON
 form: ``{"name": ..., "expectations": [{"type": ..., "kwargs": {...}}]}``) or
 derived from the training data by :func:`derive_suite`:
 
-- every column exists (a missing column fails);
+- every column exists (a missing column fails; extra columns are allowed);
 - numeric columns: numeric type, values within the training min..max for at
   least ``range_mostly`` of the rows;
 - other columns: string-like type, values in the training categories (an
@@ -27,8 +27,8 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
-from validation.spec import GateSpecLike, DataSchemaParamsLike, params_of
 from validation.result import GateResult, Verdict, fmt, jsonable
+from validation.spec import DataSchemaParamsLike, GateSpecLike, params_of
 from validation.versions import library_versions
 
 if TYPE_CHECKING:
@@ -79,12 +79,18 @@ def derive_suite(
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise InputError(f"the training data lacks the schema columns {missing}")
-    expectations: list[dict[str, Any]] = []
+    # One table-level check that every column is present (cheaper than one per column;
+    # the column-level expectations below also fail, by name, on a missing column).
+    expectations: list[dict[str, Any]] = [
+        {
+            "type": "expect_table_columns_to_match_set",
+            "kwargs": {"column_set": sorted(columns), "exact_match": False},
+        }
+    ]
     mostly = float(params.range_mostly)
     tolerance = float(params.null_rate_tolerance)
     for column in columns:
         series = frame[column]
-        expectations.append({"type": "expect_column_to_exist", "kwargs": {"column": column}})
         non_null = series.dropna()
         if pd.api.types.is_bool_dtype(series):
             expectations.append(
@@ -160,7 +166,7 @@ def as_gx_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 def run_suite(frame: pd.DataFrame, suite: dict[str, Any]) -> dict[str, Any]:
     """Validate ``frame`` against ``suite`` with GX; return GX's result as JSON data."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ["GX_ANALYTICS_ENABLED"] = "false"  # no usage analytics, ever
     with warnings.catch_warnings():
         # GX 1.x imports the deprecated ``sre_constants`` module.
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="great_expectations")
@@ -209,6 +215,9 @@ def summarise(gx_result: dict[str, Any]) -> list[dict[str, Any]]:
         for key in _KEPT_RESULT_KEYS:
             if key in result:
                 line[key] = result[key]
+        missing = ((result.get("details") or {}).get("mismatched") or {}).get("missing")
+        if missing:
+            line["missing_columns"] = sorted(str(c) for c in missing)
         if result.get("partial_unexpected_list"):
             line["unexpected_examples"] = sorted(
                 {str(v) for v in result["partial_unexpected_list"]}
@@ -219,13 +228,24 @@ def summarise(gx_result: dict[str, Any]) -> list[dict[str, Any]]:
         line["_order"] = json.dumps(kwargs, sort_keys=True, default=str)
         lines.append(line)
     # GX does not keep the suite's order: sort by column, type and arguments.
-    lines.sort(key=lambda x: (str(x["column"]), str(x["type"]), x.pop("_order")))
+    lines.sort(
+        key=lambda x: (x["column"] is not None, str(x["column"]), str(x["type"]), x.pop("_order"))
+    )
     return lines
+
+
+def _describe(line: dict[str, Any]) -> str:
+    if "missing_columns" in line:
+        return f"{line['type']} missing {line['missing_columns']}"
+    text = f"{line['type']}({line['column']})"
+    if "unexpected_examples" in line:
+        text += f" unexpected {line['unexpected_examples']}"
+    return text
 
 
 def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
     """The validation data passes the training-derived (or supplied) GX suite."""
-    params = params_of(spec, DataSchemaParamsLike)
+    params: DataSchemaParamsLike = params_of(spec)
     if inputs.schema_suite is not None:
         suite = _clean_suite(inputs.schema_suite)
         source = "supplied"
@@ -250,15 +270,7 @@ def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
     verdict: Verdict
     if failed:
         verdict = "failed"
-        named = ", ".join(
-            f"{line['type']}({line['column']})"
-            + (
-                f" unexpected {line['unexpected_examples']}"
-                if "unexpected_examples" in line
-                else ""
-            )
-            for line in failed[:5]
-        )
+        named = ", ".join(_describe(line) for line in failed[:5])
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
         message = f"{len(failed)} of {len(lines)} expectations failed: {named}{more}"
     elif outside:

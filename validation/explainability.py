@@ -23,8 +23,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
-from validation.spec import GateSpecLike, ExplainabilityParamsLike, params_of
 from validation.result import GateResult, Verdict, dec, fmt, worst
+from validation.spec import ExplainabilityParamsLike, GateSpecLike, params_of
 from validation.versions import library_versions
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
     """Importance, monotone relations and reason texts of the candidate model."""
     import numpy as np
 
-    params = params_of(spec, ExplainabilityParamsLike)
+    params: ExplainabilityParamsLike = params_of(spec)
     booster = inputs.booster
     features = inputs.features
     x_valid = inputs.x_validation

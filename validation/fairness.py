@@ -22,7 +22,8 @@ intersection of all of them, keeping only groups of at least
 Verdict: ``failed`` if any AIR is below ``min_adverse_impact_ratio`` or any
 equalized odds difference above ``max_equalized_odds_difference``;
 ``insufficient_data`` if a group of a declared attribute is smaller than
-``min_group_size`` or lacks defaults or non-defaults (never a silent pass);
+``min_group_size`` or lacks defaults or non-defaults (never a silent pass;
+the other groups are still measured and can fail the gate);
 ``warned`` if every AIR passes but a confidence interval reaches below the
 threshold; else ``passed``.
 """
@@ -33,8 +34,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
-from validation.spec import GateSpecLike, FairnessParamsLike, params_of
 from validation.result import GateResult, Verdict, dec, fmt, worst
+from validation.spec import FairnessParamsLike, GateSpecLike, params_of
 from validation.versions import library_versions
 
 if TYPE_CHECKING:
@@ -202,7 +203,7 @@ def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
     """Adverse impact ratio and equalized odds for each protected attribute."""
     import numpy as np
 
-    params = params_of(spec, FairnessParamsLike)
+    params: FairnessParamsLike = params_of(spec)
     attributes = list(params.protected) or list(inputs.protected)
     if not attributes:
         raise InputError("no protected attributes declared: the fairness gate cannot be skipped")
@@ -244,21 +245,27 @@ def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
                 f"{counts.attribute}: groups below {params.min_group_size} rows or without "
                 f"both outcomes: {names}"
             )
-            continue
+            # The large enough groups are still measured: a failure among them fails.
         kept = counts.select(enough)
         if len(kept.groups) < 2:
             entry["note"] = "fewer than two groups large enough"
-            if declared:
+            if declared and not small:
                 verdicts.append("insufficient_data")
                 problems.append(f"{counts.attribute}: fewer than two groups to compare")
             continue
         rates = kept.approval_rate
         declared_ref = params.reference_groups.get(counts.attribute)
         if declared_ref is not None:
-            if declared_ref not in kept.groups:
+            if declared_ref not in counts.groups:
                 raise InputError(
                     f"reference group '{declared_ref}' of '{counts.attribute}' is not in the data"
                 )
+            if declared_ref not in kept.groups:
+                verdicts.append("insufficient_data")
+                problems.append(
+                    f"{counts.attribute}: reference group '{declared_ref}' is too small to compare"
+                )
+                continue
             reference = kept.groups.index(declared_ref)
         else:
             reference = int(np.argmax(rates))

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from validation.spec import GateSpecLike, PerformanceParamsLike, params_of
 from validation.result import GateResult, Verdict, dec, fmt
+from validation.spec import GateSpecLike, PerformanceParamsLike, params_of
 from validation.versions import library_versions
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
     """AUC >= min_auc and KS >= min_ks on the validation set (thresholds from params)."""
     import numpy as np
 
-    params = params_of(spec, PerformanceParamsLike)
+    params: PerformanceParamsLike = params_of(spec)
     y = inputs.y_validation
     score = inputs.pred_validation
     disc = discrimination(y, score)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from validation.spec import GateSpecLike, StabilityParamsLike, params_of
 from validation.result import GateResult, Verdict, dec, fmt
+from validation.spec import GateSpecLike, StabilityParamsLike, params_of
 from validation.versions import library_versions
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
     """PSI >= fail_psi fails, warn_psi <= PSI < fail_psi warns, per feature and on the score."""
     import pandas as pd
 
-    params = params_of(spec, StabilityParamsLike)
+    params: StabilityParamsLike = params_of(spec)
     psis: dict[str, float] = {}
     tables: dict[str, list[dict[str, Any]]] = {}
     x_train = inputs.x_train

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from functools import cache
-from importlib import metadata
 
 
 @cache
 def _version(distribution: str) -> str:
+    from importlib import metadata  # ~0.1 s to import: only when a gate reports
+
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:

@@ -11,7 +11,9 @@ three also in the anchor folder).
 from __future__ import annotations
 
 import secrets
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,6 +67,7 @@ def test_untouched_ledger_verifies(ctx: Any) -> None:
         5,
         10,
     ]
+    assert report.root == _true_root(ctx, 12)
     assert report.summary() == (
         f"ledger intact: 12 events, root {report.root.hex()[:16]}, 3 signed checkpoints and "
         f"3 anchors verified with key {short_fingerprint(ctx)}"
@@ -182,7 +185,7 @@ def test_two_rows_swapped(ctx: Any) -> None:
     renumber(ctx, 6, 1000)
     renumber(ctx, 7, 6)
     renumber(ctx, 1000, 7)
-    assert int(event_row(ctx, 6).index_fields.count("7")) == 1  # run 7 now sits at seq 6
+    assert event_row(ctx, 6).index_fields == '{"run":7}'  # run 7 now sits at seq 6
     err = failure(ctx)
     assert (err.seq, str(err)) == (6, AES_FAILED.format(seq=6))
 
@@ -340,26 +343,26 @@ def _true_root(ctx: Any, size: int) -> bytes:
 
 
 def test_checkpoint_signed_by_another_key_inserted(ctx: Any) -> None:
+    from audits.signing import load_public_key, make_note
+
+    ours = fingerprint(load_public_key(ctx.settings.public_key_path))
     other = Ed25519PrivateKey.generate()
-    _insert_checkpoint(ctx, sign_checkpoint(other, 12, _true_root(ctx, 12), isoformat(utcnow())))
+    issued_at = isoformat(utcnow())
+    true_root = _true_root(ctx, 12)
+    # 1. honestly named as the other key's
+    _insert_checkpoint(ctx, sign_checkpoint(other, 12, true_root, issued_at))
     err = failure(ctx)
     assert (err.seq, str(err)) == (
         None,
         f"database checkpoint at size 12 names key {fingerprint(other.public_key())[:16]}, "
         f"not the given public key {short_fingerprint(ctx)}",
     )
-
-
-def test_checkpoint_naming_our_key_but_signed_by_another(ctx: Any) -> None:
-    from audits.signing import load_public_key, make_note
-
-    ours = fingerprint(load_public_key(ctx.settings.public_key_path))
-    other = Ed25519PrivateKey.generate()
-    issued_at = isoformat(utcnow())
-    note = make_note(ours, 12, _true_root(ctx, 12), issued_at)
+    assert sql(ctx, "DELETE FROM ledger_checkpoints WHERE size = 12") == 1
+    assert verify(ctx).size == 12
+    # 2. naming our key, signed by the other one
+    note = make_note(ours, 12, true_root, issued_at)
     _insert_checkpoint(
-        ctx,
-        SignedCheckpoint(12, _true_root(ctx, 12), issued_at, ours, other.sign(note.encode())),
+        ctx, SignedCheckpoint(12, true_root, issued_at, ours, other.sign(note.encode()))
     )
     err = failure(ctx)
     assert (err.seq, str(err)) == (
@@ -417,38 +420,41 @@ def with_bob(ctx: Any, home: Any) -> Any:
     return ctx
 
 
-def test_projection_role_edited(with_bob: Any) -> None:
-    sql(with_bob, "UPDATE principals SET role = 'admin' WHERE name = 'bob'")
-    err = failure(with_bob)
-    assert (err.seq, str(err)) == (
-        None,
+PROJECTION_EDITS = [
+    (
+        "UPDATE principals SET role = 'admin' WHERE name = 'bob'",
+        "UPDATE principals SET role = 'validator' WHERE name = 'bob'",
         "registry table 'principals' row ('bob',): role is 'admin' but the ledger replay "
         "gives 'validator'",
-    )
-
-
-def test_projection_model_edited(with_bob: Any) -> None:
-    sql(with_bob, "UPDATE models SET created_by = 'mallory' WHERE name = 'credit-risk'")
-    err = failure(with_bob)
-    assert (err.seq, str(err)) == (
-        None,
+    ),
+    (
+        "UPDATE models SET created_by = 'mallory' WHERE name = 'credit-risk'",
+        "UPDATE models SET created_by = 'alice' WHERE name = 'credit-risk'",
         "registry table 'models' row ('credit-risk',): created_by is 'mallory' but the ledger "
         "replay gives 'alice'",
-    )
-
-
-def test_projection_row_forged(with_bob: Any) -> None:
-    sql(
-        with_bob,
+    ),
+    (
         "INSERT INTO principals (name, role, key_prefix, key_hash, created_at, created_by) "
-        "VALUES ('eve', 'admin', 'ffffffff', :h, '2026-01-01T00:00:00.000000Z', 'admin')",
-        {"h": "0" * 64},
-    )
-    err = failure(with_bob)
-    assert (err.seq, str(err)) == (
-        None,
+        "VALUES ('eve', 'admin', 'ffffffff', 'ff', '2026-01-01T00:00:00.000000Z', 'admin')",
+        "DELETE FROM principals WHERE name = 'eve'",
         "registry table 'principals' has row ('eve',) that no ledger event created",
-    )
+    ),
+    (
+        "UPDATE principals SET name = 'bob2' WHERE name = 'bob'",
+        "UPDATE principals SET name = 'bob' WHERE name = 'bob2'",
+        "registry table 'principals' has row ('bob2',) that no ledger event created",
+    ),
+]
+
+
+def test_projection_edited_behind_the_ledger(with_bob: Any) -> None:
+    """Each edit in turn (and undone after): the replay names table, row and column."""
+    for edit, undo, message in PROJECTION_EDITS:
+        sql(with_bob, edit)
+        err = failure(with_bob)
+        assert (err.seq, str(err)) == (None, message)
+        sql(with_bob, undo)
+        assert verify(with_bob).size == 14
 
 
 def test_projection_row_deleted(with_bob: Any) -> None:
@@ -479,5 +485,67 @@ def test_cli_verify_intact_and_tampered(home: Any) -> None:
         assert result.exit_code == 8
         assert result.stdout == ""
         assert result.stderr == f"error: {AES_FAILED.format(seq=4)}\n"
+    finally:
+        ctx.close()
+
+
+# -- what someone reading the database sees --------------------------------------------
+SECRET = "applicant-ssn-078-05-1120"
+MARKER = "plain-index-marker-4711"  # index fields are plaintext by design: the control
+
+
+def _database_dump(ctx: Any) -> bytes:
+    if ctx.engine.dialect.name == "sqlite":
+        db = Path(ctx.engine.url.database)
+        files = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+        return b"".join(f.read_bytes() for f in files if f.exists())
+    tables = sql(
+        ctx,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()",
+    )
+    dump = []
+    for (table,) in tables:  # every column of every row, bytea as hex
+        dump.extend(str(r[0]) for r in sql(ctx, f'SELECT t::text FROM "{table}" AS t'))
+    return "\n".join(dump).encode()
+
+
+def test_raw_database_holds_no_plaintext_payload(home: Any) -> None:
+    ctx = home.context()
+    try:
+        with ctx.registry.transaction() as conn:
+            ctx.registry.record(
+                conn,
+                [
+                    NewEvent(
+                        type=EventType.BENCHMARK,
+                        actor="alice",
+                        data={"applicant": SECRET, "note": f"called {SECRET} about the limit"},
+                        index={"marker": MARKER},
+                    )
+                    for _ in range(3)
+                ],
+            )
+        with ctx.registry.reading() as conn:
+            found = [e.data["applicant"] for e in ctx.ledger.events(conn) if e.seq > 2]
+        assert found == [SECRET, SECRET, SECRET]
+
+        forbidden = [SECRET.encode(), SECRET.encode("utf-16-le"), SECRET.encode().hex().encode()]
+        for _ in range(2):  # before and after the WAL is folded into the database file
+            dump = _database_dump(ctx)
+            assert MARKER.encode() in dump
+            for form in forbidden:
+                assert form not in dump
+            if ctx.engine.dialect.name == "sqlite":
+                ctx.engine.dispose()
+                raw = sqlite3.connect(ctx.engine.url.database, isolation_level=None)
+                try:
+                    busy, _, _ = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                    assert busy == 0
+                finally:
+                    raw.close()
+        for path in home.path.rglob("*"):  # nor anywhere in the home (anchors, keys)
+            if path.is_file():
+                assert SECRET.encode() not in path.read_bytes(), path
+        assert verify(ctx).size == 5
     finally:
         ctx.close()

@@ -16,7 +16,8 @@ def load_kit() -> ModuleType:
     if module is None:
         path = Path(__file__).resolve().parents[1] / "registry" / "helpers.py"
         spec = importlib.util.spec_from_file_location(KIT_MODULE, path)
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[KIT_MODULE] = module
         spec.loader.exec_module(module)

@@ -7,14 +7,16 @@ modules use it only through the fixtures those conftests expose:
 
 - ``inputs``: small synthetic datasets and a LightGBM text model, built once
   per session, plus files a submission must refuse;
-- ``kit``: an initialised home (SQLite or PostgreSQL), its context, one
-  principal per role, and shortcuts to drive and inspect a version.
+- ``kit``: an initialised home (SQLite or PostgreSQL), its context,
+  principals created on first use (one or two per role, see PEOPLE), and
+  shortcuts to drive and inspect a version; at teardown the ledger and the
+  registry's projection must still verify.
 """
 
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -251,9 +253,7 @@ class Kit:
         return {
             "size": self.size(),
             "checkpoints": self.checkpoint_sizes(),
-            "versions": sorted(
-                (sorted(r.items()) for r in self.rows("versions")), key=lambda r: str(r)
-            ),
+            "versions": sorted(str(sorted(r.items())) for r in self.rows("versions")),
             "aliases": sorted(str(sorted(r.items())) for r in self.rows("aliases")),
             "signoffs": sorted(str(sorted(r.items())) for r in self.rows("signoffs")),
             "principals": sorted(str(sorted(r.items())) for r in self.rows("principals")),
@@ -301,9 +301,7 @@ class Kit:
         )
         return version
 
-    def sign(
-        self, who: str, model: str = MODEL, version: int = 1, *, approve: bool = True
-    ) -> Any:
+    def sign(self, who: str, model: str = MODEL, version: int = 1, *, approve: bool = True) -> Any:
         actor = self[who]
         return self.registry.signoff(
             actor,
@@ -338,15 +336,23 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
     return _inputs_cache["inputs"]
 
 
-@pytest.fixture
-def kit(home: Any, inputs: Inputs) -> Any:
-    made = make_kit(home, inputs)
-    yield made
-    made.ctx.close()
+def _kit(home: Any, files: Inputs) -> Iterator[Kit]:
+    made = make_kit(home, files)
+    try:
+        yield made
+        # Whatever a test did or was refused, the ledger and its projection verify.
+        made.verify()
+    finally:
+        made.ctx.close()
 
 
 @pytest.fixture
-def sqlite_kit(sqlite_home: Any, inputs: Inputs) -> Any:
-    made = make_kit(sqlite_home, inputs)
-    yield made
-    made.ctx.close()
+def kit(home: Any, inputs: Inputs) -> Iterator[Kit]:
+    """A home on SQLite and on PostgreSQL (where reachable); verified at teardown."""
+    yield from _kit(home, inputs)
+
+
+@pytest.fixture
+def sqlite_kit(sqlite_home: Any, inputs: Inputs) -> Iterator[Kit]:
+    """A home on SQLite only; verified at teardown."""
+    yield from _kit(sqlite_home, inputs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from core.errors import InputError, PermissionDenied, TransitionError
 
 # The rules, written out (not computed from registry.lifecycle) so a change shows here.
 NEEDS = {
-    "evaluate": "evaluating, submitted",
+    "evaluate": "awaiting_signoff, evaluating, submitted",
     "complete evaluation": "evaluating",
     "sign": "awaiting_signoff",
     "promote": "approved, promoted",
@@ -28,7 +29,7 @@ LEGAL = {
     "submitted": {"evaluate", "retire"},
     "evaluating": {"evaluate", "complete evaluation"},
     "gates_failed": {"retire"},
-    "awaiting_signoff": {"sign", "retire"},
+    "awaiting_signoff": {"evaluate", "sign", "retire"},
     "rejected": {"retire"},
     "approved": {"promote", "suspend", "retire"},
     "promoted": {"promote", "suspend", "retire"},
@@ -37,6 +38,25 @@ LEGAL = {
     "expired": {"suspend", "retire"},
 }
 ONE_YEAR_ON = timedelta(days=366)
+LENIENT = """\
+id: lenient
+version: 1
+description: one blocking gate, one advisory
+decision_cutoff: 0.5
+revalidation_days: 365
+gates:
+  - id: performance
+    kind: performance
+    params: {min_auc: 0.7, min_ks: 0.2}
+  - id: latency
+    kind: latency
+    blocking: false
+    params: {max_p99_ms: 100}
+signoffs:
+  required:
+    - role: validator
+      count: 1
+"""
 
 
 def event_types(kit: Any, model: str = MODEL, version: int | None = None) -> list[str]:
@@ -107,7 +127,8 @@ def test_illegal_transitions_are_refused_and_write_nothing(kit: Any, state: str)
     kit.verify()
 
 
-def test_a_rejection_is_refused_outside_awaiting_signoff(kit: Any) -> None:
+def test_a_rejection_is_refused_outside_awaiting_signoff(sqlite_kit: Any) -> None:
+    kit = sqlite_kit
     kit.submit()
     kit.people("vera")
     before = kit.state()
@@ -207,18 +228,57 @@ def test_gates_failed_is_terminal_but_retirable(kit: Any) -> None:
     kit.verify()
 
 
-def test_any_blocking_gate_short_of_passed_fails_and_a_non_blocking_one_does_not(
-    kit: Any,
-) -> None:
+def test_any_blocking_gate_short_of_passed_fails(kit: Any) -> None:
     results = passing_results(latency="error", stability="insufficient_data")
     kit.evaluated(results=results)
     assert kit.row()["status"] == "gates_failed"
     assert kit.row()["status_reason"] == "stability insufficient_data; latency error"
+    kit.evaluated(results=passing_results(stability="warned"))
+    assert kit.row(MODEL, 2)["status"] == "gates_failed"
+    assert kit.row(MODEL, 2)["status_reason"] == "stability warned"
+    kit.verify()
 
+
+def test_the_policy_not_the_results_says_which_gates_block(kit: Any) -> None:
+    # A result that calls a blocking gate non-blocking does not make it so.
     relaxed = passing_results(latency="failed")
     relaxed[-1]["blocking"] = False
     kit.evaluated(results=relaxed)
-    assert kit.row(MODEL, 2)["status"] == "awaiting_signoff"
+    assert kit.row()["status"] == "gates_failed"
+    assert kit.row()["status_reason"] == "latency failed"
+    assert {g["gate_id"]: g["blocking"] for g in kit.rows("gate_results")}["latency"] is True
+    # A blocking gate of the policy without a result fails closed.
+    kit.evaluated(results=passing_results()[:4])
+    row = kit.row(MODEL, 2)
+    assert row["status"] == "gates_failed"
+    assert row["status_reason"] == "stability has no result; latency has no result"
+    kit.verify()
+
+
+def test_a_non_blocking_gate_of_the_policy_does_not_stop_a_version(
+    kit: Any, tmp_path: Path
+) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "lenient.yaml").write_text(LENIENT, encoding="utf-8")
+    kit.registry.policy_dir = policies
+    kit.submit(policy_id="lenient")
+    number = kit.registry.start_evaluation(kit["dana"], MODEL, 1)
+    results = [passing_results()[0], passing_results(latency="failed")[-1]]
+    results[1]["blocking"] = False
+    assert kit.registry.complete_evaluation(kit["dana"], MODEL, 1, number, results) == (
+        "awaiting_signoff"
+    )
+    # Without the non-blocking gate's result it still passes; without the blocking one not.
+    kit.submit(policy_id="lenient")
+    number = kit.registry.start_evaluation(kit["dana"], MODEL, 2)
+    status = kit.registry.complete_evaluation(kit["dana"], MODEL, 2, number, results[:1])
+    assert status == "awaiting_signoff"
+    kit.submit(policy_id="lenient")
+    number = kit.registry.start_evaluation(kit["dana"], MODEL, 3)
+    status = kit.registry.complete_evaluation(kit["dana"], MODEL, 3, number, results[1:])
+    assert status == "gates_failed"
+    assert kit.row(MODEL, 3)["status_reason"] == "performance has no result"
     kit.verify()
 
 
@@ -263,7 +323,8 @@ def test_a_second_evaluation_supersedes_the_first(kit: Any) -> None:
     kit.verify()
 
 
-def test_a_data_scientist_evaluates_only_their_own_versions(kit: Any) -> None:
+def test_a_data_scientist_evaluates_only_their_own_versions(sqlite_kit: Any) -> None:
+    kit = sqlite_kit
     kit.submit()
     kit.people("dave", "cora")
     before = kit.state()
@@ -276,6 +337,18 @@ def test_a_data_scientist_evaluates_only_their_own_versions(kit: Any) -> None:
         kit.registry.start_evaluation(kit["cora"], MODEL, 1)
     assert str(caught.value) == "'cora' (compliance_officer) may not evaluate"
     assert kit.state() == before
+    # Nor may another data scientist complete an evaluation the submitter started.
+    number = kit.registry.start_evaluation(kit["dana"], MODEL, 1)
+    before = kit.state()
+    with pytest.raises(PermissionDenied) as caught:
+        kit.registry.complete_evaluation(kit["dave"], MODEL, 1, number, passing_results())
+    assert str(caught.value) == (
+        "'dave' may evaluate only their own versions; pd v1 was submitted by 'dana'"
+    )
+    assert kit.state() == before
+    assert kit.registry.complete_evaluation(kit["vera"], MODEL, 1, number, passing_results()) == (
+        "awaiting_signoff"
+    )
 
 
 def test_moving_an_alias_returns_the_old_holder_to_approved(kit: Any) -> None:
@@ -310,7 +383,8 @@ def test_an_old_holder_keeps_promoted_while_it_holds_another_alias(kit: Any) -> 
     kit.verify()
 
 
-def test_promoting_to_the_alias_it_already_holds_is_refused(kit: Any) -> None:
+def test_promoting_to_the_alias_it_already_holds_is_refused(sqlite_kit: Any) -> None:
+    kit = sqlite_kit
     kit.approved()
     kit.registry.promote(kit["cora"], MODEL, 1, alias="champion")
     before = kit.state()
@@ -332,7 +406,8 @@ def test_retire_removes_every_alias_of_the_version(kit: Any) -> None:
     kit.verify()
 
 
-def test_state_changes_need_a_reason_and_the_right_role(kit: Any) -> None:
+def test_state_changes_need_a_reason_and_the_right_role(sqlite_kit: Any) -> None:
+    kit = sqlite_kit
     reg = kit.registry
     kit.approved()
     before = kit.state()
@@ -392,7 +467,8 @@ def test_expired_is_derived_when_the_revalidation_date_passes(kit: Any) -> None:
     kit.verify()
 
 
-def test_reading_an_unknown_model_or_version(kit: Any) -> None:
+def test_reading_an_unknown_model_or_version(sqlite_kit: Any) -> None:
+    kit = sqlite_kit
     from core.errors import NotFoundError
 
     kit.submit()

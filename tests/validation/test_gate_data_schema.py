@@ -20,7 +20,7 @@ SPEC = GateSpec(id="data-schema", kind="data_schema")
 
 def test_derived_suite_describes_the_training_data(train_df: pd.DataFrame) -> None:
     suite = derive_suite(train_df, DataSchemaParams())
-    by_key = {(e["type"], e["kwargs"]["column"]): e["kwargs"] for e in suite["expectations"]}
+    by_key = {(e["type"], e["kwargs"]["column"]): e["kwargs"] for e in suite["expectations"][1:]}
     assert by_key[("expect_column_values_to_be_in_set", "sex")]["value_set"] == ["female", "male"]
     assert by_key[("expect_column_values_to_be_in_set", "age_band")]["value_set"] == [
         "18-29",
@@ -36,10 +36,14 @@ def test_derived_suite_describes_the_training_data(train_df: pd.DataFrame) -> No
         "mostly": 0.995,
     }
     assert by_key[("expect_column_values_to_not_be_null", "income")] == {"column": "income"}
-    columns = {e["kwargs"]["column"] for e in suite["expectations"]}
+    assert suite["expectations"][0] == {
+        "type": "expect_table_columns_to_match_set",
+        "kwargs": {"column_set": sorted(train_df.columns), "exact_match": False},
+    }
+    columns = {e["kwargs"]["column"] for e in suite["expectations"][1:]}
     assert columns == set(train_df.columns)
-    # 14 columns: exist + type + range/set + nulls
-    assert len(suite["expectations"]) == 4 * 14
+    # the columns, then per column (14): type + range or categories + nulls
+    assert len(suite["expectations"]) == 1 + 3 * 14
 
 
 def test_fresh_sample_of_the_same_population_passes(
@@ -49,13 +53,13 @@ def test_fresh_sample_of_the_same_population_passes(
     result = run_gate(SPEC, make_inputs())
     assert result.verdict == "passed", result.message
     assert result.values == {
-        "expectations": "56",
+        "expectations": "43",
         "failed_expectations": "0",
         "success_percent": "100",
     }
-    assert result.message == "all 56 expectations passed"
+    assert result.message == "all 43 expectations passed"
     assert result.details["suite_source"] == "derived"
-    assert len(result.details["results"]) == 56
+    assert len(result.details["results"]) == 43
     assert "great-expectations" in result.library_versions
     assert list(tmp_path.iterdir()) == []  # GX wrote nothing to the working directory
     assert os.environ["GX_ANALYTICS_ENABLED"] == "false"
@@ -69,7 +73,7 @@ def test_unseen_category_fails(
     result = run_gate(SPEC, make_inputs(validation=valid))
     assert result.verdict == "failed"
     assert result.message == (
-        "1 of 56 expectations failed: expect_column_values_to_be_in_set(age_band) "
+        "1 of 43 expectations failed: expect_column_values_to_be_in_set(age_band) "
         "unexpected ['90+']"
     )
     failed = [r for r in result.details["results"] if not r["success"]]
@@ -81,7 +85,11 @@ def test_missing_column_fails(
 ) -> None:
     result = run_gate(SPEC, make_inputs(validation=valid_df.drop(columns=["sex"])))
     assert result.verdict == "failed"
-    assert result.message.startswith("4 of 56 expectations failed: expect_column_to_exist(sex)")
+    assert result.message == (
+        "4 of 43 expectations failed: expect_table_columns_to_match_set missing ['sex'], "
+        "expect_column_values_to_be_in_set(sex), expect_column_values_to_be_in_type_list(sex), "
+        "expect_column_values_to_not_be_null(sex)"
+    )
 
 
 def test_wrong_type_and_nulls_fail(
@@ -96,7 +104,7 @@ def test_wrong_type_and_nulls_fail(
     nulls = run_gate(SPEC, make_inputs(validation=holes))
     assert nulls.verdict == "failed"
     assert nulls.message == (
-        "1 of 56 expectations failed: expect_column_values_to_not_be_null(income) "
+        "1 of 43 expectations failed: expect_column_values_to_not_be_null(income) "
         "unexpected ['None']"
     )
 
@@ -110,7 +118,7 @@ def test_values_outside_the_training_range_warn_then_fail(
     warned = run_gate(SPEC, make_inputs(validation=valid))
     assert warned.verdict == "warned"
     assert warned.message == (
-        "all 56 expectations passed; values outside the training range in debt_to_income"
+        "all 43 expectations passed; values outside the training range in debt_to_income"
     )
     valid.loc[valid.index[:80], "debt_to_income"] = top  # 0.8 % > 0.5 %
     failed = run_gate(SPEC, make_inputs(validation=valid))

@@ -40,7 +40,11 @@ def income_violating_model(train_df: pd.DataFrame) -> str:
 
 
 def spec(**params: object) -> GateSpec:
-    base: dict[str, object] = {"monotone": dict(MONOTONE), "monotone_rows": 100}
+    base: dict[str, object] = {
+        "monotone": dict(MONOTONE),
+        "monotone_rows": 100,
+        "importance_rows": 1000,
+    }
     base.update(params)
     return GateSpec(id="explainability", kind="explainability", params=base)
 
@@ -50,9 +54,9 @@ def test_lightgbm_contributions_equal_shap(good_model: str, valid_df: pd.DataFra
 
     booster = lgb.Booster(model_str=good_model)
     x = valid_df[list(BASE_FEATURES)].to_numpy(float)[:200]
-    ours = booster.predict(x, pred_contrib=True)
+    ours = np.asarray(booster.predict(x, pred_contrib=True))
     explainer = shap.TreeExplainer(booster)
-    theirs = explainer.shap_values(x)
+    theirs = np.asarray(explainer.shap_values(x))
     np.testing.assert_allclose(ours[:, :-1], theirs, rtol=0, atol=1e-9)
     np.testing.assert_allclose(ours[:, -1], explainer.expected_value, rtol=0, atol=1e-9)
 
@@ -63,7 +67,9 @@ def test_good_model_passes_with_exact_importance(
     result = run_gate(spec(importance_rows=len(valid_df)), make_inputs())
     assert result.verdict == "passed", result.message
     booster = lgb.Booster(model_str=good_model)
-    contrib = booster.predict(valid_df[list(BASE_FEATURES)].to_numpy(float), pred_contrib=True)
+    contrib = np.asarray(
+        booster.predict(valid_df[list(BASE_FEATURES)].to_numpy(float), pred_contrib=True)
+    )
     mean_abs = np.abs(contrib[:, :-1]).mean(axis=0)
     expected = sorted(
         zip(BASE_FEATURES, mean_abs, strict=True), key=lambda item: (-item[1], item[0])

@@ -51,7 +51,8 @@ def aif360_metrics() -> ModuleType:
     finally:
         logging.disable(logging.NOTSET)
         root.handlers[:] = handlers
-    return metrics
+    module: ModuleType = metrics
+    return module
 
 
 def close(text: str, value: float) -> bool:
@@ -149,8 +150,17 @@ def test_tiny_group_gives_insufficient_data(
     assert entry["excluded_groups"] == [
         {"group": "unknown", "rows": 12, "defaults": int(valid["default"].iloc[:12].sum())}
     ]
-    # the intersection drops its small groups and is still measured
+    # the other groups are still measured, the intersection without its small groups
+    assert [g["group"] for g in entry["groups"]] == ["female", "male"]
+    assert "adverse_impact_ratio.sex" in result.values
     assert "adverse_impact_ratio.sex|age_band" in result.values
+    # a failure among the large groups still fails the gate
+    strict = run_gate(spec(min_adverse_impact_ratio=1), make_inputs(validation=valid))
+    assert strict.verdict == "failed"
+    # a declared reference group that is too small cannot anchor the ratio
+    small_ref = run_gate(spec(reference_groups={"sex": "unknown"}), make_inputs(validation=valid))
+    assert small_ref.verdict == "insufficient_data"
+    assert "sex: reference group 'unknown' is too small to compare" in small_ref.message
 
 
 def test_declared_reference_group(

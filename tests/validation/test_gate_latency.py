@@ -27,7 +27,7 @@ def test_fast_model_passes(make_inputs: Callable[..., GateInputs]) -> None:
     assert Decimal(0) < p50 <= p99 <= top
     assert p99 <= Decimal(100)
     assert result.message == f"p99 latency {result.values['p99_ms']} ms <= 100 ms"
-    assert result.details == {"runs": 200, "warmup": 50, "features": 11}
+    assert result.details == {"runs": 200, "warmup": 50, "num_threads": 1, "features": 11}
 
 
 def test_limit_below_any_possible_time_fails(make_inputs: Callable[..., GateInputs]) -> None:

@@ -16,9 +16,10 @@ from policies.schema import GateSpec, LatencyParams, PerformanceParams, Policy
 from validation.inputs import GateInputs
 from validation.result import GateResult, fmt, jsonable, worst
 from validation.runner import EmptyPolicyError, run_gate, run_policy
+from validation.spec import GateSpecLike
 
 
-def crashing_gate(spec: GateSpec, inputs: GateInputs) -> GateResult:
+def crashing_gate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
     raise ZeroDivisionError("division by zero in the measurement")
 
 

@@ -117,6 +117,7 @@ def test_params_default_per_kind_and_round_trip() -> None:
         "warn_p99_ms": None,
         "runs": 1000,
         "warmup": 50,
+        "num_threads": 1,
     }
     again = GateSpec.model_validate(spec.model_dump())
     assert again == spec

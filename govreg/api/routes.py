@@ -1,0 +1,390 @@
+"""The /v1 endpoints. Handlers parse, call one service function, return a schema.
+
+``ENDPOINTS`` lists every endpoint with the action it needs; the
+authorisation matrix in the docs and the tests is generated from it and
+:data:`registry.roles.PERMISSIONS`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Header, Request, UploadFile
+
+from core.errors import InputError, NotFoundError
+from govreg.api import schemas
+from govreg.api.auth import OidcVerifier, authenticate
+from govreg.api.problems import responses
+from govreg.context import Context
+from registry.roles import Action
+from registry.services import Principal
+
+router = APIRouter(prefix="/v1")
+F = TypeVar("F", bound=Callable[..., Any])
+
+# (method, path, action): the one table of who may call what, filled in by
+# @endpoint below; each route also checks its action before it parses a body.
+ENDPOINTS: list[tuple[str, str, Action]] = []
+AUTH = responses(401, 403)
+
+
+def get_context(request: Request) -> Context:
+    ctx: Context = request.app.state.context
+    return ctx
+
+
+Ctx = Annotated[Context, Depends(get_context)]
+
+
+def current_principal(
+    request: Request, ctx: Ctx, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    oidc: OidcVerifier = request.app.state.oidc
+    return authenticate(ctx.registry, oidc, authorization)
+
+
+Caller = Annotated[Principal, Depends(current_principal)]
+
+
+def _permit(action: Action) -> Callable[..., None]:
+    def permit(ctx: Ctx, caller: Caller) -> None:
+        ctx.registry.authorize(caller, action)
+
+    return permit
+
+
+def endpoint(
+    method: str, path: str, action: Action, *, errors: tuple[int, ...] = (), status_code: int = 200
+) -> Callable[[F], F]:
+    """Register a route with the action it needs (checked before the body is read)."""
+
+    def decorate(function: F) -> F:
+        ENDPOINTS.append((method, "/v1" + path, action))
+        router.add_api_route(
+            path,
+            function,
+            methods=[method],
+            status_code=status_code,
+            dependencies=[Depends(_permit(action))],
+            responses={**AUTH, **responses(*errors)},
+        )
+        return function
+
+    return decorate
+
+
+def _version_status(ctx: Context, caller: Principal, model: str, version: int) -> schemas.StatusOut:
+    shown = ctx.registry.show_version(caller, model, version)
+    return schemas.StatusOut(model=model, version=version, status=shown["status"])
+
+
+# -- versions ---------------------------------------------------------------------
+@endpoint("GET", "/versions", Action.READ)
+def list_all_versions(ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
+    """Every version of every model."""
+    return ctx.registry.list_versions(caller)
+
+
+@endpoint("GET", "/models/{model}/versions", Action.READ, errors=(404,))
+def list_versions(model: str, ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
+    return ctx.registry.list_versions(caller, model)
+
+
+async def _save_upload(upload: UploadFile, folder: Path, name: str, limit: int) -> Path:
+    from fastapi import HTTPException
+
+    suffix = Path(upload.filename or "").suffix.lower()
+    path = folder / f"{name}{suffix}"
+    size = 0
+    with path.open("wb") as fh:
+        while chunk := await upload.read(1024 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(413, f"{name} upload is larger than {limit} bytes")
+            fh.write(chunk)
+    return path
+
+
+@endpoint("POST", "/models/{model}/versions", Action.SUBMIT, errors=(413, 422), status_code=201)
+async def submit_upload(
+    model: str,
+    ctx: Ctx,
+    caller: Caller,
+    artifact: Annotated[UploadFile, File(description="LightGBM native text model")],
+    train: Annotated[UploadFile, File(description="CSV or Parquet (by file name suffix)")],
+    validation: Annotated[UploadFile, File(description="CSV or Parquet")],
+    target: Annotated[str, Form()],
+    protected: Annotated[str, Form(description="comma-separated")],
+    policy: Annotated[str | None, Form()] = None,
+    cutoff: Annotated[str | None, Form()] = None,
+    reasons: Annotated[str | None, Form(description="JSON object feature -> reason")] = None,
+) -> schemas.VersionCreated:
+    """Submit a candidate with uploaded files."""
+    import json
+
+    from starlette.concurrency import run_in_threadpool
+
+    reason_texts: dict[str, str] = {}
+    if reasons:
+        try:
+            loaded = json.loads(reasons)
+        except ValueError as exc:
+            raise InputError(f"reasons is not JSON: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise InputError("reasons must be a JSON object mapping feature to reason text")
+        reason_texts = {str(k): str(v) for k, v in loaded.items()}
+    limit = ctx.settings.max_upload_bytes
+    with tempfile.TemporaryDirectory(prefix="govreg-upload-") as tmp:
+        folder = Path(tmp)
+        paths = {
+            name: await _save_upload(upload, folder, name, limit)
+            for name, upload in (
+                ("artifact", artifact),
+                ("train", train),
+                ("validation", validation),
+            )
+        }
+        number = await run_in_threadpool(
+            ctx.registry.submit,
+            caller,
+            model,
+            artifact=paths["artifact"],
+            train=paths["train"],
+            validation=paths["validation"],
+            target=target,
+            protected=[c.strip() for c in protected.split(",") if c.strip()],
+            policy_id=policy,
+            cutoff=cutoff,
+            reason_texts=reason_texts,
+        )
+    return schemas.VersionCreated(model=model, version=number, status="submitted")
+
+
+def _import_path(ctx: Context, relative: str) -> Path:
+    base = ctx.settings.import_dir
+    if base is None:
+        raise InputError("submission by reference is off: the server has no GOVREG_IMPORT_DIR")
+    root = base.expanduser().resolve()
+    candidate = (root / relative).resolve()
+    if not candidate.is_relative_to(root):
+        raise InputError(f"path {relative!r} is outside the server's import folder")
+    return candidate
+
+
+@endpoint(
+    "POST", "/models/{model}/versions/by-reference", Action.SUBMIT, errors=(422,), status_code=201
+)
+def submit_reference(
+    model: str, body: schemas.VersionByReference, ctx: Ctx, caller: Caller
+) -> schemas.VersionCreated:
+    """Submit a candidate whose files the server reads from its import folder."""
+    number = ctx.registry.submit(
+        caller,
+        model,
+        artifact=_import_path(ctx, body.artifact),
+        train=_import_path(ctx, body.train),
+        validation=_import_path(ctx, body.validation),
+        target=body.target,
+        protected=body.protected,
+        policy_id=body.policy,
+        cutoff=body.cutoff,
+        reason_texts=body.reasons,
+    )
+    return schemas.VersionCreated(model=model, version=number, status="submitted")
+
+
+@endpoint("GET", "/models/{model}/versions/{version}", Action.READ, errors=(404,))
+def show_version(model: str, version: int, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """Everything recorded about a version: status, digests, gates, sign-offs."""
+    return ctx.registry.show_version(caller, model, version)
+
+
+@endpoint("GET", "/models/{model}/versions/{version}/gates", Action.READ, errors=(404,))
+def gate_results(model: str, version: int, ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
+    """The gate results of the current evaluation."""
+    gates: list[dict[str, Any]] = ctx.registry.show_version(caller, model, version)["gates"]
+    return gates
+
+
+@endpoint(
+    "POST",
+    "/models/{model}/versions/{version}/evaluations",
+    Action.EVALUATE,
+    errors=(404, 409, 422),
+    status_code=202,
+)
+def start_evaluation(
+    model: str,
+    version: int,
+    ctx: Ctx,
+    caller: Caller,
+    background: BackgroundTasks,
+    body: schemas.EvaluationStart | None = None,
+) -> schemas.EvaluationStatus:
+    """Open an evaluation and run its gates in the background; poll its status."""
+    number = ctx.registry.start_evaluation(
+        caller, model, version, policy_id=body.policy if body else None
+    )
+    background.add_task(ctx.registry.run_evaluation, caller, model, version, number)
+    return schemas.EvaluationStatus(
+        model=model, version=version, evaluation=number, state="running", status="evaluating"
+    )
+
+
+@endpoint(
+    "GET", "/models/{model}/versions/{version}/evaluations/{number}", Action.READ, errors=(404,)
+)
+def evaluation_status(
+    model: str, version: int, number: int, ctx: Ctx, caller: Caller
+) -> schemas.EvaluationStatus:
+    """State of an evaluation, read from the ledger (any worker can answer)."""
+    shown = ctx.registry.show_version(caller, model, version)
+    if number < 1 or number > shown["evaluation"]:
+        raise NotFoundError(f"{model} v{version} has no evaluation {number}")
+    running = number == shown["evaluation"] and shown["status"] == "evaluating"
+    return schemas.EvaluationStatus(
+        model=model,
+        version=version,
+        evaluation=number,
+        state="running" if running else "completed",
+        status=shown["status"],
+    )
+
+
+@endpoint(
+    "POST",
+    "/models/{model}/versions/{version}/signoffs",
+    Action.SIGN,
+    errors=(404, 409, 422),
+    status_code=201,
+)
+def signoff(
+    model: str, version: int, body: schemas.SignoffCreate, ctx: Ctx, caller: Caller
+) -> schemas.StatusOut:
+    """Approve or reject; the last required approval approves the version."""
+    status = ctx.registry.signoff(
+        caller,
+        model,
+        version,
+        role=body.role,
+        approve=body.decision == "approve",
+        comment=body.comment,
+    )
+    return schemas.StatusOut(model=model, version=version, status=status.value)
+
+
+@endpoint(
+    "POST", "/models/{model}/versions/{version}/promote", Action.PROMOTE, errors=(404, 409, 422)
+)
+def promote(
+    model: str, version: int, body: schemas.AliasSet, ctx: Ctx, caller: Caller
+) -> schemas.StatusOut:
+    ctx.registry.promote(caller, model, version, alias=body.alias)
+    return _version_status(ctx, caller, model, version)
+
+
+def _state_route(name: str) -> None:
+    def handler(
+        model: str, version: int, body: schemas.Reason, ctx: Ctx, caller: Caller
+    ) -> schemas.StatusOut:
+        getattr(ctx.registry, name)(caller, model, version, reason=body.reason)
+        return _version_status(ctx, caller, model, version)
+
+    handler.__name__ = name
+    handler.__doc__ = f"{name.capitalize()} a version, with a reason (recorded)."
+    endpoint(
+        "POST",
+        f"/models/{{model}}/versions/{{version}}/{name}",
+        Action(name),
+        errors=(404, 409, 422),
+    )(handler)
+
+
+for _name in ("suspend", "reinstate", "retire"):
+    _state_route(_name)
+
+
+# -- policies, audit, principals -------------------------------------------------
+@endpoint("GET", "/policies", Action.READ)
+def list_policies(ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
+    from policies.loader import all_policies
+
+    return [
+        {"id": p.id, "version": p.version, "digest": p.digest, "description": p.description}
+        for p in all_policies(extra_dir=ctx.settings.policy_dir)
+    ]
+
+
+@endpoint("GET", "/policies/{policy_id}", Action.READ, errors=(404,))
+def get_policy(policy_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """A policy (``id`` or ``id@version``) in canonical form, with its digest."""
+    from policies.loader import find_policy
+    from policies.schema import PolicyError
+
+    try:
+        policy = find_policy(policy_id, extra_dir=ctx.settings.policy_dir)
+    except PolicyError as exc:
+        raise NotFoundError(str(exc)) from exc
+    return {"digest": policy.digest, "policy": policy.canonical()}
+
+
+@endpoint("GET", "/audit/events", Action.READ)
+def audit_events(
+    ctx: Ctx, caller: Caller, model: str | None = None, limit: int = 1000, after: int = 0
+) -> list[schemas.EventOut]:
+    """The decrypted trail, oldest first (page with ``after`` = last seq seen)."""
+    out: list[schemas.EventOut] = []
+    for event in ctx.registry.audit_log(caller, model=model):
+        if event.seq <= after:
+            continue
+        out.append(schemas.EventOut(**event.public()))
+        if len(out) >= min(limit, 10000):
+            break
+    return out
+
+
+@endpoint("POST", "/audit/verify", Action.VERIFY, errors=(409,))
+def audit_verify(ctx: Ctx, caller: Caller) -> schemas.VerifyOut:
+    """Verify the ledger with the server's configured public key and anchors."""
+    from audits.signing import load_public_key
+
+    report = ctx.registry.verify(
+        caller,
+        load_public_key(ctx.settings.public_key_path),
+        anchor_dir=ctx.settings.anchors_path,
+    )
+    return schemas.VerifyOut(
+        ok=True,
+        size=report.size,
+        root=report.root.hex(),
+        checkpoints=report.checkpoints,
+        anchors=report.anchors,
+        key_fingerprint=report.key_fingerprint,
+        warnings=report.warnings,
+    )
+
+
+@endpoint("GET", "/principals", Action.MANAGE_PRINCIPALS)
+def list_principals(ctx: Ctx, caller: Caller) -> list[schemas.PrincipalPublic]:
+    return [schemas.PrincipalPublic(**p.public()) for p in ctx.registry.list_principals(caller)]
+
+
+@endpoint("POST", "/principals", Action.MANAGE_PRINCIPALS, errors=(422,), status_code=201)
+def create_principal(
+    body: schemas.PrincipalCreate, ctx: Ctx, caller: Caller
+) -> schemas.PrincipalCreated:
+    """Create a principal with one role; its API key is in this response only."""
+    principal, key = ctx.registry.create_principal(
+        caller, body.name, body.role, expires_at=body.expires_at
+    )
+    return schemas.PrincipalCreated(**principal.public(), api_key=key)
+
+
+@endpoint(
+    "DELETE", "/principals/{name}", Action.MANAGE_PRINCIPALS, errors=(404, 422), status_code=204
+)
+def revoke_principal(name: str, ctx: Ctx, caller: Caller) -> None:
+    ctx.registry.revoke_principal(caller, name)

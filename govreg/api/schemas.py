@@ -1,0 +1,114 @@
+"""Input and output models of the HTTP API.
+
+Input models forbid unknown fields, so a client can never set ``status``,
+``approved_by`` or a digest (mass assignment).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PrincipalCreate(_In):
+    name: str = Field(min_length=1, max_length=100)
+    role: Literal[
+        "admin",
+        "data_scientist",
+        "validator",
+        "compliance_officer",
+        "business_owner",
+        "auditor",
+        "service",
+    ]
+    expires_at: datetime | None = None
+
+
+class PrincipalPublic(BaseModel):
+    name: str
+    role: str
+    expires_at: str | None = None
+    revoked_at: str | None = None
+
+
+class PrincipalCreated(PrincipalPublic):
+    api_key: str = Field(description="shown once; store it now")
+
+
+class VersionByReference(_In):
+    artifact: str = Field(description="path under the server's import folder")
+    train: str
+    validation: str
+    target: str
+    protected: list[str] = Field(min_length=1)
+    policy: str | None = None
+    cutoff: str | None = None
+    reasons: dict[str, str] = Field(default_factory=dict)
+
+
+class VersionCreated(BaseModel):
+    model: str
+    version: int
+    status: str
+
+
+class EvaluationStart(_In):
+    policy: str | None = Field(default=None, description="re-evaluate under id or id@version")
+
+
+class EvaluationStatus(BaseModel):
+    model: str
+    version: int
+    evaluation: int
+    state: Literal["running", "completed"]
+    status: str
+
+
+class SignoffCreate(_In):
+    role: Literal["validator", "compliance_officer", "business_owner"]
+    decision: Literal["approve", "reject"]
+    comment: str = Field(min_length=1, max_length=4000)
+
+
+class AliasSet(_In):
+    alias: str = Field(min_length=1, max_length=100)
+
+
+class Reason(_In):
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class StatusOut(BaseModel):
+    model: str
+    version: int
+    status: str
+
+
+class VerifyOut(BaseModel):
+    ok: bool
+    size: int
+    root: str
+    checkpoints: int
+    anchors: int
+    key_fingerprint: str
+    warnings: list[str]
+
+
+class EventOut(BaseModel):
+    seq: int
+    recorded_at: str
+    type: str
+    actor: str
+    model: str | None
+    version: int | None
+    index: dict[str, Any]
+    data: dict[str, Any]
+    key_id: str
+    leaf_hash: str
+    chain_hash: str

@@ -1,0 +1,187 @@
+"""Collect one version's evidence from the ledger: the JSON a report embeds and a bundle holds.
+
+Everything comes from the ledger inside one read transaction: the stored
+envelopes exactly as stored (plus their decrypted payloads for the reader),
+the current gate results, the sign-offs with their comments, the policy the
+version is judged by, and the latest signed checkpoint with an RFC 6962
+inclusion proof of every event against it. :func:`ensure_covered` signs a
+fresh checkpoint first when the last one does not cover the version's last
+event.
+"""
+
+from __future__ import annotations
+
+from base64 import b64encode
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from audits.events import EventType
+from audits.ledger import COLUMNS, associated_data, unseal
+from audits.merkle import inclusion_proof
+from audits.tables import EVENTS_TABLE
+from core.errors import IntegrityError, NotFoundError
+from registry.roles import Action
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from audits.signing import SignedCheckpoint
+    from registry.services import Principal, Registry
+
+FORMAT = "govreg-evidence/v1"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One version's evidence; ``data`` is JSON without floats."""
+
+    data: dict[str, Any]
+    checkpoint: SignedCheckpoint
+    proofs: dict[int, list[bytes]]
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = self.data["events"]
+        return events
+
+
+def _version_rows(conn: Connection, model: str, version: int) -> list[Any]:
+    from sqlalchemy import text
+
+    return list(
+        conn.execute(
+            text(
+                f"SELECT {COLUMNS} FROM {EVENTS_TABLE} "
+                "WHERE model = :model AND version = :version ORDER BY seq"
+            ),
+            {"model": model, "version": version},
+        )
+    )
+
+
+def _event_record(registry: Registry, conn: Connection, row: Any) -> dict[str, Any]:
+    """The stored envelope of ``row`` and its decrypted payload (header and data)."""
+    from cryptography.exceptions import InvalidTag
+
+    aes = registry.ledger.keyring.cipher(conn, row.key_id)
+    try:
+        plain = aes.decrypt(
+            bytes(row.nonce),
+            bytes(row.ciphertext),
+            associated_data(row.seq, row.event_type, row.key_id),
+        )
+    except InvalidTag as exc:
+        raise IntegrityError(
+            f"seq {row.seq}: ciphertext does not match its leaf hash "
+            "(AES-GCM authentication failed)"
+        ) from exc
+    header, data = unseal(plain)
+    return {
+        "envelope": {
+            "seq": int(row.seq),
+            "recorded_at": row.recorded_at,
+            "type": row.event_type,
+            "actor": row.actor,
+            "model": row.model,
+            "version": None if row.version is None else int(row.version),
+            "index_fields": row.index_fields,
+            "key_id": row.key_id,
+            "nonce": b64encode(bytes(row.nonce)).decode(),
+            "ciphertext": b64encode(bytes(row.ciphertext)).decode(),
+            "leaf_hash": bytes(row.leaf_hash).hex(),
+            "chain_hash": bytes(row.chain_hash).hex(),
+        },
+        "decrypted": {"header": header, "data": data},
+    }
+
+
+def ensure_covered(registry: Registry, model: str, version: int) -> None:
+    """Sign a fresh checkpoint if the last one does not cover the version's last event."""
+    with registry.reading() as conn:
+        last = _last_seq(conn, model, version)
+        checkpoints = registry.ledger.checkpoints(conn)
+    if checkpoints and checkpoints[-1].size >= last:
+        return
+    with registry.transaction() as conn:
+        registry.ledger.checkpoint(conn)
+
+
+def _last_seq(conn: Connection, model: str, version: int) -> int:
+    from sqlalchemy import text
+
+    value = conn.execute(
+        text(f"SELECT max(seq) FROM {EVENTS_TABLE} WHERE model = :m AND version = :v"),
+        {"m": model, "v": version},
+    ).scalar()
+    return int(value or 0)
+
+
+def collect(
+    registry: Registry,
+    actor: Principal,
+    model: str,
+    version: int,
+    *,
+    generated_at: str,
+) -> Evidence:
+    """Read the version's evidence (the caller made sure a checkpoint covers it)."""
+    registry.authorize(actor, Action.READ)
+    shown = registry.show_version(actor, model, version)
+    submission = registry.submission(model, version)
+    with registry.reading() as conn:
+        rows = _version_rows(conn, model, version)
+        records = [_event_record(registry, conn, row) for row in rows]
+        checkpoints = registry.ledger.checkpoints(conn)
+        if not checkpoints or checkpoints[-1].size < rows[-1].seq:
+            raise NotFoundError(
+                f"no signed checkpoint covers {model} v{version} (last event seq {rows[-1].seq})"
+            )
+        checkpoint = checkpoints[-1]
+        leaves = registry.ledger.leaves(conn, checkpoint.size)
+    proofs = {
+        r["envelope"]["seq"]: inclusion_proof(leaves, r["envelope"]["seq"] - 1) for r in records
+    }
+    comments = {
+        r["envelope"]["seq"]: r["decrypted"]["data"].get("comment", "")
+        for r in records
+        if r["envelope"]["type"] == EventType.SIGNOFF_RECORDED
+    }
+    signoffs = [{**s, "comment": comments.get(s["seq"], "")} for s in shown["signoffs"]]
+    document: dict[str, Any] = {}
+    for r in records:
+        payload = r["decrypted"]["data"]
+        if r["envelope"]["type"] in (
+            EventType.VERSION_SUBMITTED,
+            EventType.EVALUATION_STARTED,
+        ) and isinstance(payload.get("policy"), dict):
+            document = payload["policy"]  # exactly as recorded (its digest is in the index)
+    gates = shown["gates"]
+    lineage = submission.get("lineage") or {}
+    data: dict[str, Any] = {
+        "format": FORMAT,
+        "model": model,
+        "version": version,
+        "generated_at": generated_at,
+        "generated_by": actor.name,
+        "status": shown["status"],
+        "version_record": {k: v for k, v in shown.items() if k not in ("gates", "signoffs")},
+        "submission": {k: v for k, v in submission.items() if k != "policy"},
+        "lineage": lineage,
+        "policy": {
+            "digest": shown["policy"]["digest"],
+            "ref": f"{shown['policy']['id']}@{shown['policy']['version']}",
+            "document": document,
+        },
+        "gates": gates,
+        "signoffs": signoffs,
+        "events": records,
+        "checkpoint": {
+            "size": checkpoint.size,
+            "root": checkpoint.root.hex(),
+            "issued_at": checkpoint.issued_at,
+            "key_fingerprint": checkpoint.key_fingerprint,
+            "text": checkpoint.to_text(),
+        },
+        "proofs": {str(seq): [h.hex() for h in proof] for seq, proof in sorted(proofs.items())},
+    }
+    return Evidence(data=data, checkpoint=checkpoint, proofs=proofs)

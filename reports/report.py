@@ -1,0 +1,434 @@
+"""The compliance report: evidence JSON -> Jinja2 HTML -> WeasyPrint PDF/A-3b.
+
+:func:`report_context` turns the evidence (and the computed curves) into what
+the template shows, in the order an examiner reads; :func:`render_html` fills
+the template; :func:`render_pdf` renders PDF/A-3b with the evidence JSON
+embedded as an associated file. The generation time lives only in the
+embedded evidence, so the same ledger state gives the same pages.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reports import charts
+
+if TYPE_CHECKING:
+    from reports.curves import Curves
+
+NOT_RECORDED = "not recorded"
+EVIDENCE_NAME = "evidence.json"
+_PASSING = ("passed", "warned")
+_INVENTORY = (
+    ("purpose", "Purpose"),
+    ("owner", "Owner"),
+    ("risk_tier", "Risk tier"),
+    ("approved_uses", "Approved uses"),
+    ("limits", "Limits"),
+)
+MAPPING = (
+    (
+        "1. Summary",
+        "SR 11-7 / SR 26-2 model inventory: status, approval and outstanding conditions",
+    ),
+    (
+        "2. Inventory record",
+        "SR 11-7 / SR 26-2 inventory: purpose, owner, risk tier, approved uses and limits",
+    ),
+    (
+        "3. Data lineage",
+        "SR 11-7 / SR 26-2 development documentation (data); EU AI Act Annex IV 2(d) data "
+        "requirements",
+    ),
+    (
+        "4. Gates",
+        "SR 11-7 / SR 26-2 independent validation and outcomes analysis; EU AI Act Annex IV "
+        "2(g) test logs and metrics; ECOA / Regulation B disparate impact screens "
+        "(four-fifths rule) with group sizes and confidence intervals",
+    ),
+    (
+        "5. Reason codes",
+        "Regulation B (12 CFR 1002.9) principal reasons for adverse action, tied to the "
+        "factors the model scores",
+    ),
+    (
+        "6. Sign-offs",
+        "EU AI Act Annex IV 2(g) test reports dated and signed by the responsible persons; "
+        "Art. 14 human oversight; SR 11-7 / SR 26-2 effective challenge by an independent "
+        "validator",
+    ),
+    ("7. Policy", "SR 11-7 / SR 26-2 model risk policy and approval criteria, by digest"),
+    (
+        "8. Audit trail",
+        "EU AI Act Art. 12 automatic logging and Art. 18 record keeping; tamper evidence "
+        "by signed checkpoints",
+    ),
+)
+
+
+def _f(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def verdict_line(data: dict[str, Any]) -> tuple[str, str]:
+    """(headline, class) of page 1: says plainly whether the version may be used."""
+    status = data["status"]
+    gates = data["gates"]
+    failing = [g for g in gates if g.get("blocking") and g["verdict"] != "passed"]
+    missing = data["version_record"].get("signoffs_missing", [])
+    if status in ("approved", "promoted"):
+        return (
+            f"APPROVED: all {len(gates)} gates passed and every required sign-off is recorded.",
+            "ok",
+        )
+    if status == "gates_failed":
+        names = ", ".join(f"{g['gate_id']} ({g['verdict']})" for g in failing) or "no results"
+        return f"NOT APPROVED: gates failed: {names}.", "bad"
+    if status == "awaiting_signoff":
+        need = ", ".join(f"{m['missing']} x {m['role']}" for m in missing)
+        return f"NOT APPROVED YET: all gates passed; awaiting sign-off: {need}.", "warn"
+    if status in ("submitted", "evaluating"):
+        return f"NOT APPROVED: evaluation not completed (status {status}).", "warn"
+    reason = data["version_record"].get("status_reason") or ""
+    tail = f" ({reason})" if reason else ""
+    return f"NOT IN USE: status {status}{tail}.", "bad"
+
+
+def _pairs(values: dict[str, str], thresholds: dict[str, str]) -> list[dict[str, str]]:
+    return [{"name": k, "value": v} for k, v in sorted(values.items())] + [
+        {"name": f"threshold {k}", "value": v} for k, v in sorted(thresholds.items())
+    ]
+
+
+def _performance(gate: dict[str, Any], curves: Curves | None) -> list[dict[str, str]]:
+    figures = []
+    if curves is not None:
+        values = gate.get("values", {})
+        figures.append(
+            {
+                "title": "ROC curve on the validation set, with the KS point",
+                "svg": charts.roc(
+                    curves.roc,
+                    curves.ks,
+                    values.get("auc", f"{curves.auc:.4f}"),
+                    values.get("ks", f"{curves.ks[2]:.4f}"),
+                ),
+            }
+        )
+        figures.append(
+            {
+                "title": "Score distributions by outcome (share of each outcome per bin)",
+                "svg": charts.histogram(
+                    curves.hist_edges, curves.hist_defaults, curves.hist_repaid
+                ),
+            }
+        )
+    table = gate.get("details", {}).get("calibration") or []
+    if table:
+        rows = [(int(r["bin"]), _f(r["mean_predicted"]), _f(r["observed_rate"])) for r in table]
+        figures.append({"title": "Calibration by score decile", "svg": charts.calibration(rows)})
+    return figures
+
+
+def _fairness(gate: dict[str, Any]) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+    figures: list[dict[str, str]] = []
+    tables: list[dict[str, Any]] = []
+    thresholds = gate.get("thresholds", {})
+    min_air = _f(thresholds.get("min_adverse_impact_ratio", "0.8"))
+    for attribute, entry in sorted(gate.get("details", {}).get("attributes", {}).items()):
+        groups = entry.get("groups") or []
+        if not groups:
+            continue
+        ref = entry.get("reference_group", "")
+        air_bars = [
+            charts.Bar(
+                label=f"{g['group']} (n={g['rows']})",
+                value=_f(g["adverse_impact_ratio"]),
+                low=_f(g.get("air_ci_low", g["adverse_impact_ratio"])),
+                high=_f(g.get("air_ci_high", g["adverse_impact_ratio"])),
+                color=charts.RED if _f(g["adverse_impact_ratio"]) < min_air else charts.BLUE,
+                note=f"{_f(g['approval_rate']):.1%} approved",
+            )
+            for g in groups
+        ]
+        top = max([1.1, *[b.high or b.value for b in air_bars]])
+        figures.append(
+            {
+                "title": f"{attribute}: adverse impact ratio by group vs '{ref}', "
+                "with bootstrap confidence intervals; approval rate at right",
+                "svg": charts.bars(
+                    air_bars,
+                    x_max=round(top + 0.05, 1),
+                    x_label="adverse impact ratio (approval rate / reference group's)",
+                    lines=[
+                        (
+                            min_air,
+                            f"four-fifths line {thresholds.get('min_adverse_impact_ratio', '0.8')}",
+                            charts.RED,
+                        )
+                    ],
+                ),
+            }
+        )
+        odds: list[charts.Bar] = []
+        for g in groups:
+            odds.append(charts.Bar(f"{g['group']} TPR", _f(g["true_positive_rate"])))
+            odds.append(
+                charts.Bar(f"{g['group']} FPR", _f(g["false_positive_rate"]), color=charts.ORANGE)
+            )
+        figures.append(
+            {
+                "title": f"{attribute}: equalized odds (true and false positive rates of "
+                f"declining, by group); difference {entry.get('equalized_odds_difference', '')}",
+                "svg": charts.bars(
+                    odds,
+                    x_max=max(0.1, round(max(b.value for b in odds) + 0.1, 1)),
+                    x_label="rate",
+                ),
+            }
+        )
+        tables.append(
+            {
+                "attribute": attribute,
+                "reference": ref,
+                "groups": groups,
+                "eod": entry.get("equalized_odds_difference", ""),
+            }
+        )
+    return figures, tables
+
+
+def _explainability(gate: dict[str, Any]) -> list[dict[str, str]]:
+    ranking = gate.get("details", {}).get("importance") or []
+    if not ranking:
+        return []
+    items = [charts.Bar(r["feature"], _f(r.get("mean_abs_shap", 0))) for r in ranking]
+    top = max(b.value for b in items) or 1.0
+    return [
+        {
+            "title": "Global feature importance (mean absolute contribution, log-odds)",
+            "svg": charts.bars(items, x_max=top * 1.1, x_label="mean |SHAP value|"),
+        }
+    ]
+
+
+def _stability(gate: dict[str, Any]) -> list[dict[str, str]]:
+    values = gate.get("values", {})
+    thresholds = gate.get("thresholds", {})
+    names = [k for k in values if k != "max_psi"]
+    if not names:
+        return []
+    warn, fail = _f(thresholds.get("warn_psi", "0.1")), _f(thresholds.get("fail_psi", "0.25"))
+    items = [
+        charts.Bar(
+            k,
+            _f(values[k]),
+            color=charts.RED
+            if _f(values[k]) >= fail
+            else (charts.ORANGE if _f(values[k]) >= warn else charts.BLUE),
+            note=values[k][:8],
+        )
+        for k in names
+    ]
+    top = max([fail * 1.2, *[b.value for b in items]])
+    return [
+        {
+            "title": "Population stability index, training vs validation, by feature and score",
+            "svg": charts.bars(
+                items,
+                x_max=top,
+                x_label="PSI",
+                lines=[
+                    (warn, f"warn {thresholds.get('warn_psi')}", charts.ORANGE),
+                    (fail, f"fail {thresholds.get('fail_psi')}", charts.RED),
+                ],
+            ),
+        }
+    ]
+
+
+def gate_views(gates: list[dict[str, Any]], curves: Curves | None) -> list[dict[str, Any]]:
+    views = []
+    for recorded in gates:
+        gate = {
+            "values": {},
+            "thresholds": {},
+            "details": {},
+            "library_versions": {},
+            "message": "",
+            "blocking": True,
+            "seq": "",
+            **recorded,
+        }
+        kind = gate.get("kind", "")
+        figures: list[dict[str, str]] = []
+        tables: list[dict[str, Any]] = []
+        if kind == "performance":
+            figures = _performance(gate, curves)
+        elif kind == "fairness":
+            figures, tables = _fairness(gate)
+        elif kind == "explainability":
+            figures = _explainability(gate)
+        elif kind == "stability":
+            figures = _stability(gate)
+        details = gate.get("details", {})
+        failed_expectations = [
+            r for r in details.get("results", []) if isinstance(r, dict) and not r.get("success")
+        ]
+        views.append(
+            {
+                **gate,
+                "figures": figures,
+                "fairness_tables": tables,
+                "monotone": sorted(details.get("monotone", {}).items()),
+                "failed_expectations": failed_expectations,
+                "calibration": details.get("calibration") or [],
+                "passed": gate["verdict"] in _PASSING,
+            }
+        )
+    return views
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in sorted(value.items())) + "}"
+    text = str(value)
+    return (
+        text[:12] + "…" if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else text
+    )
+
+
+def trail(events: list[dict[str, Any]]) -> list[dict[str, str]]:
+    rows = []
+    for record in events:
+        env = record["envelope"]
+        index = json.loads(env["index_fields"])
+        detail = ", ".join(
+            f"{k}={_short(v)}" for k, v in sorted(index.items()) if k not in ("values", "inputs")
+        )
+        rows.append(
+            {
+                "seq": str(env["seq"]),
+                "time": env["recorded_at"],
+                "type": env["type"],
+                "actor": env["actor"],
+                "detail": detail,
+                "leaf": env["leaf_hash"][:16],
+            }
+        )
+    return rows
+
+
+def report_context(
+    data: dict[str, Any], curves: Curves | None, verification: dict[str, Any]
+) -> dict[str, Any]:
+    import yaml
+
+    record = data["version_record"]
+    lineage = data.get("lineage") or {}
+    sub = data["submission"]
+    headline, headline_class = verdict_line(data)
+    used = set(sub.get("features", []))
+    inventory = []
+    for key, label in _INVENTORY:
+        value = lineage.get(key)
+        if isinstance(value, list):
+            value = "; ".join(map(str, value))
+        inventory.append({"label": label, "value": str(value) if value else NOT_RECORDED})
+    datasets = []
+    for role in ("train", "validation"):
+        entry = sub.get(role, {})
+        columns = entry.get("columns", [])
+        datasets.append(
+            {
+                "role": role,
+                "digest": entry.get("digest", ""),
+                "rows": entry.get("rows", ""),
+                "size": entry.get("size", ""),
+                "format": entry.get("format", ""),
+                "columns": ", ".join(
+                    f"{c['name']} ({c['dtype']})" if isinstance(c, dict) else str(c)
+                    for c in columns
+                ),
+                "column_count": len(columns),
+            }
+        )
+    return {
+        "model": data["model"],
+        "version": data["version"],
+        "status": data["status"],
+        "record": record,
+        "headline": headline,
+        "headline_class": headline_class,
+        "gates": gate_views(data["gates"], curves),
+        "signoffs": data["signoffs"],
+        "missing": record.get("signoffs_missing", []),
+        "inventory": inventory,
+        "datasets": datasets,
+        "artifact": sub.get("artifact", {}),
+        "lineage_run": lineage.get("training_run") or lineage.get("run_id") or NOT_RECORDED,
+        "lineage_commit": lineage.get("source_commit") or lineage.get("commit") or NOT_RECORDED,
+        "submission": sub,
+        "reasons": [
+            {"feature": k, "text": v, "used": k in used}
+            for k, v in sorted(sub.get("reason_texts", {}).items())
+        ],
+        "policy": data["policy"],
+        "policy_text": yaml.safe_dump(
+            data["policy"]["document"], sort_keys=False, allow_unicode=True, width=88
+        ),
+        "trail": trail(data["events"]),
+        "checkpoint": data["checkpoint"],
+        "verification": verification,
+        "mapping": MAPPING,
+        "pairs": _pairs,
+    }
+
+
+def _environment() -> Any:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_html(context: dict[str, Any]) -> str:
+    from markupsafe import Markup
+
+    env = _environment()
+    env.filters["svg"] = Markup  # charts.py escapes every text it writes
+    html: str = env.get_template("report.html.j2").render(**context)
+    return html
+
+
+def evidence_json(data: dict[str, Any]) -> bytes:
+    return (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def render_pdf(html: str, evidence: bytes | None) -> bytes:
+    """PDF/A-3b with ``evidence`` embedded as ``evidence.json`` (a fresh Attachment:
+    WeasyPrint's Attachment can serve one render only)."""
+    from weasyprint import HTML, Attachment
+
+    attachments = []
+    if evidence is not None:
+        attachments.append(
+            Attachment(
+                string=evidence.decode("utf-8"),
+                name=EVIDENCE_NAME,
+                description="govreg evidence: events, proofs, checkpoint, gate results",
+                relationship="Data",
+            )
+        )
+    pdf: bytes = HTML(string=html).write_pdf(pdf_variant="pdf/a-3b", attachments=attachments)
+    return pdf

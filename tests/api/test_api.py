@@ -1,0 +1,362 @@
+"""The HTTP API over real HTTP: a `govreg serve` process, real API keys and JWTs."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from govreg.api.routes import ENDPOINTS
+from registry.roles import PERMISSIONS, Role
+
+ROLES = [r.value for r in Role]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    home: Any
+    keys: dict[str, str]
+    process: subprocess.Popen[bytes]
+
+    def client(self, role: str | None = None, token: str | None = None) -> httpx.Client:
+        headers = {}
+        credential = token or (self.keys[role] if role else None)
+        if credential:
+            headers["Authorization"] = f"Bearer {credential}"
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+
+def start_server(home: Any, env: dict[str, str] | None = None) -> Server:
+    port = _free_port()
+    govreg = str(Path(sys.executable).with_name("govreg"))
+    full_env = {**os.environ, **home.env, **(env or {})}
+    full_env.pop("GOVREG_API_KEY", None)
+    log = home.path / f"server-{port}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [govreg, "serve", "--port", str(port)], env=full_env, stdout=sink, stderr=sink
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+        if process.poll() is not None:
+            raise RuntimeError(log.read_text())
+    else:
+        process.kill()
+        raise RuntimeError("server did not start")
+    return Server(url=url, home=home, keys={"admin": home.admin_key}, process=process)
+
+
+def stop(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture
+def server(home: Any) -> Iterator[Server]:
+    srv = start_server(home)
+    with srv.client("admin") as admin:
+        for role in ROLES:
+            if role == "admin":
+                continue
+            made = admin.post("/v1/principals", json={"name": f"{role}-1", "role": role})
+            assert made.status_code == 201, made.text
+            srv.keys[role] = made.json()["api_key"]
+    yield srv
+    stop(srv)
+
+
+@pytest.fixture(scope="module")
+def candidate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from govreg.demo import REASON_TEXTS
+    from govreg.synthetic import feature_names, make_credit_data, train_lightgbm
+
+    root = tmp_path_factory.mktemp("api-candidate")
+    frame = make_credit_data(20000, seed=7)
+    train, validation = frame.iloc[:10000], frame.iloc[10000:]
+    features = [f for f in feature_names() if f not in ("age", "postcode_risk")]
+    monotone = {
+        "income": "decreasing",
+        "debt_to_income": "increasing",
+        "credit_utilisation": "increasing",
+        "delinquencies_2y": "increasing",
+    }
+    (root / "model.txt").write_text(
+        train_lightgbm(train, features=features, monotone=monotone, seed=7)
+    )
+    train.to_csv(root / "train.csv", index=False)
+    validation.to_csv(root / "validation.csv", index=False)
+    (root / "reasons.json").write_text(json.dumps(REASON_TEXTS))
+    return {
+        "artifact": root / "model.txt",
+        "train": root / "train.csv",
+        "validation": root / "validation.csv",
+        "reasons": root / "reasons.json",
+    }
+
+
+def _upload(client: httpx.Client, files: dict[str, Path], model: str = "pd") -> httpx.Response:
+    return client.post(
+        f"/v1/models/{model}/versions",
+        files={
+            "artifact": ("model.txt", files["artifact"].read_bytes()),
+            "train": ("train.csv", files["train"].read_bytes()),
+            "validation": ("validation.csv", files["validation"].read_bytes()),
+        },
+        data={
+            "target": "default",
+            "protected": "sex,age_band",
+            "reasons": files["reasons"].read_text(),
+        },
+    )
+
+
+def _ledger_size(server: Server) -> int:
+    with server.client("auditor") as client:
+        return int(client.post("/v1/audit/verify").json()["size"])
+
+
+def test_every_route_is_in_the_authorisation_table() -> None:
+    from govreg.api.app import create_app
+
+    paths = create_app().openapi()["paths"]
+    routes = {
+        (method.upper(), path)
+        for path, operations in paths.items()
+        for method in operations
+        if path != "/v1/health"
+    }
+    assert routes == {(m, p) for m, p, _ in ENDPOINTS}
+
+
+def test_authentication_failures_are_problem_documents(server: Server) -> None:
+    with server.client() as anonymous:
+        response = anonymous.get("/v1/versions")
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json() == {
+        "type": "https://govreg.dev/problems/unauthenticated",
+        "title": "unauthenticated",
+        "status": 401,
+        "detail": "no credentials: send 'Authorization: Bearer <API key or token>'",
+    }
+    with server.client(token="grk_00000000_nope") as unknown:
+        assert unknown.get("/v1/versions").json()["detail"] == "API key is not known"
+    with server.client(token="not-a-jwt") as garbage:
+        assert garbage.get("/v1/versions").json()["detail"] == (
+            "bearer token is not a govreg API key and no OIDC issuer is set"
+        )
+    with server.client("admin") as admin:
+        assert admin.delete("/v1/principals/auditor-1").status_code == 204
+    with server.client("auditor") as revoked:
+        body = revoked.get("/v1/versions").json()
+    assert body["status"] == 401
+    assert body["detail"].startswith("API key of 'auditor-1' was revoked at ")
+
+
+def _path(template: str) -> str:
+    return (
+        template.replace("{model}", "pd")
+        .replace("{version}", "1")
+        .replace("{number}", "1")
+        .replace("{policy_id}", "credit-risk")
+        .replace("{name}", "nobody")
+    )
+
+
+def test_authorisation_matrix(server: Server, candidate: dict[str, Path]) -> None:
+    with server.client("data_scientist") as ds:
+        assert _upload(ds, candidate).status_code == 201
+    bodies: dict[str, Any] = {
+        "signoffs": {"role": "validator", "decision": "approve", "comment": "x"},
+        "promote": {"alias": "champion"},
+        "suspend": {"reason": "x"},
+        "reinstate": {"reason": "x"},
+        "retire": {"reason": "x"},
+        "principals": {"name": "made-by-matrix", "role": "auditor"},
+        "by-reference": {
+            "artifact": "a",
+            "train": "t.csv",
+            "validation": "v.csv",
+            "target": "default",
+            "protected": ["sex"],
+        },
+    }
+    seen: list[tuple[str, str, str, int]] = []
+    for method, template, action in ENDPOINTS:
+        allowed = PERMISSIONS[action]
+        for role in ROLES:
+            body = bodies.get(template.rsplit("/", 1)[-1])
+            if template.endswith("/signoffs") and role in ("compliance_officer", "business_owner"):
+                body = {**bodies["signoffs"], "role": role}
+            with server.client(role) as client:
+                if template == "/v1/models/{model}/versions" and method == "POST":
+                    response = client.post(_path(template), files={}, data={})
+                else:
+                    response = client.request(method, _path(template), json=body)
+            seen.append((method, template, role, response.status_code))
+            if role in allowed:
+                assert response.status_code not in (401, 403), (
+                    method,
+                    template,
+                    role,
+                    response.text,
+                )
+            else:
+                assert response.status_code == 403, (method, template, role, response.text)
+                name = "admin" if role == "admin" else f"{role}-1"
+                assert response.json()["detail"].startswith(f"'{name}' ({role}) may not")
+    assert len(seen) == len(ENDPOINTS) * len(ROLES)
+
+
+def test_mass_assignment_is_refused(server: Server) -> None:
+    with server.client("validator") as client:
+        response = client.post(
+            "/v1/models/pd/versions/1/signoffs",
+            json={"role": "validator", "decision": "approve", "comment": "x", "status": "approved"},
+        )
+    assert response.status_code == 422
+    assert response.json()["detail"] == "status: Extra inputs are not permitted"
+    with server.client("admin") as admin:
+        response = admin.post(
+            "/v1/principals", json={"name": "x", "role": "admin", "approved_by": "me"}
+        )
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "approved_by", "message": "Extra inputs are not permitted"}
+    ]
+
+
+def test_full_flow_over_http(server: Server, candidate: dict[str, Path]) -> None:
+    with server.client("data_scientist") as ds:
+        created = _upload(ds, candidate)
+        assert created.status_code == 201, created.text
+        assert created.json() == {"model": "pd", "version": 1, "status": "submitted"}
+        started = ds.post("/v1/models/pd/versions/1/evaluations")
+        assert started.status_code == 202
+        assert started.json()["state"] == "running"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            state = ds.get("/v1/models/pd/versions/1/evaluations/1").json()
+            if state["state"] == "completed":
+                break
+            time.sleep(0.5)
+        assert state == {
+            "model": "pd",
+            "version": 1,
+            "evaluation": 1,
+            "state": "completed",
+            "status": "awaiting_signoff",
+        }
+        gates = ds.get("/v1/models/pd/versions/1/gates").json()
+        assert [g["verdict"] for g in gates] == ["passed"] * 6
+        refused = ds.post(
+            "/v1/models/pd/versions/1/signoffs",
+            json={"role": "validator", "decision": "approve", "comment": "mine"},
+        )
+        assert refused.status_code == 403
+    statuses = []
+    for role in ("validator", "compliance_officer", "business_owner"):
+        with server.client(role) as signer:
+            response = signer.post(
+                "/v1/models/pd/versions/1/signoffs",
+                json={"role": role, "decision": "approve", "comment": f"{role} reviewed"},
+            )
+            assert response.status_code == 201, response.text
+            statuses.append(response.json()["status"])
+    assert statuses == ["awaiting_signoff", "awaiting_signoff", "approved"]
+    with server.client("compliance_officer") as co:
+        promoted = co.post("/v1/models/pd/versions/1/promote", json={"alias": "champion"})
+        assert promoted.json() == {"model": "pd", "version": 1, "status": "promoted"}
+        wrong = co.post("/v1/models/pd/versions/1/reinstate", json={"reason": "x"})
+        assert wrong.status_code == 409
+        assert wrong.json()["detail"].startswith("cannot reinstate pd v1: it is promoted")
+    with server.client("auditor") as auditor:
+        shown = auditor.get("/v1/models/pd/versions/1").json()
+        verified = auditor.post("/v1/audit/verify").json()
+        events = auditor.get("/v1/audit/events", params={"model": "pd"}).json()
+    assert shown["aliases"] == ["champion"]
+    assert [s["principal"] for s in shown["signoffs"]] == [
+        "validator-1",
+        "compliance_officer-1",
+        "business_owner-1",
+    ]
+    assert verified["ok"] is True
+    assert verified["size"] == events[-1]["seq"]
+    types = [e["type"] for e in events]
+    assert types[:2] == ["model.registered", "version.submitted"]
+    assert types[-3:] == ["signoff.recorded", "version.approved", "alias.set"]
+
+
+def test_refused_submission_records_nothing(server: Server, candidate: dict[str, Path]) -> None:
+    before = _ledger_size(server)
+    with server.client("data_scientist") as ds:
+        response = ds.post(
+            "/v1/models/pd/versions",
+            files={
+                "artifact": ("model.pkl", b"\x80\x04garbage"),
+                "train": ("train.csv", candidate["train"].read_bytes()),
+                "validation": ("validation.csv", candidate["validation"].read_bytes()),
+            },
+            data={"target": "default", "protected": "sex"},
+        )
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("artifact ")
+    assert "govreg accepts only LightGBM native text models" in response.json()["detail"]
+    assert _ledger_size(server) == before
+
+
+def test_upload_limit_gives_413(home: Any) -> None:
+    srv = start_server(home, env={"GOVREG_MAX_UPLOAD_BYTES": "1000"})
+    try:
+        with srv.client("admin") as admin:
+            key = admin.post("/v1/principals", json={"name": "ds-1", "role": "data_scientist"})
+        with srv.client(token=key.json()["api_key"]) as ds:
+            response = ds.post(
+                "/v1/models/pd/versions",
+                files={
+                    "artifact": ("model.txt", b"tree\n" + b"x" * 2000),
+                    "train": ("t.csv", b"a\n1\n"),
+                    "validation": ("v.csv", b"a\n1\n"),
+                },
+                data={"target": "default", "protected": "sex"},
+            )
+        assert response.status_code == 413
+        assert response.json()["detail"] == "artifact upload is larger than 1000 bytes"
+    finally:
+        stop(srv)
+
+
+def test_openapi_documents_errors(server: Server) -> None:
+    doc = httpx.get(server.url + "/openapi.json").json()
+    for method, template, _ in ENDPOINTS:
+        operation = doc["paths"][template][method.lower()]
+        assert {"401", "403"} <= set(operation["responses"]), (method, template)
+    signoff = doc["components"]["schemas"]["SignoffCreate"]
+    assert signoff["additionalProperties"] is False

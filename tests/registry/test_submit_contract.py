@@ -1,0 +1,351 @@
+"""The submission contract: what is refused (one exact line, nothing recorded) and
+what a good submission stores."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from govreg_test_kit import MODEL, PROTECTED, TARGET
+
+from core.errors import GovregError, NotFoundError, PermissionDenied
+from policies.loader import PACKAGED_DIR
+
+LGBM_HINT = "save it with booster.save_model('model.txt')"
+
+
+def cli_args(files: Any, model: str = MODEL, **overrides: Any) -> list[str]:
+    """``govreg submit`` arguments for the kit's good files with ``overrides``."""
+    values: dict[str, Any] = {
+        "artifact": files.model,
+        "train": files.train_csv,
+        "validation": files.validation_parquet,
+        "target": TARGET,
+        "protected": ",".join(PROTECTED),
+    }
+    values.update(overrides)
+    args = ["submit", model]
+    for key, value in values.items():
+        text = ",".join(value) if isinstance(value, list) else str(value)
+        args += [f"--{key.replace('_id', '')}", text]
+    return args
+
+
+# name -> (overrides as a function of the inputs, expected message, exit code)
+Case = tuple[Callable[[Any], dict[str, Any]], Callable[[Any], str], int]
+CASES: dict[str, Case] = {
+    "missing artifact": (
+        lambda f: {"artifact": f.root / "no-such-model.txt"},
+        lambda f: f"artifact file {f.root / 'no-such-model.txt'} does not exist; check the path",
+        2,
+    ),
+    "artifact is a folder": (
+        lambda f: {"artifact": f.root},
+        lambda f: f"artifact path {f.root} is not a file",
+        2,
+    ),
+    "empty artifact": (
+        lambda f: {"artifact": f.empty_artifact},
+        lambda f: f"artifact {f.empty_artifact} is empty",
+        2,
+    ),
+    "binary garbage": (
+        lambda f: {"artifact": f.garbage_binary},
+        lambda f: f"artifact {f.garbage_binary} is not text; {LGBM_HINT}",
+        2,
+    ),
+    "text garbage": (
+        lambda f: {"artifact": f.garbage_text},
+        lambda f: (
+            f"artifact {f.garbage_text} is not a LightGBM text model (it must start with "
+            f"'tree'); {LGBM_HINT}"
+        ),
+        2,
+    ),
+    "pickle": (
+        lambda f: {"artifact": f.pickle},
+        lambda f: (
+            f"artifact {f.pickle} is a pickle or zip archive; govreg accepts only LightGBM "
+            "native text models (booster.save_model('model.txt'))"
+        ),
+        2,
+    ),
+    "missing train dataset": (
+        lambda f: {"train": f.root / "no-such-train.csv"},
+        lambda f: (
+            f"train dataset file {f.root / 'no-such-train.csv'} does not exist; check the path"
+        ),
+        2,
+    ),
+    "dataset of another format": (
+        lambda f: {"validation": f.bad["wrong_suffix"]},
+        lambda f: f"dataset {f.bad['wrong_suffix']} must be .csv or .parquet, not '.json'",
+        2,
+    ),
+    "zero-byte dataset": (
+        lambda f: {"validation": f.bad["zero_bytes"]},
+        lambda f: (
+            f"dataset {f.bad['zero_bytes']} cannot be read as csv: No columns to parse from file"
+        ),
+        2,
+    ),
+    "header only": (
+        lambda f: {"validation": f.bad["header_only"]},
+        lambda f: f"dataset {f.bad['header_only']} has no rows",
+        2,
+    ),
+    "header only train": (
+        lambda f: {"train": f.bad["header_only"]},
+        lambda f: f"dataset {f.bad['header_only']} has no rows",
+        2,
+    ),
+    "target column absent": (
+        lambda f: {"validation": f.bad["no_target"]},
+        lambda f: (
+            f"dataset {f.bad['no_target']} has no target column 'default'; pass --target with "
+            "one of income, debt_to_income, credit_utilisation, delinquencies_2y, "
+            "months_since_last_delinquency, employment_years, age, open_accounts, "
+            "inquiries_6m, loan_amount, postcode_risk, sex"
+        ),
+        2,
+    ),
+    "wrong target name": (
+        lambda f: {"target": "defaulted"},
+        lambda f: (
+            f"dataset {f.train_csv} has no target column 'defaulted'; pass --target with "
+            "one of income, debt_to_income, credit_utilisation, delinquencies_2y, "
+            "months_since_last_delinquency, employment_years, age, open_accounts, "
+            "inquiries_6m, loan_amount, postcode_risk, sex"
+        ),
+        2,
+    ),
+    "target with three values": (
+        lambda f: {"validation": f.bad["three_classes"]},
+        lambda f: (
+            f"target column 'default' in {f.bad['three_classes']} is not binary: it must hold "
+            "0 and 1 only, both present, no missing values (found ['0', '1', '2'])"
+        ),
+        2,
+    ),
+    "target with one class": (
+        lambda f: {"validation": f.bad["one_class"]},
+        lambda f: (
+            f"target column 'default' in {f.bad['one_class']} is not binary: it must hold "
+            "0 and 1 only, both present, no missing values (found ['0'])"
+        ),
+        2,
+    ),
+    "protected column absent": (
+        lambda f: {"validation": f.bad["no_protected"]},
+        lambda f: f"dataset {f.bad['no_protected']} has no protected column 'sex'; fix --protected",
+        2,
+    ),
+    "protected column misnamed": (
+        lambda f: {"protected": ["sex", "race"]},
+        lambda f: f"dataset {f.train_csv} has no protected column 'race'; fix --protected",
+        2,
+    ),
+    "no protected column declared": (
+        lambda f: {"protected": []},
+        lambda f: "declare at least one protected attribute with --protected",
+        2,
+    ),
+    "model feature missing": (
+        lambda f: {"validation": f.bad["no_feature"]},
+        lambda f: f"dataset {f.bad['no_feature']} lacks the model's features income",
+        2,
+    ),
+    "cutoff not a number": (
+        lambda f: {"cutoff": "half"},
+        lambda f: "--cutoff 'half' is not a number",
+        2,
+    ),
+    "cutoff out of range": (
+        lambda f: {"cutoff": "1.0"},
+        lambda f: "--cutoff 1.0 must be strictly between 0 and 1",
+        2,
+    ),
+    "unknown policy": (
+        lambda f: {"policy_id": "no-such-policy"},
+        lambda f: f"no policy 'no-such-policy' in {PACKAGED_DIR}; pass --policy with a known id",
+        2,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_bad_submission_is_refused_and_records_nothing(sqlite_kit: Any, case: str) -> None:
+    kit = sqlite_kit
+    overrides_of, message_of, exit_code = CASES[case]
+    overrides = overrides_of(kit.files)
+    message = message_of(kit.files)
+    kit.people("dana")
+    before = kit.state()
+    assert before["blobs"] == set()
+
+    with pytest.raises(GovregError) as caught:
+        kit.submit(**overrides)
+    assert str(caught.value) == message
+    assert caught.value.exit_code == exit_code
+    assert kit.state() == before
+
+    result = kit.home.cli(*cli_args(kit.files, **overrides), api_key=kit.key("dana"))
+    assert result.exit_code == exit_code
+    assert result.stderr == f"error: {message}\n"
+    assert result.stdout == ""
+    assert kit.state() == before
+    assert kit.row() is None
+    assert kit.rows("models") == []
+    kit.verify()
+
+
+def test_every_bad_submission_records_nothing_on_either_database(kit: Any) -> None:
+    """The refusals above, through the service, on SQLite and PostgreSQL (one home)."""
+    kit.submit()  # a model and blobs exist: a refusal must not add to them
+    before = kit.state()
+    for case, (overrides_of, message_of, _code) in sorted(CASES.items()):
+        with pytest.raises(GovregError) as caught:
+            kit.submit(**overrides_of(kit.files))
+        assert str(caught.value) == message_of(kit.files), case
+        assert kit.state() == before, case
+    assert kit.row(MODEL, 2) is None
+    kit.verify()
+
+
+def test_a_store_failure_leaves_no_blob_behind(kit: Any, monkeypatch: Any) -> None:
+    assert kit.submit() == 1
+    kept = kit.blobs()
+    before = kit.state()
+
+    def broken(conn: Any, events: Any, **_: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(kit.registry, "record", broken)
+    with pytest.raises(OSError, match="disk full"):
+        # Same artifact and train set (already stored), a new validation file.
+        kit.submit(validation=kit.files.validation_csv)
+    assert kit.state() == before
+    assert kit.blobs() == kept
+    kit.verify()
+
+
+def test_only_data_scientists_submit(sqlite_kit: Any) -> None:
+    kit = sqlite_kit
+    kit.people("audrey", "vera")
+    for who, role in (("audrey", "auditor"), ("vera", "validator"), ("admin", "admin")):
+        before = kit.state()
+        with pytest.raises(PermissionDenied) as caught:
+            kit.submit(by=who)
+        assert str(caught.value) == f"'{who}' ({role}) may not submit"
+        result = kit.home.cli(*cli_args(kit.files), api_key=kit.key(who))
+        assert result.exit_code == 6
+        assert result.stderr == f"error: '{who}' ({role}) may not submit\n"
+        assert kit.state() == before
+    assert kit.row() is None
+
+
+def test_a_model_name_must_be_safe(sqlite_kit: Any) -> None:
+    kit = sqlite_kit
+    kit.people("dana")
+    before = kit.state()
+    result = kit.home.cli(*cli_args(kit.files, model="../etc"), api_key=kit.key("dana"))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: model name '../etc' is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
+        "starting with a letter or digit\n"
+    )
+    assert kit.state() == before
+
+
+def test_show_of_an_unknown_model_or_version(sqlite_kit: Any) -> None:
+    kit = sqlite_kit
+    kit.submit()
+    key = kit.key("audrey")
+    before = kit.state()
+    for args, message in (
+        (("nope", "1"), "no model 'nope'; see `govreg versions list`"),
+        ((MODEL, "7"), "model 'pd' has no version 7"),
+    ):
+        with pytest.raises(NotFoundError) as caught:
+            kit.registry.show_version(kit["audrey"], args[0], int(args[1]))
+        assert str(caught.value) == message
+        result = kit.home.cli("versions", "show", *args, api_key=key)
+        assert result.exit_code == 4
+        assert result.stderr == f"error: {message}\n"
+    result = kit.home.cli("versions", "list", "nope", api_key=key)
+    assert result.exit_code == 4
+    assert result.stderr == "error: no model 'nope'; see `govreg versions list`\n"
+    assert kit.state() == before
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_good_submission_stores_content_addressed_blobs_once(kit: Any) -> None:
+    files = kit.files
+    assert kit.submit(train=files.train_csv, validation=files.validation_parquet) == 1
+    store = Path(kit.settings.store_path)
+    digests = {sha(files.model), sha(files.train_csv), sha(files.validation_parquet)}
+    assert kit.blobs() == {store / "sha256" / d[:2] / d for d in digests}
+    for path in (files.model, files.train_csv, files.validation_parquet):
+        assert kit.registry.store.get(sha(path)) == path.read_bytes()
+
+    row = kit.row()
+    assert row is not None
+    assert row["artifact_digest"] == sha(files.model)
+    assert row["train_digest"] == sha(files.train_csv)
+    assert row["validation_digest"] == sha(files.validation_parquet)
+    assert (row["status"], row["target"], row["cutoff"]) == ("submitted", "default", "0.5")
+    assert json.loads(row["protected"]) == ["sex", "age_band"]
+    assert json.loads(row["features"]) == files.features
+    assert (row["policy_id"], row["policy_version"]) == ("credit-risk", 1)
+
+    submitted = kit.events(model=MODEL, version=1, types=["version.submitted"])
+    assert len(submitted) == 1
+    data = submitted[0].data
+    assert data["artifact"] == {
+        "digest": sha(files.model),
+        "size": files.model.stat().st_size,
+        "format": "lightgbm-text",
+    }
+    assert data["num_trees"] == 20
+    assert data["train"]["format"] == "csv"
+    assert data["train"]["rows"] == 800
+    assert data["validation"]["format"] == "parquet"
+    assert data["validation"]["rows"] == 400
+    assert data["policy_digest"] == row["policy_digest"]
+    datasets = {d["digest"]: d for d in kit.rows("datasets")}
+    assert set(datasets) == {row["train_digest"], row["validation_digest"]}
+    assert [a["digest"] for a in kit.rows("artifacts")] == [row["artifact_digest"]]
+
+    # The same bytes again: a new version, no new blob.
+    blobs = kit.blobs()
+    assert kit.submit(train=files.train_csv, validation=files.validation_parquet) == 2
+    assert kit.blobs() == blobs
+    assert [e.type for e in kit.events(model=MODEL)] == [
+        "model.registered",
+        "version.submitted",
+        "version.submitted",
+    ]
+    kit.verify()
+
+
+def test_submit_json_and_a_custom_cutoff(sqlite_kit: Any) -> None:
+    kit = sqlite_kit
+    result = kit.home.cli(
+        *cli_args(kit.files, train=kit.files.train_parquet, cutoff="0.35"),
+        "--json",
+        api_key=kit.key("dana"),
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"model": MODEL, "version": 1, "status": "submitted"}
+    assert kit.row()["cutoff"] == "0.35"
+    result = kit.home.cli(*cli_args(kit.files), api_key=kit.key("dana"))
+    assert result.exit_code == 0
+    assert result.stdout == "submitted pd v2\n"
+    kit.verify()
