@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from govreg_homes import Home, make_home
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT_ROOT.parent / "shared"
@@ -65,44 +64,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'govreg.db'}"
     url: str = request.getfixturevalue("pg_schema_url")
     return url
-
-
-@dataclass
-class Home:
-    """An initialised govreg home and helpers to act in it."""
-
-    path: Path
-    database_url: str
-    admin_key: str
-    env: dict[str, str]
-
-    def settings(self, **overrides: Any) -> Any:
-        from govreg.settings import Settings
-
-        return Settings(home=self.path, database_url=self.database_url, **overrides)
-
-    def context(self, **overrides: Any) -> Any:
-        from govreg.context import build
-
-        return build(self.settings(**overrides))
-
-    def cli(
-        self, *args: str, api_key: str | None = None, env: dict[str, str] | None = None
-    ) -> Result:
-        from govreg.cli import cli
-
-        full_env = {**self.env, "GOVREG_API_KEY": api_key or self.admin_key, **(env or {})}
-        return CliRunner().invoke(cli, list(args), env=full_env, catch_exceptions=False)
-
-
-def make_home(path: Path, database_url: str) -> Home:
-    from govreg.context import init_home
-    from govreg.settings import Settings
-
-    init_home(Settings(home=path, database_url=database_url))
-    admin_key = (path / "admin.key").read_text().strip()
-    env = {"GOVREG_HOME": str(path), "GOVREG_DATABASE_URL": database_url}
-    return Home(path=path, database_url=database_url, admin_key=admin_key, env=env)
 
 
 @pytest.fixture

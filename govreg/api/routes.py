@@ -388,3 +388,18 @@ def create_principal(
 )
 def revoke_principal(name: str, ctx: Ctx, caller: Caller) -> None:
     ctx.registry.revoke_principal(caller, name)
+
+
+def authorization_markdown() -> str:
+    """The authorisation matrix as a Markdown table (docs/api.md shows it)."""
+    from registry.roles import PERMISSIONS, Role
+
+    roles = [r.value for r in Role]
+    lines = [
+        "| endpoint | action | " + " | ".join(roles) + " |",
+        "|---|---|" + "---|" * len(roles),
+    ]
+    for method, path, action in ENDPOINTS:
+        cells = ["allow" if role in PERMISSIONS[action] else "deny" for role in roles]
+        lines.append(f"| `{method} {path}` | {action.value} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

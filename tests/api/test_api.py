@@ -3,78 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from api_server import Server, start_server, stop
 
 from govreg.api.routes import ENDPOINTS
 from registry.roles import PERMISSIONS, Role
 
 ROLES = [r.value for r in Role]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    home: Any
-    keys: dict[str, str]
-    process: subprocess.Popen[bytes]
-
-    def client(self, role: str | None = None, token: str | None = None) -> httpx.Client:
-        headers = {}
-        credential = token or (self.keys[role] if role else None)
-        if credential:
-            headers["Authorization"] = f"Bearer {credential}"
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
-
-
-def start_server(home: Any, env: dict[str, str] | None = None) -> Server:
-    port = _free_port()
-    govreg = str(Path(sys.executable).with_name("govreg"))
-    full_env = {**os.environ, **home.env, **(env or {})}
-    full_env.pop("GOVREG_API_KEY", None)
-    log = home.path / f"server-{port}.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [govreg, "serve", "--port", str(port)], env=full_env, stdout=sink, stderr=sink
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-        if process.poll() is not None:
-            raise RuntimeError(log.read_text())
-    else:
-        process.kill()
-        raise RuntimeError("server did not start")
-    return Server(url=url, home=home, keys={"admin": home.admin_key}, process=process)
-
-
-def stop(server: Server) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
 
 
 @pytest.fixture
@@ -360,3 +301,10 @@ def test_openapi_documents_errors(server: Server) -> None:
         assert {"401", "403"} <= set(operation["responses"]), (method, template)
     signoff = doc["components"]["schemas"]["SignoffCreate"]
     assert signoff["additionalProperties"] is False
+
+
+def test_docs_show_the_authorisation_matrix() -> None:
+    from govreg.api.routes import authorization_markdown
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    assert authorization_markdown() in docs

@@ -7,24 +7,31 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-KIT_MODULE = "govreg_test_kit"
+TESTS = Path(__file__).resolve().parents[1]
 
 
-def load_kit() -> ModuleType:
-    """Import ``tests/registry/helpers.py`` once, under a name no other folder uses."""
-    module = sys.modules.get(KIT_MODULE)
+def load(name: str, path: Path) -> ModuleType:
+    """Import ``path`` once as module ``name`` (a name no other folder uses)."""
+    module = sys.modules.get(name)
     if module is None:
-        path = Path(__file__).resolve().parents[1] / "registry" / "helpers.py"
-        spec = importlib.util.spec_from_file_location(KIT_MODULE, path)
+        spec = importlib.util.spec_from_file_location(name, path)
         assert spec is not None
         assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
-        sys.modules[KIT_MODULE] = module
+        sys.modules[name] = module
         spec.loader.exec_module(module)
     return module
 
 
-_kit = load_kit()
+_kit = load("govreg_test_kit", TESTS / "registry" / "helpers.py")
 inputs = _kit.inputs
 kit = _kit.kit
 sqlite_kit = _kit.sqlite_kit
+
+# Tests elsewhere that write `from conftest import make_home` get the conftest
+# pytest imported last, which may be this one: offer the same helpers.
+_root = load("govreg_tests_root_conftest", TESTS / "conftest.py")
+Home = _root.Home
+make_home = _root.make_home
+postgres_reason = _root.postgres_reason
+PG_URL = _root.PG_URL

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_home
+from govreg_homes import make_home
 
 from audits.events import EventType
 from audits.signing import load_public_key
