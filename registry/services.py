@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from audits.ledger import Ledger
 
+PASSING_VERDICTS = frozenset({"passed", "warned"})
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$")
 BOOTSTRAP_ACTOR = "govreg-init"
 KEY_PREFIX = "grk"
@@ -581,7 +582,9 @@ class Registry:
                 digest = hashlib.sha256(canonical_bytes(result)).hexdigest()
                 digests[result["gate_id"]] = digest
                 blocking = bool(result["blocking"]) or policy_blocking.get(result["gate_id"], False)
-                if blocking and result["verdict"] != "passed":
+                # "warned" is a warning (e.g. PSI between 0.10 and 0.25), not a
+                # failure; every other verdict short of "passed" blocks.
+                if blocking and result["verdict"] not in PASSING_VERDICTS:
                     failed.append(f"{result['gate_id']} {result['verdict']}")
                 events.append(
                     NewEvent(

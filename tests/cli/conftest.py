@@ -27,11 +27,3 @@ _kit = load("govreg_test_kit", TESTS / "registry" / "helpers.py")
 inputs = _kit.inputs
 kit = _kit.kit
 sqlite_kit = _kit.sqlite_kit
-
-# Tests elsewhere that write `from conftest import make_home` get the conftest
-# pytest imported last, which may be this one: offer the same helpers.
-_root = load("govreg_tests_root_conftest", TESTS / "conftest.py")
-Home = _root.Home
-make_home = _root.make_home
-postgres_reason = _root.postgres_reason
-PG_URL = _root.PG_URL

@@ -283,22 +283,22 @@ def test_a_version_through_the_cli(kit: Any) -> None:
             "--protected",
             "sex,age_band",
             "--json",
-            who="dana",
+            who="ds-1",
         )
     )
     assert submitted == {"model": MODEL, "version": 1, "status": "submitted"}
 
-    result = run(kit, "promote", MODEL, "1", "--alias", "champion", who="cora")
+    result = run(kit, "promote", MODEL, "1", "--alias", "champion", who="compliance-1")
     assert (result.exit_code, result.stderr) == (
         7,
         "error: cannot promote pd v1: it is submitted; promote needs one of: approved, promoted\n",
     )
-    number = kit.registry.start_evaluation(kit["dana"], MODEL, 1)
-    kit.registry.complete_evaluation(kit["dana"], MODEL, 1, number, passing_results())
+    number = kit.registry.start_evaluation(kit["ds-1"], MODEL, 1)
+    kit.registry.complete_evaluation(kit["ds-1"], MODEL, 1, number, passing_results())
     for who, role in (
-        ("vera", "validator"),
-        ("cora", "compliance_officer"),
-        ("bo", "business_owner"),
+        ("validator-1", "validator"),
+        ("compliance-1", "compliance_officer"),
+        ("owner-1", "business_owner"),
     ):
         result = run(
             kit,
@@ -315,7 +315,7 @@ def test_a_version_through_the_cli(kit: Any) -> None:
         ok(result)
     assert result.stdout == "signed pd v1 as business_owner; status approved\n"
 
-    listed = as_json(run(kit, "versions", "list", "--json", who="audrey"))
+    listed = as_json(run(kit, "versions", "list", "--json", who="auditor-1"))
     row = kit.row()
     assert listed == [
         {
@@ -323,12 +323,12 @@ def test_a_version_through_the_cli(kit: Any) -> None:
             "version": 1,
             "status": "approved",
             "policy": "credit-risk@1",
-            "submitted_by": "dana",
+            "submitted_by": "ds-1",
             "submitted_at": row["submitted_at"],
             "artifact_digest": row["artifact_digest"],
         }
     ]
-    shown = as_json(run(kit, "versions", "show", MODEL, "1", "--json", who="audrey"))
+    shown = as_json(run(kit, "versions", "show", MODEL, "1", "--json", who="auditor-1"))
     assert shown["status"] == "approved"
     assert shown["approved_at"] == row["approved_at"]
     assert shown["revalidate_by"] == row["revalidate_by"]
@@ -340,42 +340,45 @@ def test_a_version_through_the_cli(kit: Any) -> None:
     assert [
         (s["principal"], s["role"], s["decision"], s["current"]) for s in shown["signoffs"]
     ] == [
-        ("vera", "validator", "approve", True),
-        ("cora", "compliance_officer", "approve", True),
-        ("bo", "business_owner", "approve", True),
+        ("validator-1", "validator", "approve", True),
+        ("compliance-1", "compliance_officer", "approve", True),
+        ("owner-1", "business_owner", "approve", True),
     ]
     assert shown["signoffs_missing"] == []
-    human = ok(run(kit, "versions", "show", MODEL, "1", who="audrey")).stdout
+    human = ok(run(kit, "versions", "show", MODEL, "1", who="auditor-1")).stdout
     assert human.startswith("pd v1: approved\n")
 
-    assert ok(run(kit, "promote", MODEL, "1", "--alias", "champion", who="cora")).stdout == (
-        "pd@champion -> v1\n"
-    )
-    assert ok(run(kit, "suspend", MODEL, "1", "--reason", "drift", who="vera")).stdout == (
+    assert ok(
+        run(kit, "promote", MODEL, "1", "--alias", "champion", who="compliance-1")
+    ).stdout == ("pd@champion -> v1\n")
+    assert ok(run(kit, "suspend", MODEL, "1", "--reason", "drift", who="validator-1")).stdout == (
         "suspended pd v1\n"
     )
     assert as_json(run(kit, "versions", "show", MODEL, "1", "--json"))["status"] == "suspended"
-    result = run(kit, "suspend", MODEL, "1", "--reason", "again", who="vera")
+    result = run(kit, "suspend", MODEL, "1", "--reason", "again", who="validator-1")
     assert result.exit_code == 7
-    assert ok(run(kit, "reinstate", MODEL, "1", "--reason", "fixed", who="bo")).stdout == (
+    assert ok(run(kit, "reinstate", MODEL, "1", "--reason", "fixed", who="owner-1")).stdout == (
         "reinstated pd v1\n"
     )
     shown = as_json(run(kit, "versions", "show", MODEL, "1", "--json"))
     assert (shown["status"], shown["aliases"]) == ("promoted", ["champion"])
-    result = run(kit, "retire", MODEL, "1", "--reason", "  ", who="bo")
+    result = run(kit, "retire", MODEL, "1", "--reason", "  ", who="owner-1")
     assert (result.exit_code, result.stderr) == (2, "error: retire needs a reason: pass --reason\n")
-    result = run(kit, "retire", MODEL, "1", "--reason", "end", who="vera")
-    assert (result.exit_code, result.stderr) == (6, "error: 'vera' (validator) may not retire\n")
-    assert ok(run(kit, "retire", MODEL, "1", "--reason", "end", who="bo")).stdout == (
+    result = run(kit, "retire", MODEL, "1", "--reason", "end", who="validator-1")
+    assert (result.exit_code, result.stderr) == (
+        6,
+        "error: 'validator-1' (validator) may not retire\n",
+    )
+    assert ok(run(kit, "retire", MODEL, "1", "--reason", "end", who="owner-1")).stdout == (
         "retired pd v1\n"
     )
     shown = as_json(run(kit, "versions", "show", MODEL, "1", "--json"))
     assert (shown["status"], shown["aliases"], shown["status_reason"]) == ("retired", [], "end")
 
-    log = as_json(run(kit, "audit", "log", "--json", who="audrey"))
+    log = as_json(run(kit, "audit", "log", "--json", who="auditor-1"))
     assert [e["seq"] for e in log] == list(range(1, kit.size() + 1))
     assert log[0]["type"] == "ledger.initialised"
-    ours = as_json(run(kit, "audit", "log", "--model", MODEL, "--json", who="audrey"))
+    ours = as_json(run(kit, "audit", "log", "--model", MODEL, "--json", who="auditor-1"))
     assert [e["type"] for e in ours] == [
         "model.registered",
         "version.submitted",
@@ -396,18 +399,18 @@ def test_a_version_through_the_cli(kit: Any) -> None:
     by_type = {e["type"]: e for e in ours}
     assert by_type["version.submitted"]["data"]["artifact"]["digest"] == row["artifact_digest"]
     assert [e["data"]["comment"] for e in ours if e["type"] == "signoff.recorded"] == [
-        "vera agrees",
-        "cora agrees",
-        "bo agrees",
+        "validator-1 agrees",
+        "compliance-1 agrees",
+        "owner-1 agrees",
     ]
     assert by_type["version.suspended"]["data"] == {"reason": "drift"}
-    assert by_type["version.retired"]["actor"] == "bo"
-    human = ok(run(kit, "audit", "log", who="audrey")).stdout.splitlines()
+    assert by_type["version.retired"]["actor"] == "owner-1"
+    human = ok(run(kit, "audit", "log", who="auditor-1")).stdout.splitlines()
     assert len(human) == len(log)
-    result = run(kit, "audit", "log", who="svc")
-    assert (result.exit_code, result.stderr) == (6, "error: 'svc' (service) may not read\n")
+    result = run(kit, "audit", "log", who="service-1")
+    assert (result.exit_code, result.stderr) == (6, "error: 'service-1' (service) may not read\n")
 
-    verified = as_json(run(kit, "audit", "verify", "--json", who="audrey"))
+    verified = as_json(run(kit, "audit", "verify", "--json", who="auditor-1"))
     assert verified["ok"] is True
     assert verified["size"] == kit.size()
     assert verified["checkpoints"] >= 1
@@ -417,10 +420,10 @@ def test_a_version_through_the_cli(kit: Any) -> None:
 def test_keys_rotate_as_admin_only(kit: Any) -> None:
     keys = kit.home.path / "keys"
     kek_before = (keys / "kek.json").read_bytes()
-    kit.people("vera", "audrey", "dana")
+    kit.people("validator-1", "auditor-1", "ds-1")
     before = kit.state()
     for args in (("keys", "rotate"), ("keys", "rotate-kek")):
-        for who, role in (("vera", "validator"), ("audrey", "auditor")):
+        for who, role in (("validator-1", "validator"), ("auditor-1", "auditor")):
             result = run(kit, *args, who=who)
             assert (result.exit_code, result.stderr) == (
                 6,
@@ -465,7 +468,7 @@ def test_evaluate_with_real_gates(sqlite_kit: Any) -> None:
     """The only CLI run of the real gates (a small model fails some; fail closed)."""
     kit = sqlite_kit
     kit.submit()
-    shown = as_json(run(kit, "evaluate", MODEL, "1", "--json", who="dana"))
+    shown = as_json(run(kit, "evaluate", MODEL, "1", "--json", who="ds-1"))
     assert [g["gate_id"] for g in shown["gates"]] == [
         "performance",
         "fairness",
@@ -487,7 +490,16 @@ def test_evaluate_with_real_gates(sqlite_kit: Any) -> None:
         g["result_digest"] for g in sorted(kit.rows("gate_results"), key=lambda g: g["seq"])
     ]
     result = run(
-        kit, "signoff", MODEL, "1", "--role", "validator", "--approve", "--comment", "x", who="vera"
+        kit,
+        "signoff",
+        MODEL,
+        "1",
+        "--role",
+        "validator",
+        "--approve",
+        "--comment",
+        "x",
+        who="validator-1",
     )
     assert (result.exit_code, result.stderr) == (
         7,
@@ -513,7 +525,7 @@ def test_the_console_script(sqlite_kit: Any) -> None:
 
     kit.approved()
     env.update(kit.home.env)
-    env["GOVREG_API_KEY"] = kit.key("audrey")
+    env["GOVREG_API_KEY"] = kit.key("auditor-1")
     result = subprocess.run(
         [str(script), "audit", "verify"],
         capture_output=True,

@@ -38,15 +38,15 @@ GATES = (
     ("latency", "latency"),
 )
 PEOPLE = {
-    "dana": "data_scientist",
-    "dave": "data_scientist",
-    "vera": "validator",
-    "vick": "validator",
-    "cora": "compliance_officer",
-    "carl": "compliance_officer",
-    "bo": "business_owner",
-    "audrey": "auditor",
-    "svc": "service",
+    "ds-1": "data_scientist",
+    "ds-2": "data_scientist",
+    "validator-1": "validator",
+    "validator-2": "validator",
+    "compliance-1": "compliance_officer",
+    "compliance-2": "compliance_officer",
+    "owner-1": "business_owner",
+    "auditor-1": "auditor",
+    "service-1": "service",
 }
 
 
@@ -270,7 +270,7 @@ class Kit:
         )
 
     # -- driving a version -------------------------------------------------------
-    def submit(self, model: str = MODEL, *, by: str = "dana", **overrides: Any) -> int:
+    def submit(self, model: str = MODEL, *, by: str = "ds-1", **overrides: Any) -> int:
         args: dict[str, Any] = {
             "artifact": self.files.model,
             "train": self.files.train_csv,
@@ -286,7 +286,7 @@ class Kit:
         self,
         model: str = MODEL,
         *,
-        by: str = "dana",
+        by: str = "ds-1",
         results: list[dict[str, Any]] | None = None,
     ) -> int:
         """Submit a version and complete its evaluation with constructed results."""
@@ -314,7 +314,7 @@ class Kit:
 
     def approved(self, model: str = MODEL) -> int:
         version = self.evaluated(model)
-        for who in ("vera", "cora", "bo"):
+        for who in ("validator-1", "compliance-1", "owner-1"):
             self.sign(who, model, version)
         return version
 

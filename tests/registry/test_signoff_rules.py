@@ -48,15 +48,17 @@ def test_the_last_signoff_approves_in_the_same_transaction(kit: Any) -> None:
     reg = kit.registry_at(lambda: NOW)
     kit.evaluated()
     evidence = kit.row()["evidence_digest"]
-    for who, role in (("vera", "validator"), ("cora", "compliance_officer")):
+    for who, role in (("validator-1", "validator"), ("compliance-1", "compliance_officer")):
         status = reg.signoff(kit[who], MODEL, 1, role=role, approve=True, comment="fine")
         assert status == "awaiting_signoff"
         assert kit.row()["status"] == "awaiting_signoff"
         assert kit.size() not in kit.checkpoint_sizes()
-    missing = reg.show_version(kit["audrey"], MODEL, 1)["signoffs_missing"]
+    missing = reg.show_version(kit["auditor-1"], MODEL, 1)["signoffs_missing"]
     assert missing == [{"role": "business_owner", "missing": 1}]
 
-    status = reg.signoff(kit["bo"], MODEL, 1, role="business_owner", approve=True, comment="go")
+    status = reg.signoff(
+        kit["owner-1"], MODEL, 1, role="business_owner", approve=True, comment="go"
+    )
     assert status == "approved"
     size = kit.size()
     signoff, approval = kit.events(model=MODEL, version=1)[-2:]
@@ -74,7 +76,7 @@ def test_the_last_signoff_approves_in_the_same_transaction(kit: Any) -> None:
         "revalidate_by": revalidate_by,
         "evidence_digest": evidence,
         "artifact_digest": row["artifact_digest"],
-        "signers": ["bo", "cora", "vera"],
+        "signers": ["compliance-1", "owner-1", "validator-1"],
     }
     assert row["status"] == "approved"
     assert row["approved_at"] == approval.recorded_at
@@ -83,31 +85,31 @@ def test_the_last_signoff_approves_in_the_same_transaction(kit: Any) -> None:
     # A signed checkpoint covers the approval, and its anchor is on disk.
     assert max(kit.checkpoint_sizes()) == size
     assert (Path(kit.settings.anchors_path) / anchor_name(size)).is_file()
-    shown = reg.show_version(kit["audrey"], MODEL, 1)
+    shown = reg.show_version(kit["auditor-1"], MODEL, 1)
     assert shown["signoffs_missing"] == []
     assert [(s["principal"], s["role"], s["current"]) for s in shown["signoffs"]] == [
-        ("vera", "validator", True),
-        ("cora", "compliance_officer", True),
-        ("bo", "business_owner", True),
+        ("validator-1", "validator", True),
+        ("compliance-1", "compliance_officer", True),
+        ("owner-1", "business_owner", True),
     ]
     kit.verify()
 
 
 def test_approval_failing_takes_the_last_signoff_with_it(kit: Any, monkeypatch: Any) -> None:
     kit.evaluated()
-    kit.sign("vera")
-    kit.sign("cora")
-    kit.people("bo")
+    kit.sign("validator-1")
+    kit.sign("compliance-1")
+    kit.people("owner-1")
 
     def broken(conn: Any) -> None:
         raise OSError("signing key unavailable")
 
     monkeypatch.setattr(kit.ctx.ledger, "checkpoint", broken)
-    refused(kit, OSError, "signing key unavailable", lambda: kit.sign("bo"))
+    refused(kit, OSError, "signing key unavailable", lambda: kit.sign("owner-1"))
     assert kit.row()["status"] == "awaiting_signoff"
     assert len(kit.rows("signoffs")) == 2
     monkeypatch.undo()
-    assert kit.sign("bo") == "approved"
+    assert kit.sign("owner-1") == "approved"
     kit.verify()
 
 
@@ -129,7 +131,7 @@ def test_a_signoff_signs_the_evidence_digest(kit: Any) -> None:
         )
     ).hexdigest()
     assert row["evidence_digest"] == expected
-    kit.sign("vera")
+    kit.sign("validator-1")
     assert [s["evidence_digest"] for s in kit.rows("signoffs")] == [expected]
     kit.verify()
 
@@ -138,29 +140,29 @@ def test_new_evidence_voids_earlier_signoffs(kit: Any) -> None:
     reg = kit.registry
     kit.evaluated()
     old = kit.row()["evidence_digest"]
-    kit.sign("vera")
-    kit.sign("cora")
+    kit.sign("validator-1")
+    kit.sign("compliance-1")
     # Re-evaluation is allowed while awaiting sign-off; the evidence is gone
     # until the new evaluation completes, and nobody can sign meanwhile.
-    assert reg.start_evaluation(kit["vick"], MODEL, 1) == 2
+    assert reg.start_evaluation(kit["validator-2"], MODEL, 1) == 2
     assert kit.row()["status"] == "evaluating"
     assert kit.row()["evidence_digest"] is None
-    kit.people("bo")
+    kit.people("owner-1")
     refused(
         kit,
         TransitionError,
         "cannot sign pd v1: it is evaluating; sign needs one of: awaiting_signoff",
-        lambda: kit.sign("bo"),
+        lambda: kit.sign("owner-1"),
     )
     results = passing_results()
     results[0]["values"] = {"measured": "0.91"}  # different measurements: new evidence
-    assert reg.complete_evaluation(kit["vick"], MODEL, 1, 2, results) == "awaiting_signoff"
+    assert reg.complete_evaluation(kit["validator-2"], MODEL, 1, 2, results) == "awaiting_signoff"
     new = kit.row()["evidence_digest"]
     assert new != old
-    shown = reg.show_version(kit["audrey"], MODEL, 1)
+    shown = reg.show_version(kit["auditor-1"], MODEL, 1)
     assert [(s["principal"], s["current"]) for s in shown["signoffs"]] == [
-        ("vera", False),
-        ("cora", False),
+        ("validator-1", False),
+        ("compliance-1", False),
     ]
     assert shown["signoffs_missing"] == [
         {"role": "validator", "missing": 1},
@@ -168,13 +170,13 @@ def test_new_evidence_voids_earlier_signoffs(kit: Any) -> None:
         {"role": "business_owner", "missing": 1},
     ]
     # The last sign-off of the old set no longer approves.
-    assert kit.sign("bo") == "awaiting_signoff"
+    assert kit.sign("owner-1") == "awaiting_signoff"
     # The earlier signers sign again, on the new evidence.
-    assert kit.sign("vera") == "awaiting_signoff"
-    assert kit.sign("cora") == "approved"
+    assert kit.sign("validator-1") == "awaiting_signoff"
+    assert kit.sign("compliance-1") == "approved"
     approval = kit.events(model=MODEL, version=1, types=["version.approved"])
     assert [(e.data["evidence_digest"], e.data["signers"]) for e in approval] == [
-        (new, ["bo", "cora", "vera"])
+        (new, ["compliance-1", "owner-1", "validator-1"])
     ]
     kit.verify()
 
@@ -182,13 +184,13 @@ def test_new_evidence_voids_earlier_signoffs(kit: Any) -> None:
 def test_data_scientists_admins_auditors_and_services_cannot_sign(sqlite_kit: Any) -> None:
     kit = sqlite_kit
     kit.evaluated()
-    kit.people("dave", "audrey", "svc")
+    kit.people("ds-2", "auditor-1", "service-1")
     for who, role in (
-        ("dana", "data_scientist"),
-        ("dave", "data_scientist"),
+        ("ds-1", "data_scientist"),
+        ("ds-2", "data_scientist"),
         ("admin", "admin"),
-        ("audrey", "auditor"),
-        ("svc", "service"),
+        ("auditor-1", "auditor"),
+        ("service-1", "service"),
     ):
         refused(
             kit,
@@ -204,11 +206,11 @@ def test_data_scientists_admins_auditors_and_services_cannot_sign(sqlite_kit: An
 def test_the_submitter_never_signs_their_own_version(kit: Any) -> None:
     kit.evaluated()
     # Even holding a signing role, the submitter is refused (segregation of duties).
-    submitter = kit.principal("dana", "validator")
+    submitter = kit.principal("ds-1", "validator")
     refused(
         kit,
         PermissionDenied,
-        "'dana' submitted pd v1 and may not sign it (segregation of duties)",
+        "'ds-1' submitted pd v1 and may not sign it (segregation of duties)",
         lambda: kit.registry.signoff(
             submitter, MODEL, 1, role="validator", approve=True, comment="mine"
         ),
@@ -216,7 +218,7 @@ def test_the_submitter_never_signs_their_own_version(kit: Any) -> None:
     refused(
         kit,
         PermissionDenied,
-        "'dana' submitted pd v1 and may not sign it (segregation of duties)",
+        "'ds-1' submitted pd v1 and may not sign it (segregation of duties)",
         lambda: kit.registry.signoff(
             submitter, MODEL, 1, role="validator", approve=False, comment="mine"
         ),
@@ -225,13 +227,13 @@ def test_the_submitter_never_signs_their_own_version(kit: Any) -> None:
 
 def test_one_person_one_signoff(kit: Any) -> None:
     kit.evaluated()
-    kit.sign("vera")
+    kit.sign("validator-1")
     # The same person under another signing role still counts once.
-    vera_again = kit.principal("vera", "compliance_officer")
+    vera_again = kit.principal("validator-1", "compliance_officer")
     refused(
         kit,
         PermissionDenied,
-        "'vera' has already signed pd v1; each sign-off needs a distinct person",
+        "'validator-1' has already signed pd v1; each sign-off needs a distinct person",
         lambda: kit.registry.signoff(
             vera_again, MODEL, 1, role="compliance_officer", approve=True, comment="again"
         ),
@@ -239,59 +241,66 @@ def test_one_person_one_signoff(kit: Any) -> None:
     refused(
         kit,
         PermissionDenied,
-        "'vera' has already signed pd v1; each sign-off needs a distinct person",
-        lambda: kit.sign("vera"),
+        "'validator-1' has already signed pd v1; each sign-off needs a distinct person",
+        lambda: kit.sign("validator-1"),
     )
 
 
 def test_a_satisfied_role_takes_no_extra_signoff(kit: Any) -> None:
     kit.evaluated()
-    kit.sign("vera")
-    kit.people("vick")
+    kit.sign("validator-1")
+    kit.people("validator-2")
     refused(
         kit,
         InputError,
         "pd v1 already has the 1 validator sign-off(s) its policy asks for",
-        lambda: kit.sign("vick"),
+        lambda: kit.sign("validator-2"),
     )
     # An extra reviewer of a satisfied role may still reject.
-    assert kit.sign("vick", approve=False) == "rejected"
+    assert kit.sign("validator-2", approve=False) == "rejected"
     kit.verify()
 
 
 def test_signing_as_a_role_one_does_not_hold_is_refused(sqlite_kit: Any) -> None:
     kit = sqlite_kit
     kit.evaluated()
-    kit.people("vera")
+    kit.people("validator-1")
     refused(
         kit,
         PermissionDenied,
-        "'vera' holds the role validator and cannot sign as compliance_officer",
+        "'validator-1' holds the role validator and cannot sign as compliance_officer",
         lambda: kit.registry.signoff(
-            kit["vera"], MODEL, 1, role="compliance_officer", approve=True, comment="x"
+            kit["validator-1"], MODEL, 1, role="compliance_officer", approve=True, comment="x"
         ),
     )
 
 
 def test_a_rejection_needs_a_reason_and_is_final(kit: Any) -> None:
     kit.evaluated()
-    kit.people("cora", "bo")
+    kit.people("compliance-1", "owner-1")
     refused(
         kit,
         InputError,
         "a rejection needs a reason: pass --comment",
         lambda: kit.registry.signoff(
-            kit["cora"], MODEL, 1, role="compliance_officer", approve=False, comment="  \n"
+            kit["compliance-1"], MODEL, 1, role="compliance_officer", approve=False, comment="  \n"
         ),
     )
     status = kit.registry.signoff(
-        kit["cora"], MODEL, 1, role="compliance_officer", approve=False, comment=" bias risk "
+        kit["compliance-1"],
+        MODEL,
+        1,
+        role="compliance_officer",
+        approve=False,
+        comment=" bias risk ",
     )
     assert status == "rejected"
     row = kit.row()
     assert (row["status"], row["status_reason"]) == ("rejected", "bias risk")
-    assert [(s["principal"], s["decision"]) for s in kit.rows("signoffs")] == [("cora", "reject")]
-    for who in ("vera", "bo"):
+    assert [(s["principal"], s["decision"]) for s in kit.rows("signoffs")] == [
+        ("compliance-1", "reject")
+    ]
+    for who in ("validator-1", "owner-1"):
         kit.people(who)
         refused(
             kit,
@@ -311,20 +320,20 @@ def test_a_policy_counts_people_per_role_and_names_what_it_asks_for(
     kit.registry.policy_dir = policies
     reg = kit.registry
     kit.submit(policy_id="two-eyes")
-    number = reg.start_evaluation(kit["dana"], MODEL, 1)
-    reg.complete_evaluation(kit["dana"], MODEL, 1, number, passing_results()[:1])
-    kit.people("cora")
+    number = reg.start_evaluation(kit["ds-1"], MODEL, 1)
+    reg.complete_evaluation(kit["ds-1"], MODEL, 1, number, passing_results()[:1])
+    kit.people("compliance-1")
     refused(
         kit,
         PermissionDenied,
         "policy two-eyes@3 does not ask for a compliance_officer sign-off; it asks for validator",
-        lambda: kit.sign("cora"),
+        lambda: kit.sign("compliance-1"),
     )
-    assert kit.sign("vera") == "awaiting_signoff"
-    assert reg.show_version(kit["audrey"], MODEL, 1)["signoffs_missing"] == [
+    assert kit.sign("validator-1") == "awaiting_signoff"
+    assert reg.show_version(kit["auditor-1"], MODEL, 1)["signoffs_missing"] == [
         {"role": "validator", "missing": 1}
     ]
-    assert kit.sign("vick") == "approved"
+    assert kit.sign("validator-2") == "approved"
     row = kit.row()
     assert (row["policy_id"], row["policy_version"]) == ("two-eyes", 3)
     approved_at = datetime.strptime(row["approved_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
@@ -338,7 +347,7 @@ def test_a_policy_counts_people_per_role_and_names_what_it_asks_for(
 def test_cli_signoff_with_a_role_the_principal_does_not_hold(sqlite_kit: Any) -> None:
     kit = sqlite_kit
     kit.evaluated()
-    key = kit.key("vera")
+    key = kit.key("validator-1")
     before = kit.state()
     result = kit.home.cli(
         "signoff",
@@ -353,7 +362,7 @@ def test_cli_signoff_with_a_role_the_principal_does_not_hold(sqlite_kit: Any) ->
     )
     assert result.exit_code == 6
     assert result.stderr == (
-        "error: 'vera' holds the role validator and cannot sign as business_owner\n"
+        "error: 'validator-1' holds the role validator and cannot sign as business_owner\n"
     )
     assert result.stdout == ""
     assert kit.state() == before

@@ -183,7 +183,7 @@ def test_a_bad_submission_is_refused_and_records_nothing(sqlite_kit: Any, case: 
     overrides_of, message_of, exit_code = CASES[case]
     overrides = overrides_of(kit.files)
     message = message_of(kit.files)
-    kit.people("dana")
+    kit.people("ds-1")
     before = kit.state()
     assert before["blobs"] == set()
 
@@ -193,7 +193,7 @@ def test_a_bad_submission_is_refused_and_records_nothing(sqlite_kit: Any, case: 
     assert caught.value.exit_code == exit_code
     assert kit.state() == before
 
-    result = kit.home.cli(*cli_args(kit.files, **overrides), api_key=kit.key("dana"))
+    result = kit.home.cli(*cli_args(kit.files, **overrides), api_key=kit.key("ds-1"))
     assert result.exit_code == exit_code
     assert result.stderr == f"error: {message}\n"
     assert result.stdout == ""
@@ -235,8 +235,8 @@ def test_a_store_failure_leaves_no_blob_behind(kit: Any, monkeypatch: Any) -> No
 
 def test_only_data_scientists_submit(sqlite_kit: Any) -> None:
     kit = sqlite_kit
-    kit.people("audrey", "vera")
-    for who, role in (("audrey", "auditor"), ("vera", "validator"), ("admin", "admin")):
+    kit.people("auditor-1", "validator-1")
+    for who, role in (("auditor-1", "auditor"), ("validator-1", "validator"), ("admin", "admin")):
         before = kit.state()
         with pytest.raises(PermissionDenied) as caught:
             kit.submit(by=who)
@@ -250,9 +250,9 @@ def test_only_data_scientists_submit(sqlite_kit: Any) -> None:
 
 def test_a_model_name_must_be_safe(sqlite_kit: Any) -> None:
     kit = sqlite_kit
-    kit.people("dana")
+    kit.people("ds-1")
     before = kit.state()
-    result = kit.home.cli(*cli_args(kit.files, model="../etc"), api_key=kit.key("dana"))
+    result = kit.home.cli(*cli_args(kit.files, model="../etc"), api_key=kit.key("ds-1"))
     assert result.exit_code == 2
     assert result.stderr == (
         "error: model name '../etc' is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
@@ -264,14 +264,14 @@ def test_a_model_name_must_be_safe(sqlite_kit: Any) -> None:
 def test_show_of_an_unknown_model_or_version(sqlite_kit: Any) -> None:
     kit = sqlite_kit
     kit.submit()
-    key = kit.key("audrey")
+    key = kit.key("auditor-1")
     before = kit.state()
     for args, message in (
         (("nope", "1"), "no model 'nope'; see `govreg versions list`"),
         ((MODEL, "7"), "model 'pd' has no version 7"),
     ):
         with pytest.raises(NotFoundError) as caught:
-            kit.registry.show_version(kit["audrey"], args[0], int(args[1]))
+            kit.registry.show_version(kit["auditor-1"], args[0], int(args[1]))
         assert str(caught.value) == message
         result = kit.home.cli("versions", "show", *args, api_key=key)
         assert result.exit_code == 4
@@ -340,12 +340,12 @@ def test_submit_json_and_a_custom_cutoff(sqlite_kit: Any) -> None:
     result = kit.home.cli(
         *cli_args(kit.files, train=kit.files.train_parquet, cutoff="0.35"),
         "--json",
-        api_key=kit.key("dana"),
+        api_key=kit.key("ds-1"),
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"model": MODEL, "version": 1, "status": "submitted"}
     assert kit.row()["cutoff"] == "0.35"
-    result = kit.home.cli(*cli_args(kit.files), api_key=kit.key("dana"))
+    result = kit.home.cli(*cli_args(kit.files), api_key=kit.key("ds-1"))
     assert result.exit_code == 0
     assert result.stdout == "submitted pd v2\n"
     kit.verify()
