@@ -535,9 +535,9 @@ class Registry:
             for spec in policy.gates:
                 say(f"gate {spec.id} ({spec.kind})")
                 results.append(run_gate(spec, gate_inputs).canonical())
-        return self.complete_evaluation(actor, model, version, number, results)
+        return self._record_evaluation(actor, model, version, number, results)
 
-    def complete_evaluation(
+    def _record_evaluation(
         self,
         actor: Principal,
         model: str,
@@ -547,6 +547,9 @@ class Registry:
     ) -> Status:
         """Record one ``gate.evaluated`` per result and the outcome.
 
+        Not a use case of its own: only :meth:`run_evaluation` calls it, with
+        results it measured, so nobody can record results the gates did not
+        produce (the tests call it to reach states without running gates).
         Each result is canonical gate-result data with at least ``gate_id``,
         ``kind``, ``verdict`` and ``blocking``. Fail closed: no results, or a
         blocking gate that did not pass, means ``gates_failed``.

@@ -112,7 +112,7 @@ def _constructed(verdict: str) -> list[dict[str, Any]]:
 def _evaluated(ctx: Any, who: dict[str, Any], files: dict[str, Path], verdict: str) -> int:
     version = _submit(ctx, who, files)
     number = ctx.registry.start_evaluation(who["ds-1"], MODEL, version)
-    ctx.registry.complete_evaluation(who["ds-1"], MODEL, version, number, _constructed(verdict))
+    ctx.registry._record_evaluation(who["ds-1"], MODEL, version, number, _constructed(verdict))
     return version
 
 
