@@ -333,7 +333,8 @@ class Ledger:
         finally:
             result.close()  # a caller that stops early must not leave the cursor open
 
-    def decrypt_row(self, conn: Connection, row: Any) -> Event:
+    def open_row(self, conn: Connection, row: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Authenticate and decrypt a stored row: (sealed header, payload)."""
         from cryptography.exceptions import InvalidTag
 
         aes = self.keyring.cipher(conn, row.key_id)
@@ -348,7 +349,10 @@ class Ledger:
                 f"seq {row.seq}: ciphertext does not match its leaf hash "
                 "(AES-GCM authentication failed)"
             ) from exc
-        header, data = unseal(plain)
+        return unseal(plain)
+
+    def decrypt_row(self, conn: Connection, row: Any) -> Event:
+        header, data = self.open_row(conn, row)
         return Event(
             seq=int(row.seq),
             recorded_at=row.recorded_at,

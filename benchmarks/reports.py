@@ -10,7 +10,6 @@ same final HTML with the same PDF/A-3b options and attachment.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -23,24 +22,10 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 def build(root: Path) -> tuple[object, object, object]:
     from govreg.context import build as build_context
     from govreg.context import init_home
-    from govreg.demo import REASON_TEXTS
     from govreg.settings import Settings
-    from govreg.synthetic import feature_names, make_credit_data, train_lightgbm
+    from govreg.synthetic import REASON_TEXTS, write_candidate
 
-    frame = make_credit_data(20000, seed=7)
-    train, validation = frame.iloc[:10000], frame.iloc[10000:]
-    features = [f for f in feature_names() if f not in ("age", "postcode_risk")]
-    monotone = {
-        "income": "decreasing",
-        "debt_to_income": "increasing",
-        "credit_utilisation": "increasing",
-        "delinquencies_2y": "increasing",
-    }
-    (root / "model.txt").write_text(
-        train_lightgbm(train, features=features, monotone=monotone, seed=7)
-    )
-    train.to_csv(root / "train.csv", index=False)
-    validation.to_parquet(root / "validation.parquet", index=False)
+    files = write_candidate(root, validation_format="parquet")
     settings = Settings(home=root / "home", database_url=f"sqlite:///{root / 'govreg.db'}")
     init_home(settings)
     ctx = build_context(settings)
@@ -58,12 +43,12 @@ def build(root: Path) -> tuple[object, object, object]:
     version = reg.submit(
         who["data_scientist"],
         "pd",
-        artifact=root / "model.txt",
-        train=root / "train.csv",
-        validation=root / "validation.parquet",
+        artifact=files["artifact"],
+        train=files["train"],
+        validation=files["validation"],
         target="default",
         protected=["sex", "age_band"],
-        reason_texts=json.loads(json.dumps(REASON_TEXTS)),
+        reason_texts=dict(REASON_TEXTS),
     )
     reg.evaluate(who["data_scientist"], "pd", version)
     for role in ("validator", "compliance_officer", "business_owner"):

@@ -17,18 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from registry.roles import SIGNING_ROLES, Role
+
 if TYPE_CHECKING:
     from govreg.context import Context
 
-ROLES = (
-    "admin",
-    "data_scientist",
-    "validator",
-    "compliance_officer",
-    "business_owner",
-    "auditor",
-    "service",
-)
+# registry.roles is a light module (two enums); the CLI's choices come from it.
+ROLES = tuple(role.value for role in Role)
+SIGNING = tuple(sorted(role.value for role in SIGNING_ROLES))
 
 
 def _settings(api_key: str | None = None) -> Any:
@@ -287,7 +283,7 @@ def _print_gates(shown: dict[str, Any], status: str) -> None:
 @click.option(
     "--role",
     required=True,
-    type=click.Choice(["validator", "compliance_officer", "business_owner"]),
+    type=click.Choice(SIGNING),
 )
 @click.option("--approve/--reject", "approve", required=True)
 @click.option("--comment", required=True, help="why; a rejection needs a reason")

@@ -19,20 +19,6 @@ import click
 
 MARKER = ".govreg-demo"
 MODEL = "credit-pd"
-REASON_TEXTS = {
-    "income": "Income insufficient for the amount of credit requested",
-    "debt_to_income": "Debt obligations too high relative to income",
-    "credit_utilisation": "Proportion of revolving balances to credit limits is too high",
-    "delinquencies_2y": "Delinquent past or present credit obligations",
-    "months_since_last_delinquency": "Time since last delinquency is too short",
-    "employment_years": "Length of employment",
-    "age": "Length of credit history",
-    "open_accounts": "Number of established credit accounts",
-    "inquiries_6m": "Number of recent credit inquiries",
-    "loan_amount": "Amount of credit requested relative to income",
-    "postcode_risk": "Area risk score",
-}
-UNFAIR = ("age", "postcode_risk")
 PEOPLE = {
     "ds-team": "data_scientist",
     "validator-1": "validator",
@@ -62,14 +48,7 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
     from audits.signing import load_public_key
     from govreg.context import build, init_home
     from govreg.settings import Settings
-    from govreg.synthetic import (
-        PROTECTED,
-        TARGET,
-        feature_names,
-        make_credit_data,
-        train_lightgbm,
-    )
-    from policies.loader import DEFAULT_POLICY, find_policy
+    from govreg.synthetic import PROTECTED, REASON_TEXTS, TARGET, write_candidate
     from registry.services import Registry
 
     started = time.perf_counter()
@@ -95,37 +74,15 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
         _step(
             f"generate synthetic credit data ({rows} applicants per set) and train two candidates"
         )
-        data_dir = home / "data"
-        data_dir.mkdir()
-        # Both candidates respect the monotone relations the policy declares;
-        # the biased one still learns the proxy for a protected attribute.
-        policy = find_policy(DEFAULT_POLICY, extra_dir=settings.policy_dir)
-        monotone = next(
-            (
-                dict(g.params.get("monotone", {}))
-                for g in policy.gates
-                if g.kind == "explainability"
-            ),
-            None,
-        )
-        files: dict[str, dict[str, Path]] = {}
-        for label, biased in (("biased", True), ("fair", False)):
-            frame = make_credit_data(rows * 2, seed=seed, biased=biased)
-            train, validation = frame.iloc[:rows], frame.iloc[rows:]
-            paths = {
-                "train": data_dir / f"{label}-train.csv",
-                "validation": data_dir / f"{label}-validation.csv",
-                "model": data_dir / f"{label}-model.txt",
-            }
-            train.to_csv(paths["train"], index=False)
-            validation.to_csv(paths["validation"], index=False)
-            # The fair candidate leaves out age and the area score; the biased
-            # one uses every column, the proxy for sex included.
-            features = None if biased else [f for f in feature_names() if f not in UNFAIR]
-            model_text = train_lightgbm(train, seed=seed, monotone=monotone, features=features)
-            paths["model"].write_text(model_text, encoding="utf-8")
-            files[label] = paths
-            click.echo(f"    {label:7} model trained on {len(train)} rows -> {paths['model'].name}")
+        # Both candidates respect the monotone relations the policy declares.
+        # The fair one leaves out age and the area score; the biased one uses
+        # every column and learns the area score as a proxy for sex.
+        files = {
+            label: write_candidate(home / "data" / label, rows=rows, seed=seed, biased=biased)
+            for label, biased in (("biased", True), ("fair", False))
+        }
+        for label, paths in files.items():
+            click.echo(f"    {label:7} model trained on {rows} rows -> {paths['artifact']}")
 
         _step(f"submit both candidates of '{MODEL}' as {actors['ds-team'].name}")
         versions: dict[str, int] = {}
@@ -133,7 +90,7 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
             versions[label] = registry.submit(
                 actors["ds-team"],
                 MODEL,
-                artifact=files[label]["model"],
+                artifact=files[label]["artifact"],
                 train=files[label]["train"],
                 validation=files[label]["validation"],
                 target=TARGET,

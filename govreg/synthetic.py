@@ -43,6 +43,7 @@ and approves women at well under four fifths of the men's rate at a cutoff of
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -206,3 +207,62 @@ def train_lightgbm(
     booster = lgb.train(params, data, num_boost_round=num_boost_round)
     text: str = booster.model_to_string()
     return text
+
+
+# Adverse-action reason texts for every feature of :func:`make_credit_data`.
+REASON_TEXTS: dict[str, str] = {
+    "income": "Income insufficient for the amount of credit requested",
+    "debt_to_income": "Debt obligations too high relative to income",
+    "credit_utilisation": "Proportion of revolving balances to credit limits is too high",
+    "delinquencies_2y": "Delinquent past or present credit obligations",
+    "months_since_last_delinquency": "Time since last delinquency is too short",
+    "employment_years": "Length of employment",
+    "age": "Age of the applicant (scored only as Regulation B permits)",
+    "open_accounts": "Number of established credit accounts",
+    "inquiries_6m": "Number of recent credit inquiries",
+    "loan_amount": "Amount of credit requested relative to income",
+    "postcode_risk": "Area risk score",
+}
+# Left out of a fair candidate: age (restricted in credit decisions) and the
+# area score (a proxy for sex when ``biased``).
+UNFAIR: tuple[str, ...] = ("age", "postcode_risk")
+
+
+def write_candidate(
+    root: Path,
+    *,
+    rows: int = 10000,
+    seed: int = 7,
+    biased: bool = False,
+    validation_format: str = "csv",
+) -> dict[str, Path]:
+    """Train a candidate and write what a submission needs into ``root``.
+
+    Returns the paths ``artifact``, ``train``, ``validation`` and ``reasons``
+    (JSON). With the defaults the candidate passes every gate of
+    ``credit-risk@1`` (the demo's fair candidate; seeded and deterministic).
+    With ``biased=True`` it uses every column, the proxy for sex included,
+    and fails the fairness gate. Both respect the :data:`MONOTONE` relations.
+    """
+    import json
+
+    root.mkdir(parents=True, exist_ok=True)
+    frame = make_credit_data(rows * 2, seed=seed, biased=biased)
+    train, validation = frame.iloc[:rows], frame.iloc[rows:]
+    features = None if biased else [f for f in feature_names() if f not in UNFAIR]
+    paths = {
+        "artifact": root / "model.txt",
+        "train": root / "train.csv",
+        "validation": root / f"validation.{validation_format}",
+        "reasons": root / "reasons.json",
+    }
+    paths["artifact"].write_text(
+        train_lightgbm(train, features=features, monotone=MONOTONE, seed=seed), encoding="utf-8"
+    )
+    train.to_csv(paths["train"], index=False)
+    if validation_format == "parquet":
+        validation.to_parquet(paths["validation"], index=False)
+    else:
+        validation.to_csv(paths["validation"], index=False)
+    paths["reasons"].write_text(json.dumps(REASON_TEXTS, indent=2), encoding="utf-8")
+    return paths

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from audits.events import EventType
-from audits.ledger import COLUMNS, associated_data, unseal
+from audits.ledger import COLUMNS
 from audits.merkle import inclusion_proof
 from audits.tables import EVENTS_TABLE
-from core.errors import IntegrityError, NotFoundError
+from core.errors import NotFoundError
 from registry.roles import Action
 
 if TYPE_CHECKING:
@@ -61,21 +61,7 @@ def _version_rows(conn: Connection, model: str, version: int) -> list[Any]:
 
 def _event_record(registry: Registry, conn: Connection, row: Any) -> dict[str, Any]:
     """The stored envelope of ``row`` and its decrypted payload (header and data)."""
-    from cryptography.exceptions import InvalidTag
-
-    aes = registry.ledger.keyring.cipher(conn, row.key_id)
-    try:
-        plain = aes.decrypt(
-            bytes(row.nonce),
-            bytes(row.ciphertext),
-            associated_data(row.seq, row.event_type, row.key_id),
-        )
-    except InvalidTag as exc:
-        raise IntegrityError(
-            f"seq {row.seq}: ciphertext does not match its leaf hash "
-            "(AES-GCM authentication failed)"
-        ) from exc
-    header, data = unseal(plain)
+    header, data = registry.ledger.open_row(conn, row)
     return {
         "envelope": {
             "seq": int(row.seq),

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from registry.roles import Role
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -18,15 +20,7 @@ class _In(BaseModel):
 
 class PrincipalCreate(_In):
     name: str = Field(min_length=1, max_length=100)
-    role: Literal[
-        "admin",
-        "data_scientist",
-        "validator",
-        "compliance_officer",
-        "business_owner",
-        "auditor",
-        "service",
-    ]
+    role: Role
     expires_at: datetime | None = None
 
 

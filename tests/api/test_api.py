@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,31 +33,9 @@ def server(home: Any) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def candidate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from govreg.demo import REASON_TEXTS
-    from govreg.synthetic import feature_names, make_credit_data, train_lightgbm
+    from govreg.synthetic import write_candidate
 
-    root = tmp_path_factory.mktemp("api-candidate")
-    frame = make_credit_data(20000, seed=7)
-    train, validation = frame.iloc[:10000], frame.iloc[10000:]
-    features = [f for f in feature_names() if f not in ("age", "postcode_risk")]
-    monotone = {
-        "income": "decreasing",
-        "debt_to_income": "increasing",
-        "credit_utilisation": "increasing",
-        "delinquencies_2y": "increasing",
-    }
-    (root / "model.txt").write_text(
-        train_lightgbm(train, features=features, monotone=monotone, seed=7)
-    )
-    train.to_csv(root / "train.csv", index=False)
-    validation.to_csv(root / "validation.csv", index=False)
-    (root / "reasons.json").write_text(json.dumps(REASON_TEXTS))
-    return {
-        "artifact": root / "model.txt",
-        "train": root / "train.csv",
-        "validation": root / "validation.csv",
-        "reasons": root / "reasons.json",
-    }
+    return write_candidate(tmp_path_factory.mktemp("api-candidate"))
 
 
 def _upload(client: httpx.Client, files: dict[str, Path], model: str = "pd") -> httpx.Response:

@@ -14,32 +14,10 @@ from audits.signing import load_public_key
 
 @pytest.fixture(scope="module")
 def candidate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from govreg.demo import REASON_TEXTS
-    from govreg.synthetic import feature_names, make_credit_data, train_lightgbm
+    from govreg.synthetic import write_candidate
 
-    root = tmp_path_factory.mktemp("candidate")
-    # the demo's candidate: passes every gate of credit-risk@1 (seeded, deterministic)
-    frame = make_credit_data(20000, seed=7)
-    train, validation = frame.iloc[:10000], frame.iloc[10000:]
-    features = [f for f in feature_names() if f not in ("age", "postcode_risk")]
-    monotone = {
-        "income": "decreasing",
-        "debt_to_income": "increasing",
-        "credit_utilisation": "increasing",
-        "delinquencies_2y": "increasing",
-    }
-    (root / "model.txt").write_text(
-        train_lightgbm(train, features=features, monotone=monotone, seed=7)
-    )
-    train.to_csv(root / "train.csv", index=False)
-    validation.to_parquet(root / "validation.parquet", index=False)
-    (root / "reasons.json").write_text(json.dumps(REASON_TEXTS))
-    return {
-        "artifact": root / "model.txt",
-        "train": root / "train.csv",
-        "validation": root / "validation.parquet",
-        "reasons": root / "reasons.json",
-    }
+    # the demo's fair candidate: passes every gate of credit-risk@1
+    return write_candidate(tmp_path_factory.mktemp("candidate"), validation_format="parquet")
 
 
 def _actors(ctx: Any, admin_key: str) -> dict[str, Any]:

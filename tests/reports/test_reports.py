@@ -51,30 +51,9 @@ def _principals(ctx: Any, admin_key: str) -> dict[str, Any]:
 
 
 def _candidate(root: Path) -> dict[str, Path]:
-    from govreg.demo import REASON_TEXTS
-    from govreg.synthetic import feature_names, make_credit_data, train_lightgbm
+    from govreg.synthetic import write_candidate
 
-    frame = make_credit_data(20000, seed=7)
-    train, validation = frame.iloc[:10000], frame.iloc[10000:]
-    features = [f for f in feature_names() if f not in ("age", "postcode_risk")]
-    monotone = {
-        "income": "decreasing",
-        "debt_to_income": "increasing",
-        "credit_utilisation": "increasing",
-        "delinquencies_2y": "increasing",
-    }
-    (root / "model.txt").write_text(
-        train_lightgbm(train, features=features, monotone=monotone, seed=7)
-    )
-    train.to_csv(root / "train.csv", index=False)
-    validation.to_parquet(root / "validation.parquet", index=False)
-    (root / "reasons.json").write_text(json.dumps(REASON_TEXTS))
-    return {
-        "artifact": root / "model.txt",
-        "train": root / "train.csv",
-        "validation": root / "validation.parquet",
-        "reasons": root / "reasons.json",
-    }
+    return write_candidate(root, validation_format="parquet")
 
 
 def _submit(ctx: Any, who: dict[str, Any], files: dict[str, Path]) -> int:
