@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from govreg_test_kit import MODEL, TARGET, passing_results
+from govreg_kit import MODEL, TARGET, passing_results
 
 from core.clock import isoformat, utcnow
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from govreg_test_kit import MODEL, passing_results
+from govreg_kit import MODEL, passing_results
 
 from core.clock import parse, utcnow
 from core.errors import InputError, PermissionDenied, TransitionError

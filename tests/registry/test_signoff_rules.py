@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from govreg_test_kit import MODEL, passing_results
+from govreg_kit import MODEL, passing_results
 
 from audits.ledger import anchor_name
 from core.canonical import canonical_bytes

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from govreg_test_kit import MODEL, PROTECTED, TARGET
+from govreg_kit import MODEL, PROTECTED, TARGET
 
 from core.errors import GovregError, NotFoundError, PermissionDenied
 from policies.loader import PACKAGED_DIR

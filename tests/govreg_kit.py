@@ -1,9 +1,7 @@
 """Shared test kit for the registry and CLI tests.
 
-Loaded by ``tests/registry/conftest.py`` and ``tests/cli/conftest.py`` under
-one unique module name (so the synthetic inputs are built once per session
-and no other test folder's ``helpers`` module can shadow this one). Test
-modules use it only through the fixtures those conftests expose:
+Importable as ``govreg_kit`` (tests/ is on the path); the conftests of
+tests/registry and tests/cli expose its fixtures:
 
 - ``inputs``: small synthetic datasets and a LightGBM text model, built once
   per session, plus files a submission must refuse;
