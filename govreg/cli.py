@@ -192,6 +192,12 @@ def principals_revoke(obj: dict[str, Any], name: str, as_json: bool) -> None:
     type=click.Path(path_type=Path),
     help="YAML or JSON file mapping each feature to its adverse-action reason text",
 )
+@click.option(
+    "--expectations",
+    type=click.Path(path_type=Path),
+    help="great-expectations suite (JSON) the validation data must pass "
+    "(default: one derived from the training data)",
+)
 @json_option
 @click.pass_obj
 def submit(
@@ -205,11 +211,13 @@ def submit(
     policy_id: str | None,
     cutoff: str | None,
     reasons: Path | None,
+    expectations: Path | None,
     as_json: bool,
 ) -> None:
     """Submit a candidate version of MODEL; prints the new version number."""
     columns = [c.strip() for c in protected.split(",") if c.strip()]
     reason_texts = _read_reasons(reasons) if reasons else None
+    suite = _read_suite(expectations) if expectations else None
     with _context(obj) as ctx:
         number = ctx.registry.submit(
             ctx.principal(),
@@ -222,12 +230,22 @@ def submit(
             policy_id=policy_id,
             cutoff=cutoff,
             reason_texts=reason_texts,
+            schema_suite=suite,
         )
     _emit(
         as_json,
         {"model": model, "version": number, "status": "submitted"},
         lambda: click.echo(f"submitted {model} v{number}"),
     )
+
+
+def _read_suite(path: Path) -> Any:
+    from core.errors import InputError
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"expectation suite {path} is not readable JSON: {exc}") from exc
 
 
 def _read_reasons(path: Path) -> dict[str, str]:

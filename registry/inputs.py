@@ -142,3 +142,22 @@ def check_dataset(
     missing = [f for f in features if f not in frame.columns]
     if missing:
         raise InputError(f"dataset {source} lacks the model's features {', '.join(missing[:8])}")
+
+
+def check_schema_suite(suite: Any) -> None:
+    """A supplied great-expectations suite, in its JSON form, before it is recorded."""
+    if not isinstance(suite, dict):
+        raise InputError("the expectation suite must be a JSON object with 'expectations'")
+    expectations = suite.get("expectations")
+    if not isinstance(expectations, list) or not expectations:
+        raise InputError(
+            "the expectation suite has no 'expectations' list; an empty suite proves nothing"
+        )
+    for number, item in enumerate(expectations, start=1):
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            raise InputError(
+                f"expectation {number} of the suite has no 'type' "
+                "(e.g. expect_column_values_to_not_be_null)"
+            )
+        if not isinstance(item.get("kwargs", {}), dict):
+            raise InputError(f"expectation {number} of the suite: 'kwargs' must be an object")

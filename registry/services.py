@@ -318,6 +318,7 @@ class Registry:
         policy_id: str | None = None,
         cutoff: str | None = None,
         reason_texts: dict[str, str] | None = None,
+        schema_suite: dict[str, Any] | None = None,
         lineage: dict[str, Any] | None = None,
     ) -> int:
         """Check the submission contract, store the blobs, record the version."""
@@ -327,6 +328,8 @@ class Registry:
         _check_name(model, "model name")
         if not protected:
             raise InputError("declare at least one protected attribute with --protected")
+        if schema_suite is not None:
+            inputs.check_schema_suite(schema_suite)
         reasons = dict(reason_texts or {})
         for feature, reason in reasons.items():
             if not isinstance(reason, str) or not reason.strip():
@@ -399,6 +402,7 @@ class Registry:
                             "policy": policy.canonical(),
                             "policy_digest": policy.digest,
                             "reason_texts": reasons,
+                            "schema_suite": schema_suite,
                             "lineage": lineage or {},
                         },
                         index={
@@ -525,6 +529,7 @@ class Registry:
                 protected=list(sub["protected"]),
                 cutoff=Decimal(sub["cutoff"]),
                 reason_texts=dict(sub.get("reason_texts", {})),
+                schema_suite=sub.get("schema_suite"),
             )
         except GovregError as exc:
             results = [

@@ -12,7 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, BackgroundTasks, Depends, File, Form, Header, Request, UploadFile
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Depends,
+    File,
+    Form,
+    Header,
+    Request,
+    Response,
+    UploadFile,
+)
+from fastapi.responses import JSONResponse
 
 from core.errors import InputError, NotFoundError
 from govreg.api import schemas
@@ -57,7 +68,13 @@ def _permit(action: Action) -> Callable[..., None]:
 
 
 def endpoint(
-    method: str, path: str, action: Action, *, errors: tuple[int, ...] = (), status_code: int = 200
+    method: str,
+    path: str,
+    action: Action,
+    *,
+    errors: tuple[int, ...] = (),
+    status_code: int = 200,
+    success: dict[int | str, dict[str, Any]] | None = None,
 ) -> Callable[[F], F]:
     """Register a route with the action it needs (checked before the body is read)."""
 
@@ -69,7 +86,8 @@ def endpoint(
             methods=[method],
             status_code=status_code,
             dependencies=[Depends(_permit(action))],
-            responses={**AUTH, **responses(*errors)},
+            responses={**(success or {}), **AUTH, **responses(*errors)},
+            response_class=Response if success else JSONResponse,
         )
         return function
 
@@ -305,6 +323,55 @@ def _state_route(name: str) -> None:
 
 for _name in ("suspend", "reinstate", "retire"):
     _state_route(_name)
+
+
+# -- reports and evidence (auditors and every reader) -----------------------------
+def _download(data: bytes, media_type: str, filename: str, sha256: str) -> Response:
+    return Response(
+        content=data,
+        media_type=media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-Content-SHA256": sha256,
+        },
+    )
+
+
+PDF: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/pdf": {}}, "description": "the PDF/A-3b report"}
+}
+ZIP: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/zip": {}}, "description": "the evidence bundle"}
+}
+
+
+@endpoint(
+    "GET", "/models/{model}/versions/{version}/report", Action.READ, errors=(404,), success=PDF
+)
+def download_report(model: str, version: int, ctx: Ctx, caller: Caller) -> Response:
+    """The version's PDF/A-3b compliance report; its SHA-256 is recorded in the ledger."""
+    from audits.signing import load_public_key
+    from reports.service import generate_report
+
+    key = load_public_key(ctx.settings.public_key_path)
+    rendered = generate_report(ctx.registry, caller, model, version, public_key=key)
+    return _download(rendered.pdf, "application/pdf", f"{model}-v{version}.pdf", rendered.sha256)
+
+
+@endpoint(
+    "GET", "/models/{model}/versions/{version}/evidence", Action.READ, errors=(404,), success=ZIP
+)
+def download_evidence(model: str, version: int, ctx: Ctx, caller: Caller) -> Response:
+    """The evidence bundle (events, inclusion proofs, signed checkpoint, report), verifiable
+    offline with `govreg evidence verify bundle.zip --public-key KEY`."""
+    from audits.signing import load_public_key
+    from reports.service import export_evidence
+
+    key = load_public_key(ctx.settings.public_key_path)
+    exported = export_evidence(ctx.registry, caller, model, version, public_key=key)
+    return _download(
+        exported.bundle, "application/zip", f"{model}-v{version}-evidence.zip", exported.sha256
+    )
 
 
 # -- policies, audit, principals -------------------------------------------------

@@ -213,3 +213,68 @@ def test_empty_results_fail_closed(home: Any, candidate: Any) -> None:
         ctx.close()
     assert status.value == "gates_failed"
     assert after["status_reason"] == "no gate results (an empty evaluation fails closed)"
+
+
+def test_a_supplied_expectation_suite_is_the_schema_gate(sqlite_home: Any, candidate: Any) -> None:
+    from core.errors import InputError
+
+    suite = {
+        "name": "applicants",
+        "expectations": [
+            {"type": "expect_column_to_exist", "kwargs": {"column": "income"}},
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": "income", "min_value": 0, "max_value": 1000},
+            },
+        ],
+    }
+    ctx = sqlite_home.context()
+    try:
+        who = _actors(ctx, sqlite_home.admin_key)
+        with ctx.registry.reading() as conn:
+            before = ctx.ledger.head(conn)[0]
+        with pytest.raises(InputError) as refused:
+            ctx.registry.submit(
+                who["data_scientist"],
+                "pd",
+                artifact=candidate["artifact"],
+                train=candidate["train"],
+                validation=candidate["validation"],
+                target="default",
+                protected=["sex"],
+                schema_suite={"name": "empty", "expectations": []},
+            )
+        with ctx.registry.reading() as conn:
+            assert ctx.ledger.head(conn)[0] == before
+        version = ctx.registry.submit(
+            who["data_scientist"],
+            "pd",
+            artifact=candidate["artifact"],
+            train=candidate["train"],
+            validation=candidate["validation"],
+            target="default",
+            protected=["sex", "age_band"],
+            reason_texts=json.loads(candidate["reasons"].read_text()),
+            schema_suite=suite,
+        )
+        assert ctx.registry.submission("pd", version)["schema_suite"] == suite
+        status = ctx.registry.evaluate(who["data_scientist"], "pd", version)
+        gates = {
+            g["gate_id"]: g
+            for g in ctx.registry.show_version(who["validator"], "pd", version)["gates"]
+        }
+    finally:
+        ctx.close()
+    assert str(refused.value) == (
+        "the expectation suite has no 'expectations' list; an empty suite proves nothing"
+    )
+    assert status.value == "gates_failed"
+    assert gates["data-schema"]["verdict"] == "failed"
+    assert gates["data-schema"]["details"]["suite_source"] == "supplied"
+    assert {g: r["verdict"] for g, r in gates.items() if g != "data-schema"} == {
+        "performance": "passed",
+        "fairness": "passed",
+        "explainability": "passed",
+        "stability": "passed",
+        "latency": "passed",
+    }
