@@ -35,7 +35,7 @@ class Server:
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
 
 
-def start_server(home: Any, env: dict[str, str] | None = None) -> Server:
+def start_server(home: Any, env: dict[str, str] | None = None, workers: int = 1) -> Server:
     port = _free_port()
     govreg = str(Path(sys.executable).with_name("govreg"))
     full_env = {**os.environ, **home.env, **(env or {})}
@@ -43,7 +43,10 @@ def start_server(home: Any, env: dict[str, str] | None = None) -> Server:
     log = home.path / f"server-{port}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [govreg, "serve", "--port", str(port)], env=full_env, stdout=sink, stderr=sink
+            [govreg, "serve", "--port", str(port), "--workers", str(workers)],
+            env=full_env,
+            stdout=sink,
+            stderr=sink,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -313,3 +313,33 @@ def test_docs_show_the_authorisation_matrix() -> None:
 
     docs = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
     assert authorization_markdown() in docs
+
+
+def test_several_workers_share_one_ledger(home: Any) -> None:
+    """Two worker processes take writes at once: the ledger stays gapless and verifies."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    srv = start_server(home, workers=2)
+    try:
+
+        def create(i: int) -> int:
+            with srv.client("admin") as admin:
+                response = admin.post(
+                    "/v1/principals", json={"name": f"service-{i:02d}", "role": "service"}
+                )
+                return response.status_code
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            codes = list(pool.map(create, range(24)))
+        with srv.client("admin") as admin:
+            names = sorted(p["name"] for p in admin.get("/v1/principals").json())
+            events = admin.get("/v1/audit/events").json()
+            verified = admin.post("/v1/audit/verify").json()
+    finally:
+        stop(srv)
+    assert codes == [201] * 24
+    assert names == sorted(["admin", *(f"service-{i:02d}" for i in range(24))])
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert sum(e["type"] == "principal.created" for e in events) == 25
+    assert verified["ok"] is True
+    assert verified["size"] == len(events)
