@@ -36,7 +36,7 @@ class Kek:
 
 
 def write_secret_file(path: Path, data: bytes) -> None:
-    """Create ``path`` with mode 0600, durably, refusing to overwrite."""
+    """Write ``path`` with mode 0600, durably (temporary file, fsync, atomic rename)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
