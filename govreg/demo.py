@@ -4,7 +4,8 @@ Initialise a home; create principals for each role; generate synthetic
 credit data; train two LightGBM candidates (one on data with a known bias
 against one group, one on fair data); submit both; evaluate every gate of the
 default policy; show a segregation-of-duties refusal; have three distinct
-people sign the passing candidate; promote it; verify the ledger; print what
+people sign the passing candidate; promote it; export its PDF report and
+evidence bundle and check the bundle offline; verify the ledger; print what
 happened and where everything is.
 """
 
@@ -145,12 +146,25 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
             registry.promote(actors["compliance-1"], MODEL, fair, alias="champion")
             click.echo(f"    {MODEL}@champion -> v{fair}")
 
-        _step("verify the ledger: hashes, chain, signed checkpoints, anchors, registry replay")
-        report = registry.verify(
-            actors["auditor-1"],
-            load_public_key(settings.public_key_path),
-            anchor_dir=settings.anchors_path,
+        _step(f"the auditor exports the PDF report and the evidence bundle of v{fair}")
+        from reports.bundle import verify_bundle
+        from reports.service import export_evidence
+
+        public_key = load_public_key(settings.public_key_path)
+        exported = export_evidence(
+            registry, actors["auditor-1"], MODEL, fair, public_key=public_key
         )
+        pdf_path = home / f"{MODEL}-v{fair}-report.pdf"
+        bundle_path = home / f"{MODEL}-v{fair}-evidence.zip"
+        pdf_path.write_bytes(exported.report.pdf)
+        bundle_path.write_bytes(exported.bundle)
+        click.echo(f"    report: {pdf_path} (sha256 {exported.report.sha256[:16]}...)")
+        click.echo(f"    bundle: {bundle_path}")
+        bundle_check = verify_bundle(bundle_path.read_bytes(), public_key)
+        click.echo(f"    offline check: {bundle_check.summary()}")
+
+        _step("verify the ledger: hashes, chain, signed checkpoints, anchors, registry replay")
+        report = registry.verify(actors["auditor-1"], public_key, anchor_dir=settings.anchors_path)
         click.echo(f"    {report.summary()}")
         for warning in report.warnings:
             click.echo(f"    note: {warning}")
@@ -170,6 +184,8 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
     click.echo(f"    database:    {settings.db_url}")
     click.echo(f"    public key:  {settings.public_key_path}")
     click.echo(f"    anchors:     {settings.anchors_path}")
+    click.echo(f"    open first:  {pdf_path}")
+    click.echo(f"    evidence:    {bundle_path}")
     click.echo("    look next:")
     env = f"GOVREG_HOME={home} GOVREG_API_KEY=$(cat {home}/admin.key)"
     click.echo(f"      {env} govreg audit log")
@@ -181,4 +197,6 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
         "final": final,
         "refusal": refusal,
         "ledger_size": report.size,
+        "report": pdf_path,
+        "bundle": bundle_path,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,8 +54,36 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     ]
     assert fair["signoffs_missing"] == []
     assert report.size == result["ledger_size"]
+    import hashlib
+
+    from reports.bundle import verify_bundle
+
+    pdf = result["report"].read_bytes()
+    assert pdf.startswith(b"%PDF-")
+    bundle = verify_bundle(result["bundle"].read_bytes(), load_public_key(settings.public_key_path))
+    assert (bundle.model, bundle.version) == ("credit-pd", 2)
+    with ctx_reading(settings) as events:
+        generated = [e for e in events if e.type == "report.generated"]
+    assert [e.data["report_sha256"] for e in generated] == [hashlib.sha256(pdf).hexdigest()]
     # approval and promotion each signed a checkpoint, and each was anchored
     assert report.checkpoints == report.anchors >= 3
+
+
+def ctx_reading(settings: Any) -> Any:
+    from contextlib import contextmanager
+
+    from govreg.context import build
+
+    @contextmanager
+    def reading() -> Any:
+        ctx = build(settings)
+        try:
+            with ctx.registry.reading() as conn:
+                yield list(ctx.ledger.events(conn, model="credit-pd"))
+        finally:
+            ctx.close()
+
+    return reading()
 
 
 def test_demo_refuses_to_delete_a_foreign_folder(tmp_path: Path) -> None:

@@ -17,17 +17,6 @@ from govreg_homes import make_home
 from audits.events import EventType
 from audits.signing import load_public_key
 
-pytestmark = [
-    # fontTools (used by WeasyPrint to subset fonts) logs and warns about table details
-    pytest.mark.filterwarnings("ignore::DeprecationWarning:fontTools"),
-    pytest.mark.filterwarnings("ignore::UserWarning:fontTools"),
-    # WeasyPrint opens its sRGB ICC profile for PDF/A output and leaves closing it to the GC
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in.*sRGB2014.icc:pytest.PytestUnraisableExceptionWarning"
-    ),
-    pytest.mark.filterwarnings("ignore:unclosed file.*sRGB2014.icc:ResourceWarning"),
-]
-
 MODEL = "pd"
 SIGNERS = (
     ("validator-1", "validator"),
