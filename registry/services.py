@@ -9,6 +9,7 @@ approved) live here and in :mod:`registry.roles` / :mod:`registry.lifecycle`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from audits.events import Event, EventType, NewEvent
 from audits.verify import VerificationFailed, VerifyReport, verify_ledger
@@ -89,6 +90,27 @@ def evidence_digest(version: dict[str, Any], gate_digests: dict[str, str]) -> st
             }
         )
     ).hexdigest()
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def records_refusals(method: F) -> F:
+    """Refusals raised inside a use case (segregation of duties, own versions
+    only) are recorded once the use case's transaction has rolled back."""
+
+    @functools.wraps(method)
+    def wrapper(self: Registry, actor: Principal, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, actor, *args, **kwargs)
+        except PermissionDenied as exc:
+            model = args[0] if args and isinstance(args[0], str) else None
+            version = args[1] if len(args) > 1 and isinstance(args[1], int) else None
+            raise self.refused(
+                actor, exc, action=method.__name__.strip("_"), model=model, version=version
+            ) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 class Registry:
@@ -163,10 +185,46 @@ class Registry:
         return Principal(found["name"], found["role"], found["expires_at"], found["revoked_at"])
 
     def authorize(self, principal: Principal, action: Action) -> None:
+        """Refuse a role that may not do ``action``; the refusal is recorded."""
         if not allowed(principal.role, action):
-            raise PermissionDenied(
-                f"'{principal.name}' ({principal.role}) may not {action.value.replace('_', ' ')}"
+            raise self.refused(
+                principal,
+                PermissionDenied(
+                    f"'{principal.name}' ({principal.role}) may not "
+                    f"{action.value.replace('_', ' ')}"
+                ),
+                action=action.value,
             )
+
+    def refused(
+        self,
+        principal: Principal,
+        error: PermissionDenied,
+        *,
+        action: str,
+        model: str | None = None,
+        version: int | None = None,
+    ) -> PermissionDenied:
+        """Record ``error`` as an ``access.denied`` event (in its own transaction,
+        after the refused one rolled back) and hand it back to be raised."""
+        if getattr(error, "recorded", False):
+            return error
+        with self.transaction() as conn:
+            self.ledger.append(
+                conn,
+                [
+                    NewEvent(
+                        type=EventType.ACCESS_DENIED,
+                        actor=principal.name,
+                        model=model,
+                        version=version,
+                        data={"action": action, "role": principal.role, "reason": str(error)},
+                        index={"action": action, "role": principal.role},
+                    )
+                ],
+            )
+        error.recorded = True  # type: ignore[attr-defined]  # marks it for outer callers
+        return error
 
     def _new_principal_event(
         self, actor: str, name: str, role: str, expires_at: str | None
@@ -437,6 +495,7 @@ class Registry:
             self._version_row(conn, model, version)
             return self._policy_from_ledger(conn, model, version)
 
+    @records_refusals
     def start_evaluation(
         self, actor: Principal, model: str, version: int, *, policy_id: str | None = None
     ) -> int:
@@ -542,6 +601,7 @@ class Registry:
                 results.append(run_gate(spec, gate_inputs).canonical())
         return self._record_evaluation(actor, model, version, number, results)
 
+    @records_refusals
     def _record_evaluation(
         self,
         actor: Principal,
@@ -655,6 +715,7 @@ class Registry:
         return status
 
     # -- sign-offs and approval ---------------------------------------------------
+    @records_refusals
     def signoff(
         self,
         actor: Principal,

@@ -154,6 +154,13 @@ def test_authorisation_matrix(server: Server, candidate: dict[str, Path]) -> Non
                 name = "admin" if role == "admin" else f"{role}-1"
                 assert response.json()["detail"].startswith(f"'{name}' ({role}) may not")
     assert len(seen) == len(ENDPOINTS) * len(ROLES)
+    # every refusal is in the ledger, once, with who was refused
+    with server.client("admin") as admin:
+        events = admin.get("/v1/audit/events", params={"limit": 10000}).json()
+    denied = [e for e in events if e["type"] == "access.denied"]
+    forbidden = [s for s in seen if s[3] == 403]
+    assert len(denied) == len(forbidden)
+    assert sorted(e["data"]["role"] for e in denied) == sorted(s[2] for s in forbidden)
 
 
 def test_mass_assignment_is_refused(server: Server) -> None:

@@ -179,6 +179,11 @@ def test_principals_create_list_revoke(kit: Any) -> None:
     result = kit.home.cli("principals", "list", api_key=key)
     assert result.exit_code == 6
     assert kit.state() == before
+    # both refusals are in the ledger
+    assert kit.refusals() == [
+        ("val-1", "'val-1' (validator) may not manage principals"),
+        ("val-1", "'val-1' (validator) may not manage principals"),
+    ]
 
     assert ok(run(kit, "principals", "revoke", "val-1")).stdout == "revoked val-1\n"
     listed = {p["name"]: p for p in as_json(run(kit, "principals", "list", "--json"))}
@@ -192,9 +197,11 @@ def test_principals_create_list_revoke(kit: Any) -> None:
         2,
         "error: principal 'val-1' is already revoked\n",
     )
-    assert [e["type"] for e in as_json(run(kit, "audit", "log", "--json"))][-3:] == [
+    assert [e["type"] for e in as_json(run(kit, "audit", "log", "--json"))][-5:] == [
         "principal.created",
         "principal.created",
+        "access.denied",
+        "access.denied",
         "principal.revoked",
     ]
     kit.verify()

@@ -1,0 +1,82 @@
+"""Every refusal by role or by segregation of duties is in the ledger, once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from govreg_kit import MODEL
+
+from core.errors import InputError, PermissionDenied, TransitionError
+
+
+def _denied(kit: Any) -> list[Any]:
+    return kit.events(types=["access.denied"])
+
+
+def test_a_role_refusal_is_recorded_and_changes_nothing_else(kit: Any) -> None:
+    kit.people("auditor-1")
+    before = kit.state()
+    size = kit.size()
+    with pytest.raises(PermissionDenied) as caught:
+        kit.submit(by="auditor-1")
+    assert str(caught.value) == "'auditor-1' (auditor) may not submit"
+    assert kit.size() == size + 1
+    assert kit.state() == before
+    [event] = _denied(kit)
+    assert (event.seq, event.actor, event.model, event.version) == (
+        size + 1,
+        "auditor-1",
+        None,
+        None,
+    )
+    assert event.index == {"action": "submit", "role": "auditor"}
+    assert event.data == {
+        "action": "submit",
+        "role": "auditor",
+        "reason": "'auditor-1' (auditor) may not submit",
+    }
+    kit.verify()
+
+
+def test_a_segregation_refusal_inside_a_use_case_is_recorded_after_rollback(kit: Any) -> None:
+    kit.evaluated()
+    reg = kit.registry
+    reg.signoff(kit["validator-1"], MODEL, 1, role="validator", approve=True, comment="ok")
+    signoffs = kit.rows("signoffs")
+    with pytest.raises(PermissionDenied) as caught:
+        reg.signoff(kit["validator-1"], MODEL, 1, role="validator", approve=True, comment="again")
+    message = "'validator-1' has already signed pd v1; each sign-off needs a distinct person"
+    assert str(caught.value) == message
+    assert kit.rows("signoffs") == signoffs
+    [event] = _denied(kit)
+    assert (event.actor, event.model, event.version) == ("validator-1", MODEL, 1)
+    assert event.data == {"action": "signoff", "role": "validator", "reason": message}
+    kit.verify()
+
+
+def test_a_refusal_in_a_nested_use_case_is_recorded_once(sqlite_kit: Any) -> None:
+    kit = sqlite_kit
+    kit.submit()
+    kit.people("ds-2")
+    with pytest.raises(PermissionDenied):
+        kit.registry.evaluate(kit["ds-2"], MODEL, 1)
+    [event] = _denied(kit)
+    assert event.actor == "ds-2"
+    assert event.data["action"] == "start_evaluation"
+    assert event.data["reason"] == (
+        "'ds-2' may evaluate only their own versions; pd v1 was submitted by 'ds-1'"
+    )
+
+
+def test_bad_input_and_illegal_transitions_record_nothing(sqlite_kit: Any) -> None:
+    kit = sqlite_kit
+    kit.submit()
+    kit.people("compliance-1")
+    size = kit.size()
+    with pytest.raises(TransitionError):
+        kit.registry.promote(kit["compliance-1"], MODEL, 1, alias="champion")
+    with pytest.raises(InputError):
+        kit.registry.suspend(kit["compliance-1"], MODEL, 1, reason=" ")
+    assert kit.size() == size
+    assert _denied(kit) == []
