@@ -16,6 +16,8 @@ class EventType(StrEnum):
     PRINCIPAL_REVOKED = "principal.revoked"
     DATA_KEY_ROTATED = "key.data_key_rotated"
     KEK_ROTATED = "key.kek_rotated"
+    POLICY_PROPOSED = "policy.proposed"
+    POLICY_APPROVED = "policy.approved"
     MODEL_REGISTERED = "model.registered"
     VERSION_SUBMITTED = "version.submitted"
     EVALUATION_STARTED = "evaluation.started"

@@ -56,7 +56,6 @@ def build(settings: Settings, *, require_home: bool = True) -> Context:
         engine,
         ledger,
         BlobStore(settings.store_path),
-        policy_dir=settings.policy_dir,
         max_upload_bytes=settings.max_upload_bytes,
     )
     return Context(settings, engine, ledger, registry)

@@ -24,7 +24,6 @@ class Settings(BaseSettings):
     keys_dir: Path | None = Field(default=None, description="default: HOME/keys")
     anchor_dir: Path | None = Field(default=None, description="default: HOME/anchors")
     store_dir: Path | None = Field(default=None, description="default: HOME/store")
-    policy_dir: Path | None = Field(default=None, description="extra policy folder")
     public_key: Path | None = Field(default=None, description="default: KEYS_DIR/checkpoint.pub")
     checkpoint_every: int = Field(
         default=1000, ge=1, description="sign a checkpoint every N events"

@@ -111,6 +111,8 @@ class DatabaseView:
 
 PROJECTED_EVENTS: frozenset[str] = frozenset(
     {
+        EventType.POLICY_PROPOSED,
+        EventType.POLICY_APPROVED,
         EventType.PRINCIPAL_CREATED,
         EventType.PRINCIPAL_REVOKED,
         EventType.MODEL_REGISTERED,
@@ -172,6 +174,29 @@ def apply(view: View, event: Event) -> None:
         if principal is not None:
             principal["revoked_at"] = event.recorded_at
             view.put("principals", principal)
+    elif kind == EventType.POLICY_PROPOSED:
+        view.put(
+            "policies",
+            {
+                "id": d["policy"]["id"],
+                "version": d["policy"]["version"],
+                "digest": d["digest"],
+                "status": "proposed",
+                "canonical": json.dumps(d["policy"], sort_keys=True, separators=(",", ":")),
+                "proposed_by": event.actor,
+                "proposed_at": event.recorded_at,
+                "approved_by": None,
+                "approved_at": None,
+            },
+        )
+    elif kind == EventType.POLICY_APPROVED:
+        policy = view.get("policies", (d["id"], d["version"]))
+        if policy is None:
+            raise KeyError(f"seq {event.seq}: approval of an unknown policy")
+        policy["status"] = "adopted"
+        policy["approved_by"] = event.actor
+        policy["approved_at"] = event.recorded_at
+        view.put("policies", policy)
     elif kind == EventType.MODEL_REGISTERED:
         view.put(
             "models",

@@ -30,6 +30,8 @@ class Action(StrEnum):
     SUSPEND = "suspend"
     REINSTATE = "reinstate"
     RETIRE = "retire"
+    PROPOSE_POLICY = "propose_policy"
+    APPROVE_POLICY = "approve_policy"
     READ = "read"
     VERIFY = "verify"
 
@@ -47,6 +49,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.SUSPEND: frozenset({Role.COMPLIANCE_OFFICER, Role.BUSINESS_OWNER, Role.VALIDATOR}),
     Action.REINSTATE: frozenset({Role.COMPLIANCE_OFFICER, Role.BUSINESS_OWNER}),
     Action.RETIRE: frozenset({Role.COMPLIANCE_OFFICER, Role.BUSINESS_OWNER}),
+    Action.PROPOSE_POLICY: frozenset({Role.VALIDATOR, Role.COMPLIANCE_OFFICER}),
+    Action.APPROVE_POLICY: frozenset({Role.COMPLIANCE_OFFICER}),
     Action.READ: _READERS,
     Action.VERIFY: _READERS,
 }

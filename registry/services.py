@@ -28,8 +28,8 @@ from core.canonical import canonical_bytes
 from core.clock import isoformat, parse, utcnow
 from core.db import read_only
 from core.errors import AuthError, GovregError, InputError, NotFoundError, PermissionDenied
-from policies.loader import DEFAULT_POLICY, find_policy
-from policies.schema import Policy
+from policies.loader import DEFAULT_POLICY, all_policies
+from policies.schema import Policy, PolicyError
 from registry import inputs
 from registry.lifecycle import Move, Status, effective_status, require
 from registry.projection import PROJECTED_EVENTS, DatabaseView, MemoryView, apply
@@ -120,14 +120,12 @@ class Registry:
         ledger: Ledger,
         store: BlobStore,
         *,
-        policy_dir: Path | None = None,
         max_upload_bytes: int = 512 * 1024 * 1024,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.engine = engine
         self.ledger = ledger
         self.store = store
-        self.policy_dir = policy_dir
         self.max_upload_bytes = max_upload_bytes
         self.clock = clock
 
@@ -350,6 +348,109 @@ class Registry:
         keyring.finish_kek_rotation()
         return new.kek_id, count
 
+    # -- policies --------------------------------------------------------------
+    def _adopted_policy(self, conn: Connection, ref: str) -> Policy:
+        """The policy in force for ``id`` (its newest adopted version) or ``id@version``.
+
+        The policies shipped with govreg (``policies/*.yaml``) are in force as
+        shipped; every other policy or version takes effect only when a
+        compliance officer has approved it in the ledger.
+        """
+        wanted, _, number = ref.partition("@")
+        rows = DatabaseView(conn).where("policies", id=wanted)
+        candidates = [p for p in all_policies() if p.id == wanted] + [
+            Policy.model_validate(json.loads(r["canonical"]))
+            for r in rows
+            if r["status"] == "adopted"
+        ]
+        if number:
+            candidates = [p for p in candidates if str(p.version) == number]
+        if not candidates:
+            waiting = [r for r in rows if not number or str(r["version"]) == number]
+            if waiting:
+                row = max(waiting, key=lambda r: r["version"])
+                raise PolicyError(
+                    f"policy {wanted}@{row['version']} is not adopted: it was proposed by "
+                    f"'{row['proposed_by']}' and waits for a compliance officer "
+                    f"(govreg policies approve {wanted}@{row['version']})"
+                )
+            raise PolicyError(
+                f"no policy '{ref}' is adopted; propose it with `govreg policies propose FILE`"
+            )
+        return max(candidates, key=lambda p: p.version)
+
+    def propose_policy(self, actor: Principal, policy: Policy) -> None:
+        """Record a new policy version; it takes effect only once approved."""
+        self.authorize(actor, Action.PROPOSE_POLICY)
+        with self.transaction() as conn:
+            existing = DatabaseView(conn).get("policies", (policy.id, policy.version))
+            shipped = any((p.id, p.version) == (policy.id, policy.version) for p in all_policies())
+            if shipped:
+                raise InputError(
+                    f"policy {policy.ref} ships with govreg and is in force; "
+                    "propose a new version instead"
+                )
+            if existing is not None:
+                same = existing["digest"] == policy.digest
+                raise InputError(
+                    f"policy {policy.ref} was already proposed"
+                    + (" (same text)" if same else " with other text; raise its version")
+                )
+            self.record(conn, [_policy_proposed(actor.name, policy)])
+
+    @records_refusals
+    def approve_policy(self, actor: Principal, ref: str, *, comment: str) -> Policy:
+        """Adopt a proposed policy version (compliance officer; not its proposer)."""
+        self.authorize(actor, Action.APPROVE_POLICY)
+        if not comment.strip():
+            raise InputError("approving a policy needs a comment: pass --comment")
+        wanted, _, number = ref.partition("@")
+        if not number.isdigit():
+            raise InputError(f"name the version to approve: {wanted}@VERSION")
+        with self.transaction() as conn:
+            row = DatabaseView(conn).get("policies", (wanted, int(number)))
+            if row is None:
+                raise NotFoundError(f"no policy {ref} was proposed; see `govreg policies list`")
+            if row["status"] == "adopted":
+                raise InputError(f"policy {ref} is already adopted")
+            if row["proposed_by"] == actor.name:
+                raise PermissionDenied(
+                    f"'{actor.name}' proposed policy {ref} and may not approve it "
+                    "(segregation of duties)"
+                )
+            policy = Policy.model_validate(json.loads(row["canonical"]))
+            self.record(
+                conn, [_policy_approved(actor.name, policy, comment.strip())], checkpoint=True
+            )
+        return policy
+
+    def list_policies(self, actor: Principal) -> list[dict[str, Any]]:
+        self.authorize(actor, Action.READ)
+        with self.reading() as conn:
+            rows = DatabaseView(conn).where("policies")
+        shipped = [
+            {
+                "id": p.id,
+                "version": p.version,
+                "digest": p.digest,
+                "status": "shipped",
+                "proposed_by": None,
+                "approved_by": None,
+            }
+            for p in all_policies()
+        ]
+        recorded = [
+            {k: r[k] for k in ("id", "version", "digest", "status", "proposed_by", "approved_by")}
+            for r in rows
+        ]
+        return sorted(shipped + recorded, key=lambda r: (r["id"], r["version"]))
+
+    def get_policy(self, actor: Principal, ref: str) -> Policy:
+        """An adopted policy (``id`` or ``id@version``)."""
+        self.authorize(actor, Action.READ)
+        with self.reading() as conn:
+            return self._adopted_policy(conn, ref)
+
     # -- versions --------------------------------------------------------------
     def _version_row(self, conn: Connection, model: str, version: int) -> dict[str, Any]:
         view = DatabaseView(conn)
@@ -392,7 +493,8 @@ class Registry:
         for feature, reason in reasons.items():
             if not isinstance(reason, str) or not reason.strip():
                 raise InputError(f"reason text for feature '{feature}' is empty; write one")
-        policy = find_policy(policy_id or DEFAULT_POLICY, extra_dir=self.policy_dir)
+        with self.reading() as conn:
+            policy = self._adopted_policy(conn, policy_id or DEFAULT_POLICY)
         cut = policy.decision_cutoff
         if cutoff is not None:
             try:
@@ -503,8 +605,8 @@ class Registry:
         under another policy: an explicit act, recorded with the new policy;
         results under the old policy stay in the trail."""
         self.authorize(actor, Action.EVALUATE)
-        new_policy = find_policy(policy_id, extra_dir=self.policy_dir) if policy_id else None
         with self.transaction() as conn:
+            new_policy = self._adopted_policy(conn, policy_id) if policy_id else None
             row = self._version_row(conn, model, version)
             if actor.role == Role.DATA_SCIENTIST and row["submitted_by"] != actor.name:
                 raise PermissionDenied(
@@ -1060,6 +1162,29 @@ class Registry:
         finally:
             conn.close()
         return report
+
+
+def _policy_proposed(actor: str, policy: Policy) -> NewEvent:
+    return NewEvent(
+        type=EventType.POLICY_PROPOSED,
+        actor=actor,
+        data={"policy": policy.canonical(), "digest": policy.digest},
+        index={"policy": policy.ref, "digest": policy.digest},
+    )
+
+
+def _policy_approved(actor: str, policy: Policy, comment: str) -> NewEvent:
+    return NewEvent(
+        type=EventType.POLICY_APPROVED,
+        actor=actor,
+        data={
+            "id": policy.id,
+            "version": policy.version,
+            "digest": policy.digest,
+            "comment": comment,
+        },
+        index={"policy": policy.ref, "digest": policy.digest},
+    )
 
 
 def compare_projection(db: DatabaseView, replay: MemoryView) -> None:

@@ -122,7 +122,24 @@ class AliasRow(SQLModel, table=True):
     set_by: str = Field(sa_column=_s(200))
 
 
+class PolicyRow(SQLModel, table=True):
+    """A policy version: proposed, then adopted when a compliance officer approves it."""
+
+    __tablename__ = "policies"
+
+    id: str = Field(sa_column=_s(100, pk=True))
+    version: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    digest: str = Field(sa_column=_s(64))
+    status: str = Field(sa_column=_s(16))
+    canonical: str = Field(sa_column=Column(Text, nullable=False))
+    proposed_by: str = Field(sa_column=_s(200))
+    proposed_at: str = Field(sa_column=_s(32))
+    approved_by: str | None = Field(default=None, sa_column=_s(200, nullable=True))
+    approved_at: str | None = Field(default=None, sa_column=_s(32, nullable=True))
+
+
 PROJECTION_TABLES: dict[str, type[SQLModel]] = {
+    "policies": PolicyRow,
     "principals": PrincipalRow,
     "models": ModelRow,
     "versions": VersionRow,

@@ -213,9 +213,18 @@ class Kit:
             self.ctx.engine,
             self.ctx.ledger,
             self.registry.store,
-            policy_dir=self.registry.policy_dir,
             clock=clock,
         )
+
+    def adopt(self, policy_yaml: str) -> Any:
+        """Propose a policy (validator-1) and adopt it (compliance-1)."""
+        import yaml
+
+        from policies.schema import Policy
+
+        policy = Policy.model_validate(yaml.safe_load(policy_yaml))
+        self.registry.propose_policy(self["validator-1"], policy)
+        return self.registry.approve_policy(self["compliance-1"], policy.ref, comment="adopted")
 
     # -- inspection --------------------------------------------------------------
     def size(self) -> int:

@@ -377,25 +377,46 @@ def download_evidence(model: str, version: int, ctx: Ctx, caller: Caller) -> Res
 # -- policies, audit, principals -------------------------------------------------
 @endpoint("GET", "/policies", Action.READ)
 def list_policies(ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
-    from policies.loader import all_policies
-
-    return [
-        {"id": p.id, "version": p.version, "digest": p.digest, "description": p.description}
-        for p in all_policies(extra_dir=ctx.settings.policy_dir)
-    ]
+    """Every policy version in the ledger: proposed or adopted."""
+    return ctx.registry.list_policies(caller)
 
 
-@endpoint("GET", "/policies/{policy_id}", Action.READ, errors=(404,))
-def get_policy(policy_id: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
-    """A policy (``id`` or ``id@version``) in canonical form, with its digest."""
-    from policies.loader import find_policy
-    from policies.schema import PolicyError
+@endpoint("GET", "/policies/{policy_ref}", Action.READ, errors=(404, 422))
+def get_policy(policy_ref: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """An adopted policy (``id`` or ``id@version``) in canonical form, with its digest."""
+    policy = ctx.registry.get_policy(caller, policy_ref)
+    return {"digest": policy.digest, "policy": policy.canonical()}
+
+
+@endpoint("POST", "/policies", Action.PROPOSE_POLICY, errors=(422,), status_code=201)
+def propose_policy(body: schemas.PolicyProposal, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+    """Propose a policy version; it takes effect only after a compliance officer approves."""
+    from pydantic import ValidationError
+
+    from policies.schema import Policy
 
     try:
-        policy = find_policy(policy_id, extra_dir=ctx.settings.policy_dir)
-    except PolicyError as exc:
-        raise NotFoundError(str(exc)) from exc
-    return {"digest": policy.digest, "policy": policy.canonical()}
+        policy = Policy.model_validate(body.policy)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise InputError(f"policy key '{key}': {first['msg']}") from exc
+    ctx.registry.propose_policy(caller, policy)
+    return {"policy": policy.ref, "digest": policy.digest, "status": "proposed"}
+
+
+@endpoint(
+    "POST",
+    "/policies/{policy_ref}/approve",
+    Action.APPROVE_POLICY,
+    errors=(404, 422),
+)
+def approve_policy(
+    policy_ref: str, body: schemas.PolicyApproval, ctx: Ctx, caller: Caller
+) -> dict[str, Any]:
+    """Adopt a proposed policy version (a compliance officer other than its proposer)."""
+    policy = ctx.registry.approve_policy(caller, policy_ref, comment=body.comment)
+    return {"policy": policy.ref, "digest": policy.digest, "status": "adopted"}
 
 
 @endpoint("GET", "/audit/events", Action.READ)

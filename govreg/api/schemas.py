@@ -106,3 +106,11 @@ class EventOut(BaseModel):
     key_id: str
     leaf_hash: str
     chain_hash: str
+
+
+class PolicyProposal(_In):
+    policy: dict[str, Any] = Field(description="the policy in its YAML/JSON form")
+
+
+class PolicyApproval(_In):
+    comment: str = Field(min_length=1, max_length=4000)

@@ -106,7 +106,7 @@ def _path(template: str) -> str:
         template.replace("{model}", "pd")
         .replace("{version}", version)
         .replace("{number}", "1")
-        .replace("{policy_id}", "credit-risk")
+        .replace("{policy_ref}", "credit-risk")
         .replace("{name}", "nobody")
     )
 
@@ -121,6 +121,8 @@ def test_authorisation_matrix(server: Server, candidate: dict[str, Path]) -> Non
         "reinstate": {"reason": "x"},
         "retire": {"reason": "x"},
         "principals": {"name": "made-by-matrix", "role": "auditor"},
+        "policies": {"policy": {"id": "incomplete"}},
+        "approve": {"comment": "x"},
         "by-reference": {
             "artifact": "a",
             "train": "t.csv",

@@ -13,12 +13,14 @@ from core.db import make_engine
 from migrations import runner
 
 LEDGER_TABLES = {"ledger_events", "ledger_checkpoints", "ledger_data_keys"}
+HEAD = "0002"
 REGISTRY_TABLES = {
     "aliases",
     "artifacts",
     "datasets",
     "gate_results",
     "models",
+    "policies",
     "principals",
     "signoffs",
     "versions",
@@ -87,7 +89,7 @@ def test_upgrade_from_empty_check_and_round_trip(engine: Any) -> None:
     assert runner.current(engine) is None
 
     runner.upgrade(engine)
-    assert runner.current(engine) == "0001"
+    assert runner.current(engine) == HEAD
     assert _tables(engine) == LEDGER_TABLES | REGISTRY_TABLES | {"alembic_version"}
     assert _triggers(engine) == _expected_triggers(engine)
     if engine.dialect.name == "postgresql":
@@ -95,7 +97,7 @@ def test_upgrade_from_empty_check_and_round_trip(engine: Any) -> None:
     runner.check(engine)  # the models in code and the migrations agree
 
     runner.upgrade(engine)  # idempotent at head
-    assert runner.current(engine) == "0001"
+    assert runner.current(engine) == HEAD
 
     runner.downgrade(engine, "base")
     assert runner.current(engine) is None
@@ -105,10 +107,18 @@ def test_upgrade_from_empty_check_and_round_trip(engine: Any) -> None:
         assert not _function_exists(engine)
 
     runner.upgrade(engine)
-    assert runner.current(engine) == "0001"
+    assert runner.current(engine) == HEAD
     assert _tables(engine) == LEDGER_TABLES | REGISTRY_TABLES | {"alembic_version"}
     assert _triggers(engine) == _expected_triggers(engine)
     runner.check(engine)
+
+    # one revision at a time, down and up again
+    runner.downgrade(engine, "0001")
+    assert runner.current(engine) == "0001"
+    assert "policies" not in _tables(engine)
+    runner.upgrade(engine)
+    assert runner.current(engine) == HEAD
+    assert "policies" in _tables(engine)
 
 
 def test_ledger_columns_and_keys(engine: Any) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from audits.events import EventType
 from audits.signing import load_public_key
+from policies.schema import PolicyError
 
 
 @pytest.fixture(scope="module")
@@ -108,10 +109,8 @@ def test_evaluate_records_one_event_per_gate_with_input_digests(home: Any, candi
 
 
 def test_reevaluation_under_newer_policy_is_recorded_and_voids_signoffs(
-    home: Any, candidate: Any, tmp_path: Path
+    home: Any, candidate: Any
 ) -> None:
-    import yaml
-
     from policies.loader import find_policy
     from policies.schema import Policy
 
@@ -119,9 +118,6 @@ def test_reevaluation_under_newer_policy_is_recorded_and_voids_signoffs(
     data["version"] = 2
     data["gates"][0]["params"]["min_auc"] = "0.81"
     newer = Policy.model_validate(data)
-    policy_dir = tmp_path / "policies"
-    policy_dir.mkdir()
-    (policy_dir / "credit-risk-2.yaml").write_text(yaml.safe_dump(data))
 
     ctx = home.context()
     try:
@@ -134,11 +130,11 @@ def test_reevaluation_under_newer_policy_is_recorded_and_voids_signoffs(
             who["validator"], "pd", version, role="validator", approve=True, comment="ok"
         )
         before = ctx.registry.show_version(who["validator"], "pd", version)
-    finally:
-        ctx.close()
-
-    ctx = home.context(policy_dir=policy_dir)
-    try:
+        # a proposed policy is not in force: re-evaluating under it is refused
+        ctx.registry.propose_policy(who["validator"], newer)
+        with pytest.raises(PolicyError) as waiting:
+            ctx.registry.evaluate(who["validator"], "pd", version, policy_id="credit-risk@2")
+        ctx.registry.approve_policy(who["compliance_officer"], "credit-risk@2", comment="tighter")
         status = ctx.registry.evaluate(who["validator"], "pd", version, policy_id="credit-risk@2")
         after = ctx.registry.show_version(who["validator"], "pd", version)
         events = _gate_events(ctx, version)
@@ -152,6 +148,10 @@ def test_reevaluation_under_newer_policy_is_recorded_and_voids_signoffs(
     finally:
         ctx.close()
 
+    assert str(waiting.value) == (
+        "policy credit-risk@2 is not adopted: it was proposed by 'validator-1' and waits "
+        "for a compliance officer (govreg policies approve credit-risk@2)"
+    )
     assert status.value == "awaiting_signoff"
     assert before["policy"]["version"] == 1
     assert after["policy"] == {"id": "credit-risk", "version": 2, "digest": newer.digest}

@@ -266,10 +266,7 @@ def test_the_policy_not_the_results_says_which_gates_block(kit: Any) -> None:
 def test_a_non_blocking_gate_of_the_policy_does_not_stop_a_version(
     kit: Any, tmp_path: Path
 ) -> None:
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    (policies / "lenient.yaml").write_text(LENIENT, encoding="utf-8")
-    kit.registry.policy_dir = policies
+    kit.adopt(LENIENT)
     kit.submit(policy_id="lenient")
     number = kit.registry.start_evaluation(kit["ds-1"], MODEL, 1)
     results = [passing_results()[0], passing_results(latency="failed")[-1]]

@@ -314,10 +314,7 @@ def test_a_rejection_needs_a_reason_and_is_final(kit: Any) -> None:
 def test_a_policy_counts_people_per_role_and_names_what_it_asks_for(
     kit: Any, tmp_path: Path
 ) -> None:
-    policies = tmp_path / "policies"
-    policies.mkdir()
-    (policies / "two-eyes.yaml").write_text(TWO_EYES, encoding="utf-8")
-    kit.registry.policy_dir = policies
+    kit.adopt(TWO_EYES)
     reg = kit.registry
     kit.submit(policy_id="two-eyes")
     number = reg.start_evaluation(kit["ds-1"], MODEL, 1)

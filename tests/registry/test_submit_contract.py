@@ -13,7 +13,6 @@ import pytest
 from govreg_kit import MODEL, PROTECTED, TARGET
 
 from core.errors import GovregError, NotFoundError, PermissionDenied
-from policies.loader import PACKAGED_DIR
 
 LGBM_HINT = "save it with booster.save_model('model.txt')"
 
@@ -171,7 +170,9 @@ CASES: dict[str, Case] = {
     ),
     "unknown policy": (
         lambda f: {"policy_id": "no-such-policy"},
-        lambda f: f"no policy 'no-such-policy' in {PACKAGED_DIR}; pass --policy with a known id",
+        lambda f: (
+            "no policy 'no-such-policy' is adopted; propose it with `govreg policies propose FILE`"
+        ),
         2,
     ),
 }

@@ -320,7 +320,11 @@ def test_only_readers_may_download(world: dict[str, Any]) -> None:
     for use_case in (generate_report, export_evidence):
         with pytest.raises(PermissionDenied, match="'service-1' \\(service\\) may not read"):
             use_case(ctx.registry, who["service-1"], MODEL, 1, public_key=world["key"])
-    assert _size(ctx) == before
+    # nothing but the two refusals themselves was recorded
+    assert _size(ctx) == before + 2
+    with ctx.registry.reading() as conn:
+        tail = list(ctx.ledger.events(conn, types=["access.denied"]))[-2:]
+    assert [(e.actor, e.data["action"]) for e in tail] == [("service-1", "read")] * 2
 
 
 def test_numpy_scorer_equals_lightgbm_and_the_gate(world: dict[str, Any]) -> None:
