@@ -13,14 +13,11 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from registry.roles import SIGNING_ROLES, Role
-
-if TYPE_CHECKING:
-    from govreg.context import Context
 
 # registry.roles is a light module (two enums); the CLI's choices come from it.
 ROLES = tuple(role.value for role in Role)
@@ -39,14 +36,33 @@ def _settings(api_key: str | None = None) -> Any:
 
 
 @contextmanager
-def _context(obj: dict[str, Any]) -> Iterator[Context]:
-    from govreg.context import build
+def _context(obj: dict[str, Any]) -> Iterator[Any]:
+    """The local context, or with GOVREG_URL set a client of that server (same rules,
+    enforced by the server's service layer)."""
+    import os
 
-    ctx = build(_settings(obj.get("api_key")))
+    url = os.environ.get("GOVREG_URL")
+    ctx: Any
+    if url:
+        from govreg.client import RemoteContext, RemoteRegistry
+
+        api_key = obj.get("api_key") or os.environ.get("GOVREG_API_KEY")
+        ctx = RemoteContext(url=url, registry=RemoteRegistry(url, api_key))
+    else:
+        from govreg.context import build
+
+        ctx = build(_settings(obj.get("api_key")))
     try:
         yield ctx
     finally:
         ctx.close()
+
+
+def _local_only(ctx: Any, what: str) -> None:
+    from core.errors import ConfigError
+
+    if getattr(ctx, "remote", False):
+        raise ConfigError(f"{what} runs on the server's host, not through GOVREG_URL")
 
 
 def _emit(as_json: bool, data: Any, human: Callable[[], None]) -> None:
@@ -506,9 +522,14 @@ def audit_verify(
     from audits.signing import load_public_key
 
     with _context(obj) as ctx:
-        actor = ctx.principal()
-        key = load_public_key(public_key or ctx.settings.public_key_path)
-        report = ctx.registry.verify(actor, key, anchor_dir=anchors or ctx.settings.anchors_path)
+        if getattr(ctx, "remote", False):
+            report = ctx.registry.verify_remote()  # with the server's key and anchors
+        else:
+            actor = ctx.principal()
+            key = load_public_key(public_key or ctx.settings.public_key_path)
+            report = ctx.registry.verify(
+                actor, key, anchor_dir=anchors or ctx.settings.anchors_path
+            )
     data = {
         "ok": True,
         "size": report.size,
@@ -556,6 +577,7 @@ def keys() -> None:
 def keys_rotate(obj: dict[str, Any], as_json: bool) -> None:
     """Start a new data key; earlier events stay readable."""
     with _context(obj) as ctx:
+        _local_only(ctx, "keys rotate")
         key_id = ctx.registry.rotate_data_key(ctx.principal())
     _emit(as_json, {"data_key": key_id}, lambda: click.echo(f"new data key {key_id}"))
 
@@ -566,6 +588,7 @@ def keys_rotate(obj: dict[str, Any], as_json: bool) -> None:
 def keys_rotate_kek(obj: dict[str, Any], as_json: bool) -> None:
     """Re-wrap every data key under a new key-encryption key (re-runnable)."""
     with _context(obj) as ctx:
+        _local_only(ctx, "keys rotate-kek")
         kek_id, count = ctx.registry.rotate_kek(ctx.principal())
     _emit(
         as_json,
@@ -620,10 +643,16 @@ def report(obj: dict[str, Any], model: str, version: int, output: Path) -> None:
     from reports.service import generate_report
 
     with _context(obj) as ctx:
-        key = load_public_key(ctx.settings.public_key_path)
-        rendered = generate_report(ctx.registry, ctx.principal(), model, version, public_key=key)
-    output.write_bytes(rendered.pdf)
-    click.echo(f"wrote {output} ({len(rendered.pdf)} bytes, sha256 {rendered.sha256})")
+        if getattr(ctx, "remote", False):
+            pdf, sha256 = ctx.registry.download(model, version, "report")
+        else:
+            key = load_public_key(ctx.settings.public_key_path)
+            rendered = generate_report(
+                ctx.registry, ctx.principal(), model, version, public_key=key
+            )
+            pdf, sha256 = rendered.pdf, rendered.sha256
+    output.write_bytes(pdf)
+    click.echo(f"wrote {output} ({len(pdf)} bytes, sha256 {sha256})")
 
 
 @cli.group()
@@ -642,6 +671,11 @@ def evidence_export(obj: dict[str, Any], model: str, version: int, output: Path)
     from reports.service import export_evidence
 
     with _context(obj) as ctx:
+        if getattr(ctx, "remote", False):
+            data, sha256 = ctx.registry.download(model, version, "evidence")
+            output.write_bytes(data)
+            click.echo(f"wrote {output}: sha256 {sha256}")
+            return
         key = load_public_key(ctx.settings.public_key_path)
         exported = export_evidence(ctx.registry, ctx.principal(), model, version, public_key=key)
     output.write_bytes(exported.bundle)

@@ -1,0 +1,287 @@
+"""The CLI against a running server: ``GOVREG_URL`` plus the API key.
+
+:class:`RemoteRegistry` has the methods of :class:`registry.services.Registry`
+that the CLI calls, implemented over the HTTP API, so the CLI gives the same
+commands and output either way while every rule is enforced by the one
+service layer behind the server. Problem documents come back as the same
+:class:`core.errors.GovregError` subclasses the local path raises.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from audits.events import Event
+from core.errors import (
+    AuthError,
+    ConfigError,
+    GovregError,
+    InputError,
+    IntegrityError,
+    NotFoundError,
+    PermissionDenied,
+    TransitionError,
+)
+from registry.lifecycle import Status
+from registry.services import Principal
+
+if TYPE_CHECKING:
+    import httpx
+
+    from policies.schema import Policy
+
+_ERRORS: dict[int, type[GovregError]] = {
+    401: AuthError,
+    403: PermissionDenied,
+    404: NotFoundError,
+    409: TransitionError,
+    413: InputError,
+    422: InputError,
+}
+
+
+@dataclass
+class RemoteReport:
+    """What `audit verify` prints, as the server reported it."""
+
+    size: int
+    root: bytes
+    checkpoints: int
+    anchors: int
+    key_fingerprint: str
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"ledger intact: {self.size} events, root {self.root.hex()[:16]}, "
+            f"{self.checkpoints} signed checkpoints and {self.anchors} anchors verified "
+            f"with key {self.key_fingerprint[:16]}"
+        )
+
+
+class RemoteRegistry:
+    def __init__(self, url: str, api_key: str | None, *, timeout: float = 120) -> None:
+        import httpx
+
+        if not api_key:
+            raise AuthError("no API key: pass --api-key or set GOVREG_API_KEY")
+        self.client = httpx.Client(
+            base_url=url.rstrip("/"),
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        import httpx
+
+        try:
+            response = self.client.request(method, "/v1" + path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ConfigError(
+                f"cannot reach the govreg server at {self.client.base_url}: {exc}"
+            ) from exc
+        if response.status_code >= 400:
+            try:
+                detail = str(response.json().get("detail", response.text))
+            except ValueError:
+                detail = response.text
+            if response.status_code == 409 and detail.startswith("seq "):
+                raise IntegrityError(detail)
+            raise _ERRORS.get(response.status_code, GovregError)(detail)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._call(method, path, **kwargs).json()
+
+    # -- principals ---------------------------------------------------------------
+    def create_principal(
+        self, actor: Principal, name: str, role: str, *, expires_at: datetime | None = None
+    ) -> tuple[Principal, str]:
+        body: dict[str, Any] = {"name": name, "role": role}
+        if expires_at is not None:
+            body["expires_at"] = expires_at.isoformat()
+        made = self._json("POST", "/principals", json=body)
+        return Principal(made["name"], made["role"], made["expires_at"]), made["api_key"]
+
+    def list_principals(self, actor: Principal) -> list[Principal]:
+        return [
+            Principal(p["name"], p["role"], p["expires_at"], p["revoked_at"])
+            for p in self._json("GET", "/principals")
+        ]
+
+    def revoke_principal(self, actor: Principal, name: str) -> None:
+        self._call("DELETE", f"/principals/{name}")
+
+    # -- versions ----------------------------------------------------------------
+    def submit(
+        self,
+        actor: Principal,
+        model: str,
+        *,
+        artifact: Path,
+        train: Path,
+        validation: Path,
+        target: str,
+        protected: list[str],
+        policy_id: str | None = None,
+        cutoff: str | None = None,
+        reason_texts: dict[str, str] | None = None,
+        schema_suite: dict[str, Any] | None = None,
+    ) -> int:
+        if schema_suite is not None:
+            raise InputError("--expectations is not sent to a server yet; submit it locally")
+        files = {}
+        for name, path in (("artifact", artifact), ("train", train), ("validation", validation)):
+            if not path.is_file():
+                raise InputError(f"{name} file {path} does not exist; check the path")
+            files[name] = (path.name, path.read_bytes())
+        data: dict[str, str] = {"target": target, "protected": ",".join(protected)}
+        if policy_id:
+            data["policy"] = policy_id
+        if cutoff:
+            data["cutoff"] = cutoff
+        if reason_texts:
+            data["reasons"] = json.dumps(reason_texts)
+        return int(
+            self._json("POST", f"/models/{model}/versions", files=files, data=data)["version"]
+        )
+
+    def evaluate(
+        self,
+        actor: Principal,
+        model: str,
+        version: int,
+        *,
+        policy_id: str | None = None,
+        progress: Callable[[str], None] | None = None,
+        poll_seconds: float = 0.5,
+    ) -> Status:
+        body = {"policy": policy_id} if policy_id else None
+        started = self._json("POST", f"/models/{model}/versions/{version}/evaluations", json=body)
+        number = started["evaluation"]
+        if progress:
+            progress(f"evaluation {number} running on the server")
+        while True:
+            state = self._json("GET", f"/models/{model}/versions/{version}/evaluations/{number}")
+            if state["state"] == "completed":
+                return Status(state["status"])
+            time.sleep(poll_seconds)
+
+    def signoff(
+        self,
+        actor: Principal,
+        model: str,
+        version: int,
+        *,
+        role: str,
+        approve: bool,
+        comment: str,
+    ) -> Status:
+        body = {"role": role, "decision": "approve" if approve else "reject", "comment": comment}
+        done = self._json("POST", f"/models/{model}/versions/{version}/signoffs", json=body)
+        return Status(done["status"])
+
+    def list_versions(self, actor: Principal, model: str | None = None) -> list[dict[str, Any]]:
+        path = f"/models/{model}/versions" if model else "/versions"
+        rows: list[dict[str, Any]] = self._json("GET", path)
+        return rows
+
+    def show_version(self, actor: Principal, model: str, version: int) -> dict[str, Any]:
+        shown: dict[str, Any] = self._json("GET", f"/models/{model}/versions/{version}")
+        return shown
+
+    def promote(self, actor: Principal, model: str, version: int, *, alias: str) -> None:
+        self._call("POST", f"/models/{model}/versions/{version}/promote", json={"alias": alias})
+
+    def _state(self, name: str, model: str, version: int, reason: str) -> None:
+        self._call("POST", f"/models/{model}/versions/{version}/{name}", json={"reason": reason})
+
+    def suspend(self, actor: Principal, model: str, version: int, *, reason: str) -> None:
+        self._state("suspend", model, version, reason)
+
+    def reinstate(self, actor: Principal, model: str, version: int, *, reason: str) -> None:
+        self._state("reinstate", model, version, reason)
+
+    def retire(self, actor: Principal, model: str, version: int, *, reason: str) -> None:
+        self._state("retire", model, version, reason)
+
+    # -- audit ---------------------------------------------------------------------
+    def audit_log(self, actor: Principal, *, model: str | None = None) -> Iterator[Event]:
+        after = 0
+        while True:
+            params: dict[str, Any] = {"after": after, "limit": 10000}
+            if model:
+                params["model"] = model
+            page = self._json("GET", "/audit/events", params=params)
+            for e in page:
+                yield Event(
+                    seq=e["seq"],
+                    recorded_at=e["recorded_at"],
+                    type=e["type"],
+                    actor=e["actor"],
+                    model=e["model"],
+                    version=e["version"],
+                    index=e["index"],
+                    data=e["data"],
+                    key_id=e["key_id"],
+                    leaf_hash=bytes.fromhex(e["leaf_hash"]),
+                    chain_hash=bytes.fromhex(e["chain_hash"]),
+                )
+            if len(page) < 10000:
+                return
+            after = page[-1]["seq"]
+
+    def verify_remote(self) -> RemoteReport:
+        out = self._json("POST", "/audit/verify")
+        return RemoteReport(
+            size=out["size"],
+            root=bytes.fromhex(out["root"]),
+            checkpoints=out["checkpoints"],
+            anchors=out["anchors"],
+            key_fingerprint=out["key_fingerprint"],
+            warnings=out["warnings"],
+        )
+
+    # -- policies --------------------------------------------------------------------
+    def list_policies(self, actor: Principal) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._json("GET", "/policies")
+        return rows
+
+    def propose_policy(self, actor: Principal, policy: Policy) -> None:
+        self._call("POST", "/policies", json={"policy": policy.canonical()})
+
+    def approve_policy(self, actor: Principal, ref: str, *, comment: str) -> Policy:
+        from policies.schema import Policy
+
+        self._call("POST", f"/policies/{ref}/approve", json={"comment": comment})
+        return Policy.model_validate(self._json("GET", f"/policies/{ref}")["policy"])
+
+    def download(self, model: str, version: int, what: str) -> tuple[bytes, str]:
+        response = self._call("GET", f"/models/{model}/versions/{version}/{what}")
+        return response.content, response.headers.get("x-content-sha256", "")
+
+
+@dataclass
+class RemoteContext:
+    """The CLI's context when GOVREG_URL names a server."""
+
+    url: str
+    registry: RemoteRegistry
+    remote: bool = True
+
+    def principal(self) -> Principal:
+        # The server authenticates every call with the API key; this
+        # placeholder is never trusted for anything.
+        return Principal(name="(remote)", role="(remote)")
+
+    def close(self) -> None:
+        self.registry.close()
