@@ -93,6 +93,7 @@ def evidence_digest(version: dict[str, Any], gate_digests: dict[str, str]) -> st
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+E = TypeVar("E", bound=GovregError)
 
 
 def records_refusals(method: F) -> F:
@@ -176,11 +177,23 @@ class Registry:
         if not row or not hmac.compare_digest(row[0]["key_hash"], _key_hash(api_key.strip())):
             raise AuthError("API key is not known")
         found = row[0]
+        principal = Principal(
+            found["name"], found["role"], found["expires_at"], found["revoked_at"]
+        )
+        # a genuine key that is no longer valid: refused, and recorded
         if found["revoked_at"]:
-            raise AuthError(f"API key of '{found['name']}' was revoked at {found['revoked_at']}")
+            raise self.refused(
+                principal,
+                AuthError(f"API key of '{found['name']}' was revoked at {found['revoked_at']}"),
+                action="authenticate",
+            )
         if found["expires_at"] and parse(found["expires_at"]) <= self.clock():
-            raise AuthError(f"API key of '{found['name']}' expired at {found['expires_at']}")
-        return Principal(found["name"], found["role"], found["expires_at"], found["revoked_at"])
+            raise self.refused(
+                principal,
+                AuthError(f"API key of '{found['name']}' expired at {found['expires_at']}"),
+                action="authenticate",
+            )
+        return principal
 
     def authorize(self, principal: Principal, action: Action) -> None:
         """Refuse a role that may not do ``action``; the refusal is recorded."""
@@ -197,12 +210,12 @@ class Registry:
     def refused(
         self,
         principal: Principal,
-        error: PermissionDenied,
+        error: E,
         *,
         action: str,
         model: str | None = None,
         version: int | None = None,
-    ) -> PermissionDenied:
+    ) -> E:
         """Record ``error`` as an ``access.denied`` event (in its own transaction,
         after the refused one rolled back) and hand it back to be raised."""
         if getattr(error, "recorded", False):

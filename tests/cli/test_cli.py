@@ -197,13 +197,21 @@ def test_principals_create_list_revoke(kit: Any) -> None:
         2,
         "error: principal 'val-1' is already revoked\n",
     )
-    assert [e["type"] for e in as_json(run(kit, "audit", "log", "--json"))][-5:] == [
+    log = as_json(run(kit, "audit", "log", "--json"))
+    assert [e["type"] for e in log][-6:] == [
         "principal.created",
         "principal.created",
         "access.denied",
         "access.denied",
         "principal.revoked",
+        "access.denied",  # the revoked key was used: refused and recorded
     ]
+    assert log[-1]["actor"] == "val-1"
+    assert log[-1]["data"] == {
+        "action": "authenticate",
+        "role": "validator",
+        "reason": f"API key of 'val-1' was revoked at {revoked_at}",
+    }
     kit.verify()
 
 
