@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audits.events import Event
+from audits.verify import VerifyReport
 from core.errors import (
     AuthError,
     ConfigError,
@@ -44,25 +45,6 @@ _ERRORS: dict[int, type[GovregError]] = {
     413: InputError,
     422: InputError,
 }
-
-
-@dataclass
-class RemoteReport:
-    """What `audit verify` prints, as the server reported it."""
-
-    size: int
-    root: bytes
-    checkpoints: int
-    anchors: int
-    key_fingerprint: str
-    warnings: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        return (
-            f"ledger intact: {self.size} events, root {self.root.hex()[:16]}, "
-            f"{self.checkpoints} signed checkpoints and {self.anchors} anchors verified "
-            f"with key {self.key_fingerprint[:16]}"
-        )
 
 
 class RemoteRegistry:
@@ -240,9 +222,10 @@ class RemoteRegistry:
                 return
             after = page[-1]["seq"]
 
-    def verify_remote(self) -> RemoteReport:
+    def verify_remote(self) -> VerifyReport:
+        """The server's verification, with its configured key and anchors."""
         out = self._json("POST", "/audit/verify")
-        return RemoteReport(
+        return VerifyReport(
             size=out["size"],
             root=bytes.fromhex(out["root"]),
             checkpoints=out["checkpoints"],
