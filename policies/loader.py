@@ -1,7 +1,8 @@
-"""Load policies from YAML files: the packaged ones and a configured folder."""
+"""Load policies from YAML files: the ones shipped with govreg, or a file given."""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -34,35 +35,29 @@ def load_policy_file(path: Path) -> Policy:
         raise PolicyError(f"policy file {path}: key '{key}': {first['msg']}") from exc
 
 
-def policy_dirs(extra: Path | None) -> list[Path]:
-    return [d for d in (extra, PACKAGED_DIR) if d is not None]
-
-
-def all_policies(*, extra_dir: Path | None = None) -> list[Policy]:
-    """Every policy file found, sorted by id and version."""
+@cache
+def _shipped() -> tuple[Policy, ...]:
+    """The policy files shipped in this package, parsed once per process."""
     found: dict[tuple[str, int], Policy] = {}
-    for folder in policy_dirs(extra_dir):
-        if folder.is_dir():
-            for path in sorted(folder.glob("*.yaml")):
-                policy = load_policy_file(path)
-                found.setdefault((policy.id, policy.version), policy)
-    return [found[key] for key in sorted(found)]
+    for path in sorted(PACKAGED_DIR.glob("*.yaml")):
+        policy = load_policy_file(path)
+        found.setdefault((policy.id, policy.version), policy)
+    return tuple(found[key] for key in sorted(found))
 
 
-def find_policy(policy_id: str, *, extra_dir: Path | None = None) -> Policy:
-    """The newest version of ``policy_id`` (``id`` or ``id@version``)."""
+def all_policies() -> list[Policy]:
+    """Every shipped policy, sorted by id and version."""
+    return list(_shipped())
+
+
+def find_policy(policy_id: str) -> Policy:
+    """The newest shipped version of ``policy_id`` (``id`` or ``id@version``)."""
     wanted_id, _, wanted_version = policy_id.partition("@")
-    found: list[Policy] = []
-    for folder in policy_dirs(extra_dir):
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.glob("*.yaml")):
-            policy = load_policy_file(path)
-            if policy.id == wanted_id and (
-                not wanted_version or str(policy.version) == wanted_version
-            ):
-                found.append(policy)
+    found = [
+        p
+        for p in _shipped()
+        if p.id == wanted_id and (not wanted_version or str(p.version) == wanted_version)
+    ]
     if not found:
-        where = ", ".join(str(d) for d in policy_dirs(extra_dir))
-        raise PolicyError(f"no policy '{policy_id}' in {where}; pass --policy with a known id")
+        raise PolicyError(f"no shipped policy '{policy_id}'; see `govreg policies list`")
     return max(found, key=lambda p: p.version)

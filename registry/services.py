@@ -33,7 +33,7 @@ from policies.schema import Policy, PolicyError
 from registry import inputs
 from registry.lifecycle import Move, Status, effective_status, require
 from registry.projection import PROJECTED_EVENTS, DatabaseView, MemoryView, apply
-from registry.roles import SIGNING_ROLES, Action, Role, allowed
+from registry.roles import Action, Role, allowed
 from registry.store import BlobStore
 
 if TYPE_CHECKING:
@@ -1229,4 +1229,4 @@ def _sql(statement: str) -> Any:
     return text(statement)
 
 
-__all__ = ["SIGNING_ROLES", "Principal", "Registry", "evidence_digest"]
+__all__ = ["Principal", "Registry", "evidence_digest"]
