@@ -33,6 +33,9 @@ class EventType(StrEnum):
     ACCESS_DENIED = "access.denied"
     REPORT_GENERATED = "report.generated"
     EVIDENCE_EXPORTED = "evidence.exported"
+    MODEL_LOADED = "serving.loaded"
+    LOAD_REFUSED = "serving.refused"
+    ARTIFACT_FETCHED = "serving.fetched"
     BENCHMARK = "benchmark.event"
 
 

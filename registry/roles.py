@@ -34,6 +34,8 @@ class Action(StrEnum):
     APPROVE_POLICY = "approve_policy"
     READ = "read"
     VERIFY = "verify"
+    FETCH_MODEL = "fetch_model"
+    SCORE = "score"
 
 
 SIGNING_ROLES = frozenset({Role.VALIDATOR, Role.COMPLIANCE_OFFICER, Role.BUSINESS_OWNER})
@@ -53,6 +55,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.APPROVE_POLICY: frozenset({Role.COMPLIANCE_OFFICER}),
     Action.READ: _READERS,
     Action.VERIFY: _READERS,
+    Action.FETCH_MODEL: frozenset({Role.SERVICE}),
+    Action.SCORE: frozenset({Role.SERVICE}),
 }
 
 

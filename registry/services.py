@@ -939,6 +939,7 @@ class Registry:
                                 "status": status.value,
                                 "artifact_digest": row["artifact_digest"],
                                 "evidence_digest": row["evidence_digest"],
+                                "revalidate_by": revalidate_by,
                             },
                         )
                     )

@@ -34,13 +34,12 @@ import hashlib
 import io
 import json
 import zipfile
-from base64 import b64decode
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from audits.events import EventType
-from audits.ledger import envelope_bytes, leaf_of
 from audits.merkle import verify_inclusion
+from audits.records import record_leaf
 from audits.signing import SignedCheckpoint
 from core.canonical import canonical_bytes
 from core.errors import GovregError, IntegrityError
@@ -219,20 +218,7 @@ def _check_event(path: str, record: Any, problems: list[str]) -> bytes | None:
         env = record["envelope"]
         header = record["decrypted"]["header"]
         payload = record["decrypted"]["data"]
-        leaf = leaf_of(
-            envelope_bytes(
-                int(env["seq"]),
-                env["recorded_at"],
-                env["type"],
-                env["actor"],
-                env["model"],
-                env["version"],
-                env["index_fields"],
-                env["key_id"],
-                b64decode(env["nonce"], validate=True),
-                b64decode(env["ciphertext"], validate=True),
-            )
-        )
+        leaf = record_leaf(env)
         stored = bytes.fromhex(env["leaf_hash"])
         index = json.loads(env["index_fields"])
     except (KeyError, TypeError, ValueError) as exc:

@@ -11,13 +11,13 @@ event.
 
 from __future__ import annotations
 
-from base64 import b64encode
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from audits.events import EventType
 from audits.ledger import COLUMNS
 from audits.merkle import inclusion_proof
+from audits.records import envelope_record
 from audits.tables import EVENTS_TABLE
 from core.errors import NotFoundError
 from registry.roles import Action
@@ -63,20 +63,7 @@ def _event_record(registry: Registry, conn: Connection, row: Any) -> dict[str, A
     """The stored envelope of ``row`` and its decrypted payload (header and data)."""
     header, data = registry.ledger.open_row(conn, row)
     return {
-        "envelope": {
-            "seq": int(row.seq),
-            "recorded_at": row.recorded_at,
-            "type": row.event_type,
-            "actor": row.actor,
-            "model": row.model,
-            "version": None if row.version is None else int(row.version),
-            "index_fields": row.index_fields,
-            "key_id": row.key_id,
-            "nonce": b64encode(bytes(row.nonce)).decode(),
-            "ciphertext": b64encode(bytes(row.ciphertext)).decode(),
-            "leaf_hash": bytes(row.leaf_hash).hex(),
-            "chain_hash": bytes(row.chain_hash).hex(),
-        },
+        "envelope": envelope_record(row),
         "decrypted": {"header": header, "data": data},
     }
 

@@ -1,0 +1,259 @@
+"""Checks 1 to 3 of the loader, read from the ledger itself.
+
+Nothing here trusts the registry's projection tables: the alias, the
+standing, the gate results and the sign-offs are read from the version's
+ledger events (decrypted, so AES-GCM authenticates them), every one of which
+must hash to its leaf in a tree whose root a checkpoint signed by the
+*pinned* public key commits to. The projection only speeds up nothing here;
+an edited ``versions`` or ``aliases`` row changes no answer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from audits.events import EventType
+from audits.ledger import COLUMNS
+from audits.merkle import inclusion_proof, root
+from audits.records import envelope_record, record_leaf
+from audits.tables import EVENTS_TABLE
+from core.clock import parse
+from core.errors import GovregError, NotFoundError
+from policies.schema import Policy
+from serving.errors import Check, LoadRefused
+from serving.proof import FORMAT, SERVABLE, STANDING_EVENTS
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from sqlalchemy.engine import Connection
+
+    from audits.ledger import Ledger
+
+# Events that decide whether a version may be served; all must be covered.
+GOVERNING_EVENTS: frozenset[str] = STANDING_EVENTS | {
+    EventType.VERSION_SUBMITTED,
+    EventType.EVALUATION_STARTED,
+    EventType.GATE_EVALUATED,
+    EventType.EVALUATION_COMPLETED,
+    EventType.SIGNOFF_RECORDED,
+    EventType.VERSION_REJECTED,
+}
+PASSING = frozenset({"passed", "warned"})
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A version the ledger proves approved and in standing, with what scoring needs."""
+
+    model: str
+    version: int
+    alias: str | None
+    approval_seq: int
+    artifact_digest: str
+    evidence_digest: str
+    revalidate_by: str
+    features: list[str]
+    cutoff: str
+    reason_texts: dict[str, str]
+    schema_suite: dict[str, Any] | None
+    retention_days: int
+    proof: dict[str, Any]
+    head: int
+
+    @property
+    def subject(self) -> str:
+        return f"{self.model} v{self.version}"
+
+
+def resolve_alias(conn: Connection, model: str, alias: str) -> tuple[int, int]:
+    """(version, seq) of the latest ``alias.set`` of ``model@alias`` in the ledger."""
+    from sqlalchemy import text
+
+    rows = conn.execute(
+        text(
+            f"SELECT seq, version, index_fields FROM {EVENTS_TABLE} "
+            "WHERE model = :m AND event_type = :t ORDER BY seq DESC"
+        ),
+        {"m": model, "t": EventType.ALIAS_SET.value},
+    )
+    for row in rows:
+        if json.loads(row.index_fields).get("alias") == alias:
+            return int(row.version), int(row.seq)
+    raise NotFoundError(f"{model}@{alias} is not set; promote an approved version to it first")
+
+
+def _rows(conn: Connection, model: str, version: int) -> list[Any]:
+    from sqlalchemy import text
+
+    return list(
+        conn.execute(
+            text(
+                f"SELECT {COLUMNS} FROM {EVENTS_TABLE} "
+                "WHERE model = :m AND version = :v ORDER BY seq"
+            ),
+            {"m": model, "v": version},
+        )
+    )
+
+
+def check_approval(
+    conn: Connection,
+    ledger: Ledger,
+    public_key: Ed25519PublicKey,
+    *,
+    model: str,
+    version: int | None = None,
+    alias: str | None = None,
+    now: datetime,
+) -> Approval:
+    """Run checks 1 to 3 for ``model`` at ``version`` (or ``alias``); raise LoadRefused."""
+    if version is None:
+        if alias is None:
+            raise ValueError("give a version or an alias")
+        version, _ = resolve_alias(conn, model, alias)
+    subject = f"{model} v{version}"
+    rows = [r for r in _rows(conn, model, version) if r.event_type in GOVERNING_EVENTS]
+    if not rows:
+        raise NotFoundError(f"{subject} does not exist")
+    events = [ledger.decrypt_row(conn, r) for r in rows]
+    submitted = next((e for e in events if e.type == EventType.VERSION_SUBMITTED), None)
+    if submitted is None:
+        raise NotFoundError(f"{subject} has no submission event")
+
+    # 1. Standing: the last event that set a status, and the revalidation date.
+    status = "submitted"
+    approval = None
+    for event in events:
+        if "status" in event.index:
+            status = str(event.index["status"])
+        if event.type == EventType.VERSION_APPROVED:
+            approval = event
+    if status in ("suspended", "retired", "rejected"):
+        raise LoadRefused(Check.STATUS, subject, f"the version is {status}")
+    if status in ("submitted", "evaluating"):
+        raise LoadRefused(Check.STATUS, subject, f"the version is {status}, never approved")
+    policy_doc = submitted.data["policy"]
+    for event in events:
+        if event.type == EventType.EVALUATION_STARTED and "policy" in event.data:
+            policy_doc = event.data["policy"]
+    policy = Policy.model_validate(policy_doc)
+    # 2. Gates and sign-offs under the recorded policy (also the precise reason
+    #    a version that never got approved is refused).
+    completed = [e for e in events if e.type == EventType.EVALUATION_COMPLETED]
+    if not completed:
+        raise LoadRefused(Check.GATES, subject, "the version was never evaluated")
+    current = completed[-1].data["evaluation"]
+    results = {
+        e.data["gate_id"]: e.data
+        for e in events
+        if e.type == EventType.GATE_EVALUATED and e.data["evaluation"] == current
+    }
+    blocking = [g for g in policy.gates if g.blocking]
+    if not blocking:
+        raise LoadRefused(Check.GATES, subject, f"policy {policy.ref} has no blocking gate")
+    failed = [
+        f"{g.id} ({results[g.id]['verdict'] if g.id in results else 'not evaluated'})"
+        for g in blocking
+        if g.id not in results or results[g.id]["verdict"] not in PASSING
+    ]
+    if failed:
+        raise LoadRefused(
+            Check.GATES,
+            subject,
+            f"blocking gates did not pass under {policy.ref}: " + ", ".join(failed),
+        )
+    evidence = completed[-1].data["evidence_digest"]
+    signers: dict[str, set[str]] = {}
+    for e in events:
+        if (
+            e.type == EventType.SIGNOFF_RECORDED
+            and e.data["decision"] == "approve"
+            and e.data["evidence_digest"] == evidence
+            and e.actor != submitted.actor
+            and not any(e.actor in who for who in signers.values())
+        ):
+            signers.setdefault(e.data["role"], set()).add(e.actor)
+    missing = [
+        f"{req.role} ({len(signers.get(req.role, ()))} of {req.count})"
+        for req in policy.signoffs.required
+        if len(signers.get(req.role, ())) < req.count
+    ]
+    if missing:
+        raise LoadRefused(
+            Check.SIGNOFFS, subject, "required sign-offs are incomplete: " + ", ".join(missing)
+        )
+    if approval is None or status not in SERVABLE:
+        raise LoadRefused(Check.STATUS, subject, f"the version is {status}, never approved")
+    if approval.data["evidence_digest"] != evidence:
+        raise LoadRefused(
+            Check.SIGNOFFS,
+            subject,
+            "the approval signed other evidence than the current evaluation's",
+        )
+    revalidate_by = str(approval.data["revalidate_by"])
+    if parse(revalidate_by) <= now:
+        raise LoadRefused(Check.STATUS, subject, f"past its revalidation date {revalidate_by}")
+
+    # 3. Covered by a checkpoint signed by the pinned key, and the rows are the tree's leaves.
+    checkpoints = ledger.checkpoints(conn)
+    last = rows[-1].seq
+    if not checkpoints or checkpoints[-1].size < last:
+        covered = checkpoints[-1].size if checkpoints else 0
+        raise LoadRefused(
+            Check.CHECKPOINT,
+            subject,
+            f"event {last} is not covered by a signed checkpoint (the last covers {covered})",
+        )
+    checkpoint = checkpoints[-1]
+    try:
+        checkpoint.verify(public_key)
+    except GovregError as exc:
+        raise LoadRefused(Check.CHECKPOINT, subject, str(exc)) from exc
+    leaves = ledger.leaves(conn, checkpoint.size)
+    if len(leaves) != checkpoint.size or root(leaves) != checkpoint.root:
+        raise LoadRefused(
+            Check.CHECKPOINT,
+            subject,
+            f"the ledger's first {checkpoint.size} events do not hash to the signed root",
+        )
+    for row in rows:
+        env = envelope_record(row)
+        if record_leaf(env) != leaves[row.seq - 1]:
+            raise LoadRefused(
+                Check.CHECKPOINT, subject, f"event {row.seq} does not hash to its signed leaf"
+            )
+    shown = [r for r in rows if r.event_type in STANDING_EVENTS and r.seq >= approval.seq]
+    proof = {
+        "format": FORMAT,
+        "model": model,
+        "version": version,
+        "artifact_digest": approval.data["artifact_digest"],
+        "events": [envelope_record(r) for r in shown],
+        "inclusion": {
+            str(r.seq): [h.hex() for h in inclusion_proof(leaves, r.seq - 1)] for r in shown
+        },
+        "checkpoint": checkpoint.to_text(),
+    }
+    schema = None
+    for gate in policy.gates:
+        if gate.kind == "data_schema" and gate.id in results:
+            schema = results[gate.id].get("result", {}).get("details", {}).get("suite", schema)
+    return Approval(
+        model=model,
+        version=version,
+        alias=alias,
+        approval_seq=approval.seq,
+        artifact_digest=str(approval.data["artifact_digest"]),
+        evidence_digest=str(approval.data["evidence_digest"]),
+        revalidate_by=revalidate_by,
+        features=list(submitted.data["features"]),
+        cutoff=str(submitted.data["cutoff"]),
+        reason_texts=dict(submitted.data.get("reason_texts") or {}),
+        schema_suite=schema or submitted.data.get("schema_suite"),
+        retention_days=policy.decision_retention_days,
+        proof=proof,
+        head=checkpoint.size,
+    )

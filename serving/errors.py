@@ -1,0 +1,45 @@
+"""Why serving refuses a model.
+
+``LoadRefused`` names the check that failed, in the loader's order:
+
+1. ``status``: not approved, or suspended, retired, rejected, past its
+   revalidation date;
+2. ``gates`` / ``signoffs``: a blocking gate did not pass under the recorded
+   policy, or the required sign-offs on the approved evidence are incomplete;
+3. ``checkpoint``: the approval (or a later change of the version) is not
+   covered by a checkpoint signed by the pinned public key;
+4. ``file`` / ``digest``: the artifact is missing, a symlink, not a regular
+   file or too large, or its bytes differ from the approved digest;
+5. ``format``: the bytes are not a LightGBM native text model (pickles and
+   other code-carrying formats are never parsed);
+
+plus ``proof`` for an approval proof (from the fetch endpoint) that does not
+verify offline.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from core.errors import IntegrityError
+
+
+class Check(StrEnum):
+    STATUS = "status"
+    GATES = "gates"
+    SIGNOFFS = "signoffs"
+    CHECKPOINT = "checkpoint"
+    FILE = "file"
+    DIGEST = "digest"
+    FORMAT = "format"
+    PROOF = "proof"
+
+
+class LoadRefused(IntegrityError):
+    """The model may not be served; ``check`` says which check failed."""
+
+    def __init__(self, check: Check, subject: str, detail: str) -> None:
+        super().__init__(f"refused to serve {subject}: {check} check failed: {detail}")
+        self.check = check
+        self.subject = subject
+        self.detail = detail
