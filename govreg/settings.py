@@ -42,6 +42,18 @@ class Settings(BaseSettings):
         default="RS256,ES256,EdDSA", description="accepted JWT algorithms (never 'none')"
     )
 
+    serving_public_key: Path | None = Field(
+        default=None,
+        description="the pinned checkpoint public key serving trusts "
+        "(default: PUBLIC_KEY); never read from the database",
+    )
+    serving_poll_seconds: float = Field(
+        default=0.5, gt=0, le=1.0, description="how often a server checks the ledger head"
+    )
+    max_artifact_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1, description="largest artifact serving will read"
+    )
+
     @property
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()
@@ -67,3 +79,7 @@ class Settings(BaseSettings):
     @property
     def public_key_path(self) -> Path:
         return (self.public_key or self.keys_path / "checkpoint.pub").expanduser().resolve()
+
+    @property
+    def serving_public_key_path(self) -> Path:
+        return (self.serving_public_key or self.public_key_path).expanduser().resolve()

@@ -13,7 +13,10 @@ if TYPE_CHECKING:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    from govreg.api import problems
+    from govreg.api import (
+        problems,
+        serving_routes,  # noqa: F401 - registers the serving endpoints
+    )
     from govreg.api.auth import OidcVerifier
     from govreg.api.routes import router
     from govreg.context import build
@@ -23,12 +26,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.context = build(config)
+        from audits.signing import load_public_key
+        from serving.live import LiveModels
+        from serving.loader import ServingConfig
+
+        context = build(config)
+        app.state.context = context
         app.state.oidc = OidcVerifier(config)
+        live = LiveModels(
+            context.registry,
+            ServingConfig(
+                public_key=load_public_key(config.serving_public_key_path),
+                max_artifact_bytes=config.max_artifact_bytes,
+                actor="govreg-serve",
+            ),
+            poll_interval=config.serving_poll_seconds,
+        )
+        app.state.live = live
+        live.start()
         try:
             yield
         finally:
-            app.state.context.close()
+            live.stop()
+            context.close()
 
     app = FastAPI(
         title="govreg",

@@ -16,6 +16,7 @@ from core.errors import (
     PermissionDenied,
     TransitionError,
 )
+from serving.errors import LoadRefused as ModelNotServable
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
@@ -28,6 +29,7 @@ STATUS: list[tuple[type[GovregError], int, str]] = [
     (NotFoundError, 404, "not-found"),
     (TransitionError, 409, "transition-not-allowed"),
     (InputError, 422, "invalid-input"),
+    (ModelNotServable, 409, "model-not-servable"),
     (IntegrityError, 409, "integrity-failure"),
     (ConfigError, 500, "server-configuration"),
 ]

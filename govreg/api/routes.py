@@ -480,6 +480,7 @@ def revoke_principal(name: str, ctx: Ctx, caller: Caller) -> None:
 
 def authorization_markdown() -> str:
     """The authorisation matrix as a Markdown table (docs/api.md shows it)."""
+    from govreg.api import serving_routes  # noqa: F401 - its endpoints join the table
     from registry.roles import PERMISSIONS, Role
 
     roles = [r.value for r in Role]

@@ -114,3 +114,40 @@ class PolicyProposal(_In):
 
 class PolicyApproval(_In):
     comment: str = Field(min_length=1, max_length=4000)
+
+
+class ScoreRequest(_In):
+    applicants: list[dict[str, Any]] = Field(
+        min_length=1, max_length=10_000, description="feature name -> value, one object per row"
+    )
+
+
+class ReasonOut(BaseModel):
+    feature: str
+    reason: str
+    contribution: str
+
+
+class ScoredOut(BaseModel):
+    probability_of_default: str
+    decision: Literal["approve", "decline"]
+    reasons: list[ReasonOut]
+
+
+class ScoreOut(BaseModel):
+    model: str
+    version: int
+    alias: str
+    approval_seq: int
+    artifact_digest: str
+    cutoff: str
+    results: list[ScoredOut]
+
+
+class ApprovedArtifact(BaseModel):
+    model: str
+    version: int
+    artifact_digest: str
+    artifact_base64: str
+    proof: dict[str, Any]
+    scoring: dict[str, Any]

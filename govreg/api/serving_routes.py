@@ -1,0 +1,116 @@
+"""Serving endpoints: score with the approved model; fetch it with an approval proof.
+
+Registered on the same router and authorisation table as the governance
+endpoints (importing this module adds them); both need the service role.
+"""
+
+from __future__ import annotations
+
+from base64 import b64encode
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import Query, Request
+
+from audits.events import EventType
+from core.errors import NotFoundError
+from govreg.api import schemas
+from govreg.api.routes import Caller, Ctx, endpoint
+from registry.roles import Action
+from serving.errors import LoadRefused
+from serving.live import LiveModels
+from serving.loader import approved_bytes, record_refusal, record_serving
+
+Alias = Annotated[str, Query(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][\w.-]*$")]
+
+
+def _decimal(value: float, places: int = 6) -> str:
+    return str(Decimal(repr(value)).quantize(Decimal(1).scaleb(-places)))
+
+
+@endpoint("POST", "/models/{model}/score", Action.SCORE, errors=(404, 409, 422))
+def score(
+    model: str,
+    *,
+    body: schemas.ScoreRequest,
+    request: Request,
+    ctx: Ctx,
+    caller: Caller,
+    alias: Alias = "champion",
+) -> schemas.ScoreOut:
+    """Score applicants with ``model@alias``: probability of default, decision, reasons."""
+    live: LiveModels = request.app.state.live
+    scorer = live.get(model, alias)  # held for the whole request, whatever changes meanwhile
+    scored = scorer.score(body.applicants)
+    log = getattr(request.app.state, "decisions", None)
+    if log is not None:
+        log.record_all(scorer, body.applicants, scored)
+    return schemas.ScoreOut(
+        model=model,
+        version=scorer.version,
+        alias=alias,
+        approval_seq=scorer.approval_seq,
+        artifact_digest=scorer.artifact_digest,
+        cutoff=scorer.approval.cutoff,
+        results=[
+            schemas.ScoredOut(
+                probability_of_default=_decimal(s.probability_of_default),
+                decision="decline" if s.decision == "decline" else "approve",
+                reasons=[
+                    schemas.ReasonOut(
+                        feature=r.feature, reason=r.text, contribution=_decimal(r.contribution)
+                    )
+                    for r in s.reasons
+                ],
+            )
+            for s in scored
+        ],
+    )
+
+
+@endpoint("GET", "/models/{model}/approved", Action.FETCH_MODEL, errors=(404, 409, 422))
+def fetch_approved(
+    model: str,
+    *,
+    request: Request,
+    ctx: Ctx,
+    caller: Caller,
+    alias: Alias = "champion",
+    version: Annotated[int | None, Query(ge=1)] = None,
+) -> schemas.ApprovedArtifact:
+    """The approved artifact's bytes and an approval proof the client verifies offline."""
+    live: LiveModels = request.app.state.live
+    shown_alias = None if version is not None else alias
+    try:
+        approval, data = approved_bytes(
+            ctx.registry, model, alias=alias, version=version, config=live.config
+        )
+    except (LoadRefused, NotFoundError) as exc:
+        record_refusal(
+            ctx.registry, exc, actor=caller.name, model=model, version=version, alias=shown_alias
+        )
+        raise
+    record_serving(
+        ctx.registry,
+        EventType.ARTIFACT_FETCHED,
+        actor=caller.name,
+        model=model,
+        version=approval.version,
+        data={"alias": shown_alias, "approval_seq": approval.approval_seq},
+        index={"approval_seq": approval.approval_seq, "artifact_digest": approval.artifact_digest},
+    )
+    scoring: dict[str, Any] = {
+        "features": approval.features,
+        "cutoff": approval.cutoff,
+        "reason_texts": approval.reason_texts,
+        "schema_suite": approval.schema_suite,
+        "retention_days": approval.retention_days,
+    }
+    return schemas.ApprovedArtifact(
+        model=model,
+        version=approval.version,
+        artifact_digest=approval.artifact_digest,
+        artifact_base64=b64encode(data).decode(),
+        proof=approval.proof,
+        scoring=scoring,
+    )

@@ -1,0 +1,104 @@
+"""The serving SDK for services in other processes.
+
+``fetch_approved(url, api_key, "credit-pd", public_key=pinned)`` asks the
+server for ``credit-pd@champion``, verifies the approval proof offline with
+the pinned key (:func:`serving.proof.verify_proof`: signature, inclusion,
+the digest of the very bytes received, standing, revalidation date), then
+parses those bytes (only a LightGBM native text model) into a
+:class:`~serving.scoring.Scorer`. The scoring metadata (cutoff, reason
+texts, input schema) comes from the same authenticated response.
+"""
+
+from __future__ import annotations
+
+from base64 import b64decode
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from core.clock import utcnow
+from core.errors import AuthError, GovregError, NotFoundError, PermissionDenied
+from serving.approval import Approval
+from serving.errors import Check, LoadRefused
+from serving.loader import parse_model
+from serving.proof import verify_proof
+from serving.scoring import Scorer
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+_ERRORS: dict[int, type[GovregError]] = {
+    401: AuthError,
+    403: PermissionDenied,
+    404: NotFoundError,
+}
+
+
+def scorer_from_response(
+    body: dict[str, Any],
+    public_key: Ed25519PublicKey,
+    *,
+    model: str,
+    version: int | None = None,
+    now: datetime | None = None,
+) -> Scorer:
+    """Verify a fetch response offline and parse its bytes; raise LoadRefused if it fails."""
+    try:
+        artifact = b64decode(body["artifact_base64"], validate=True)
+        got = int(body["version"])
+        scoring = body["scoring"]
+        proof = body["proof"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LoadRefused(Check.PROOF, model, f"malformed response ({exc})") from exc
+    if version is not None and got != version:
+        raise LoadRefused(Check.PROOF, f"{model} v{version}", f"the server sent v{got}")
+    facts = verify_proof(
+        proof, public_key, model=model, version=got, artifact=artifact, now=now or utcnow()
+    )
+    approval = Approval(
+        model=model,
+        version=got,
+        alias=None,
+        approval_seq=facts.approval_seq,
+        artifact_digest=facts.artifact_digest,
+        evidence_digest=facts.evidence_digest,
+        revalidate_by=facts.revalidate_by,
+        features=list(scoring["features"]),
+        cutoff=str(scoring["cutoff"]),
+        reason_texts=dict(scoring.get("reason_texts") or {}),
+        schema_suite=scoring.get("schema_suite"),
+        retention_days=int(scoring.get("retention_days", 762)),
+        proof=proof,
+        head=facts.checkpoint_size,
+    )
+    return Scorer(approval, parse_model(artifact, subject=f"{model} v{got}"))
+
+
+def fetch_approved(
+    url: str,
+    api_key: str,
+    model: str,
+    *,
+    public_key: Ed25519PublicKey,
+    alias: str = "champion",
+    version: int | None = None,
+    timeout: float = 60.0,
+) -> Scorer:
+    """Fetch ``model@alias`` (or ``version``) from a govreg server and verify it offline."""
+    import httpx
+
+    params: dict[str, Any] = {"version": version} if version is not None else {"alias": alias}
+    response = httpx.get(
+        f"{url.rstrip('/')}/v1/models/{model}/approved",
+        params=params,
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=timeout,
+    )
+    if response.status_code != 200:
+        try:
+            detail = str(response.json().get("detail", response.text))
+        except ValueError:
+            detail = response.text
+        if response.status_code == 409:
+            raise LoadRefused(Check.STATUS, model, f"the server refused: {detail}")
+        raise _ERRORS.get(response.status_code, GovregError)(detail)
+    return scorer_from_response(response.json(), public_key, model=model, version=version)

@@ -1,0 +1,226 @@
+"""Serving over HTTP: scoring with reasons, fetch + offline proof, changes reaching every worker."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_server import Server, start_server, stop
+from govreg_kit import Kit, make_kit
+
+from audits.signing import create_signing_key, load_public_key
+from serving.errors import Check, LoadRefused
+from serving.live import PROPAGATION_BOUND_SECONDS
+from serving.remote import scorer_from_response
+
+MODEL = "credit-pd"
+
+
+@pytest.fixture(scope="module")
+def candidate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from govreg.synthetic import write_candidate
+
+    return write_candidate(tmp_path_factory.mktemp("serving-candidate"))
+
+
+def _approve(kit: Kit, files: dict[str, Path]) -> int:
+    version: int = kit.registry.submit(
+        kit["ds-1"],
+        MODEL,
+        artifact=files["artifact"],
+        train=files["train"],
+        validation=files["validation"],
+        target="default",
+        protected=["sex", "age_band"],
+        reason_texts=json.loads(files["reasons"].read_text()),
+    )
+    kit.registry.evaluate(kit["ds-1"], MODEL, version)
+    for who in ("validator-1", "compliance-1", "owner-1"):
+        kit.sign(who, MODEL, version)
+    return version
+
+
+@pytest.fixture
+def served(home: Any, inputs: Any, candidate: dict[str, Path]) -> Iterator[tuple[Kit, Server]]:
+    kit = make_kit(home, inputs)
+    version = _approve(kit, candidate)
+    assert kit.row(MODEL, version)["status"] == "approved"  # type: ignore[index]
+    kit.registry.promote(kit["compliance-1"], MODEL, version, alias="champion")
+    server = start_server(home, workers=2)
+    server.keys["service"] = kit.key("service-1")
+    server.keys["auditor"] = kit.key("auditor-1")
+    try:
+        yield kit, server
+    finally:
+        stop(server)
+        kit.verify()
+        kit.ctx.close()
+
+
+def _applicants(candidate: dict[str, Path], n: int) -> list[dict[str, Any]]:
+    import pandas as pd
+
+    frame = pd.read_csv(candidate["validation"]).head(n)
+    text = candidate["artifact"].read_text()
+    import lightgbm
+
+    features = lightgbm.Booster(model_str=text).feature_name()
+    records: list[dict[str, Any]] = frame[features].to_dict(orient="records")
+    return records
+
+
+def test_scores_with_reasons_from_the_models_own_contributions(
+    served: tuple[Kit, Server], candidate: dict[str, Path]
+) -> None:
+    import lightgbm
+    import numpy as np
+
+    kit, server = served
+    rows = _applicants(candidate, 200)
+    with server.client("service") as client:
+        response = client.post(f"/v1/models/{MODEL}/score", json={"applicants": rows})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    approval = kit.events(types=["version.approved"])[-1]
+    assert (body["model"], body["version"], body["alias"]) == (MODEL, 1, "champion")
+    assert body["approval_seq"] == approval.seq
+    assert body["artifact_digest"] == approval.data["artifact_digest"]
+    assert body["cutoff"] == "0.5"
+    booster = lightgbm.Booster(model_str=candidate["artifact"].read_text())
+    features = booster.feature_name()
+    x = np.array([[r[f] for f in features] for r in rows], dtype=np.float64)
+    p = booster.predict(x)
+    contrib = booster.predict(x, pred_contrib=True)[:, :-1]
+    texts = json.loads(candidate["reasons"].read_text())
+    declines = 0
+    for i, result in enumerate(body["results"]):
+        assert result["probability_of_default"] == f"{p[i]:.6f}"
+        if p[i] >= 0.5:
+            declines += 1
+            assert result["decision"] == "decline"
+            order = [j for j in np.argsort(-contrib[i], kind="stable")[:4] if contrib[i][j] > 0]
+            assert [r["feature"] for r in result["reasons"]] == [features[j] for j in order]
+            assert [r["reason"] for r in result["reasons"]] == [texts[features[j]] for j in order]
+            assert len(result["reasons"]) >= 1
+        else:
+            assert result["decision"] == "approve"
+            assert result["reasons"] == []
+    assert 0 < declines < len(rows)
+
+
+def test_bad_payloads_name_the_field(
+    served: tuple[Kit, Server], candidate: dict[str, Path]
+) -> None:
+    _, server = served
+    good = _applicants(candidate, 2)
+    missing = {k: v for k, v in good[0].items() if k != "income"}
+    unknown = {**good[0], "applicant_id": 7}
+    out_of_range = {**good[0], "credit_utilisation": 55.0}
+    text_value = {**good[0], "income": "lots"}
+    cases = [
+        ([good[1], missing], "applicants[1].income: missing"),
+        ([unknown], "applicants[0].applicant_id: unknown field"),
+        ([out_of_range], "applicants[0].credit_utilisation: 55.0 is outside the validated range"),
+        ([text_value], "applicants[0].income: must be a number, got 'lots'"),
+    ]
+    with server.client("service") as client:
+        for rows, message in cases:
+            response = client.post(f"/v1/models/{MODEL}/score", json={"applicants": rows})
+            assert response.status_code == 422, response.text
+            assert message in response.json()["detail"]
+        empty = client.post(f"/v1/models/{MODEL}/score", json={"applicants": []})
+        assert empty.status_code == 422
+        # Only the service role scores.
+    with server.client("auditor") as client:
+        denied = client.post(f"/v1/models/{MODEL}/score", json={"applicants": good})
+        assert denied.status_code == 403
+
+
+def test_fetch_with_a_proof_verified_offline(served: tuple[Kit, Server], tmp_path: Path) -> None:
+    from core.clock import utcnow
+
+    kit, server = served
+    pinned = load_public_key(kit.settings.public_key_path)
+    with server.client("service") as client:
+        response = client.get(f"/v1/models/{MODEL}/approved")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    scorer = scorer_from_response(body, pinned, model=MODEL)
+    assert (scorer.version, scorer.artifact_digest) == (1, body["artifact_digest"])
+    fetched = kit.events(types=["serving.fetched"])
+    assert [(e.actor, e.version) for e in fetched] == [("service-1", 1)]
+
+    def refused(changed: dict[str, Any], key: Any = pinned, **kwargs: Any) -> LoadRefused:
+        with pytest.raises(LoadRefused) as caught:
+            scorer_from_response(changed, key, model=MODEL, now=utcnow(), **kwargs)
+        return caught.value
+
+    # Other bytes than the approved ones.
+    other = dict(body, artifact_base64=__import__("base64").b64encode(b"tree\nx").decode())
+    assert refused(other).check == Check.DIGEST
+    # A proof for another version, or another model.
+    assert refused(body, version=2).check == Check.PROOF
+    wrong = dict(body, proof=dict(body["proof"], version=2))
+    assert "the proof is for credit-pd v2" in str(refused(wrong))
+    # Signed by another key.
+    create_signing_key(tmp_path)
+    assert refused(body, key=load_public_key(tmp_path / "checkpoint.pub")).check == (
+        Check.CHECKPOINT
+    )
+    # An edited approval event no longer hashes into the signed tree.
+    events = [dict(e) for e in body["proof"]["events"]]
+    events[0]["actor"] = "someone-else"
+    edited = dict(body, proof=dict(body["proof"], events=events))
+    assert refused(edited).check == Check.CHECKPOINT
+
+
+def _wait_for(predicate: Any, bound: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < bound + 5:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(0.05)
+    raise AssertionError("the change never reached the server")
+
+
+def test_changes_reach_every_worker_within_the_bound(
+    served: tuple[Kit, Server], candidate: dict[str, Path]
+) -> None:
+    kit, server = served
+    rows = _applicants(candidate, 1)
+    clients = [server.client("service") for _ in range(4)]  # connections spread over workers
+
+    def statuses() -> list[int]:
+        return [
+            c.post(f"/v1/models/{MODEL}/score", json={"applicants": rows}).status_code
+            for c in clients
+            for _ in range(3)
+        ]
+
+    assert set(statuses()) == {200}
+    kit.registry.suspend(kit["compliance-1"], MODEL, 1, reason="drift found")
+    elapsed = _wait_for(lambda: set(statuses()) == {409}, PROPAGATION_BOUND_SECONDS)
+    assert elapsed <= PROPAGATION_BOUND_SECONDS
+    # After the bound, never served again.
+    for _ in range(5):
+        assert set(statuses()) == {409}
+    refusal = clients[0].post(f"/v1/models/{MODEL}/score", json={"applicants": rows}).json()
+    assert "the version is suspended" in refusal["detail"]
+    # A newly approved version promoted to the alias is served within the bound.
+    version = _approve(kit, candidate)
+    kit.registry.promote(kit["compliance-1"], MODEL, version, alias="champion")
+
+    def serving_new() -> bool:
+        answers = [c.post(f"/v1/models/{MODEL}/score", json={"applicants": rows}) for c in clients]
+        return all(a.status_code == 200 and a.json()["version"] == version for a in answers)
+
+    assert _wait_for(serving_new, PROPAGATION_BOUND_SECONDS) <= PROPAGATION_BOUND_SECONDS
+    for c in clients:
+        c.close()
+    loads = kit.events(types=["serving.loaded"])
+    assert {e.version for e in loads} == {1, 2}
+    assert all(e.actor == "govreg-serve" for e in loads)
