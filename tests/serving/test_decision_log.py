@@ -9,12 +9,9 @@ where the test says so.
 from __future__ import annotations
 
 import math
-import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +22,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy.exc
+from ledger_helpers import mp_context, wait_for
 from sqlalchemy import text
 
 from audits.keyring import Keyring
@@ -590,28 +588,37 @@ def test_update_delete_truncate_are_refused(env: Env) -> None:
 
 
 # -- processes ------------------------------------------------------------------------------
-def _spawn(env: Env, mode: str, tag: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, __file__, mode, env.url, str(env.keys), tag],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+# Writers are real processes from the ledger tests' forkserver (preloaded with
+# SQLAlchemy, psycopg, cryptography and govreg), so they start in milliseconds.
+@dataclass
+class Worker:
+    proc: Any
+    pipe: Any
+
+    def expect(self, message: str, timeout: float = 60) -> None:
+        wait_for(self.pipe, message, timeout)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.join(30)
+        assert self.proc.exitcode == -signal.SIGKILL
+        self.close()
+
+    def close(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(30)
+        self.proc.close()
+        self.pipe.close()
 
 
-def _expect(proc: subprocess.Popen[str], line: str) -> None:
-    assert proc.stdout is not None
-    got = proc.stdout.readline().strip()
-    assert got == line, f"worker said {got!r}, expected {line!r}"
-
-
-def _kill(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
-    assert proc.returncode == -signal.SIGKILL
-    for stream in (proc.stdin, proc.stdout):
-        if stream is not None:
-            stream.close()
+def _spawn(env: Env, mode: str, tag: str) -> Worker:
+    mp = mp_context()
+    parent, child = mp.Pipe()
+    proc = mp.Process(target=_worker, args=(mode, env.url, str(env.keys), tag, child))
+    proc.start()
+    child.close()
+    return Worker(proc, parent)
 
 
 def _applicants(env: Env, tag: str) -> list[int]:
@@ -626,10 +633,10 @@ def test_sigkill_loses_only_the_queued_decisions(env: Env) -> None:
     """A writer flushes 200 decisions (4 batches of 50), queues 30 more (less than
     a batch, flush interval 60 s) and is killed: the database holds exactly the
     4 flushed batches, which verify; the loss is the 30 queued (< batch_size)."""
-    proc = _spawn(env, "crash", "c")
-    _expect(proc, "flushed")
-    _expect(proc, "queued")
-    _kill(proc)
+    worker = _spawn(env, "crash", "c")
+    worker.expect("flushed")
+    worker.expect("queued")
+    worker.kill()
     assert env.batches() == [(1, 1, 50), (2, 51, 100), (3, 101, 150), (4, 151, 200)]
     assert _applicants(env, "c") == list(range(200))
     assert env.verify().decisions == 200
@@ -641,10 +648,10 @@ def test_sigkill_while_writing_leaves_whole_batches(env: Env) -> None:
     what it recorded (the loss is its tail, never a hole)."""
     rng = random.Random(11)
     for n in range(3):
-        proc = _spawn(env, "stream", f"s{n}")
-        _expect(proc, "writing")
-        time.sleep(rng.uniform(0.05, 0.4))
-        _kill(proc)
+        worker = _spawn(env, "stream", f"s{n}")
+        worker.expect("writing")
+        time.sleep(rng.uniform(0.02, 0.3))
+        worker.kill()
         report = env.verify()
         assert env.seqs() == list(range(1, report.decisions + 1))
         done = _applicants(env, f"s{n}")
@@ -655,26 +662,19 @@ def test_sigkill_while_writing_leaves_whole_batches(env: Env) -> None:
 def test_two_processes_write_concurrently(env: Env) -> None:
     """Two processes, 300 decisions each in batches of 7 (flush interval 60 s: only
     full batches, the rest at close): 600 gapless decisions in 2 x 43 batches."""
-    procs = [_spawn(env, "concurrent", f"m{n}") for n in range(2)]
+    workers = [_spawn(env, "concurrent", f"m{n}") for n in range(2)]
     try:
-        for proc in procs:
-            _expect(proc, "ready")
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        for proc in procs:
-            _expect(proc, "done")
-            proc.wait(60)
-            assert proc.returncode == 0
+        for worker in workers:
+            worker.expect("ready")
+        for worker in workers:
+            worker.pipe.send("go")
+        for worker in workers:
+            worker.expect("done")
+            worker.proc.join(60)
+            assert worker.proc.exitcode == 0
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            for stream in (proc.stdin, proc.stdout):
-                if stream is not None:
-                    stream.close()
+        for worker in workers:
+            worker.close()
     assert env.seqs() == list(range(1, 601))
     assert len(env.batches()) == 86
     for n in range(2):
@@ -682,8 +682,8 @@ def test_two_processes_write_concurrently(env: Env) -> None:
     assert env.verify().decisions == 600
 
 
-# -- the worker (this file run as a script) ---------------------------------------------------
-def _worker(mode: str, url: str, keys: str, tag: str) -> None:
+# -- the worker (runs in a forkserver child) ---------------------------------------------------
+def _worker(mode: str, url: str, keys: str, tag: str, pipe: Any) -> None:
     engine = make_engine(url)
     keyring = Keyring(Path(keys))
     signing = Path(keys) / "checkpoint.key"
@@ -692,10 +692,10 @@ def _worker(mode: str, url: str, keys: str, tag: str) -> None:
         for i in range(200):
             log.record(decision(tag, i))
         log.flush()
-        print("flushed", flush=True)
+        pipe.send("flushed")
         for i in range(200, 230):
             log.record(decision(tag, i))
-        print("queued", flush=True)
+        pipe.send("queued")
         time.sleep(120)
     elif mode == "stream":
         log = DecisionLog(engine, keyring, signing, batch_size=10, flush_interval=0.01)
@@ -706,21 +706,16 @@ def _worker(mode: str, url: str, keys: str, tag: str) -> None:
                 i += 1
             if i == 10:
                 log.flush()
-                print("writing", flush=True)
+                pipe.send("writing")
             time.sleep(0.002)
     elif mode == "concurrent":
         log = DecisionLog(engine, keyring, signing, batch_size=7, flush_interval=60)
         with engine.begin() as conn:  # connect and unwrap the key before "go"
             keyring.cipher(conn, keyring.active_key_id(conn))
-        print("ready", flush=True)
-        assert sys.stdin.readline().strip() == "go"
+        pipe.send("ready")
+        assert pipe.recv() == "go"
         for i in range(300):
             log.record(decision(tag, i))
         log.close()
-        print("done", flush=True)
+        pipe.send("done")
     engine.dispose()
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("PYTHONWARNINGS", "error")
-    _worker(*sys.argv[1:5])
