@@ -26,6 +26,7 @@ REGISTRY_TABLES = {
     "signoffs",
     "versions",
 }
+ALL_TABLES = LEDGER_TABLES | REGISTRY_TABLES | DECISION_TABLES | {"alembic_version"}
 SQLITE_TRIGGERS = {
     ("ledger_events_no_update", "ledger_events"),
     ("ledger_events_no_delete", "ledger_events"),
@@ -99,7 +100,7 @@ def test_upgrade_from_empty_check_and_round_trip(engine: Any) -> None:
 
     runner.upgrade(engine)
     assert runner.current(engine) == HEAD
-    assert _tables(engine) == LEDGER_TABLES | REGISTRY_TABLES | DECISION_TABLES | {"alembic_version"}
+    assert _tables(engine) == ALL_TABLES
     assert _triggers(engine) == _expected_triggers(engine)
     if engine.dialect.name == "postgresql":
         assert _function_exists(engine)
@@ -117,7 +118,7 @@ def test_upgrade_from_empty_check_and_round_trip(engine: Any) -> None:
 
     runner.upgrade(engine)
     assert runner.current(engine) == HEAD
-    assert _tables(engine) == LEDGER_TABLES | REGISTRY_TABLES | DECISION_TABLES | {"alembic_version"}
+    assert _tables(engine) == ALL_TABLES
     assert _triggers(engine) == _expected_triggers(engine)
     runner.check(engine)
 
