@@ -97,6 +97,7 @@ ADVISORY_LOCK_ID: Final = 0x676F7664  # "govd": distinct from the ledger's "govr
 GENESIS: Final = bytes(32)
 OUTCOMES: Final = frozenset({"approve", "decline"})
 _MAX_SAFE_INT = 2**53 - 1
+EXIT_TIMEOUT: Final = 30.0  # seconds close() may take at interpreter exit
 _log = logging.getLogger(__name__)
 
 
@@ -447,7 +448,7 @@ class DecisionLog:
         self._closed = False
         self._close_lock = threading.Lock()
         self._start()
-        atexit.register(self.close)
+        atexit.register(self._close_at_exit)
 
     def _start(self) -> None:
         self._pid = os.getpid()
@@ -504,12 +505,13 @@ class DecisionLog:
                 )
 
     def close(self, timeout: float | None = None) -> None:
-        """Write everything queued, then stop the writer. Idempotent; also runs at exit."""
+        """Write everything queued, then stop the writer. Idempotent; also runs at
+        interpreter exit (with a timeout of ``EXIT_TIMEOUT`` seconds)."""
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
-        atexit.unregister(self.close)
+        atexit.unregister(self._close_at_exit)
         if self._pid != os.getpid():
             return  # a forked child that never recorded: nothing of its own to write
         self._queue.put(_STOP)
@@ -532,6 +534,14 @@ class DecisionLog:
                 item.set()
         for start in range(0, len(late), self.batch_size):
             self._write(late[start : start + self.batch_size])
+
+    def _close_at_exit(self) -> None:
+        """At interpreter exit: write what is queued, but never hang the exit on a
+        database that is down (the loss is then logged, not silent)."""
+        try:
+            self.close(timeout=EXIT_TIMEOUT)
+        except DecisionLogError as exc:
+            _log.error("decision log: queued decisions lost at exit: %s", exc)
 
     def __enter__(self) -> DecisionLog:
         return self

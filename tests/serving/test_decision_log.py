@@ -12,6 +12,8 @@ import math
 import random
 import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -229,6 +231,31 @@ def test_flush_and_close(env: Env) -> None:
     log.close()  # idempotent
     with pytest.raises(DecisionLogError, match="closed"):
         log.record(decision("f", 0))
+
+
+def test_interpreter_exit_without_close_loses_nothing(sqlite_home: Any) -> None:
+    """A program that records and exits without calling close(): the atexit hook
+    writes the queue (a real interpreter; multiprocessing children skip atexit)."""
+    keys = sqlite_home.path / "keys"
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from audits.keyring import Keyring\n"
+        "from core.db import make_engine\n"
+        "from serving.decisions import Decision, DecisionLog\n"
+        f"keys = Path({str(keys)!r})\n"
+        f"log = DecisionLog(make_engine({sqlite_home.database_url!r}), Keyring(keys), "
+        "keys / 'checkpoint.key', batch_size=1000, flush_interval=3600)\n"
+        "for i in range(123):\n"
+        "    log.record(Decision('credit-pd', 3, 41, {'i': i}, '0.5', 'approve', [], 762))\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    engine = make_engine(sqlite_home.database_url)
+    try:
+        env = Env(sqlite_home.database_url, keys, engine, Keyring(keys))
+        assert [s.inputs["i"] for s in env.read()] == list(range(123))
+        assert env.batches() == [(1, 1, 123)]
+    finally:
+        engine.dispose()
 
 
 def test_flush_interval_writes_a_partial_batch(env: Env) -> None:
