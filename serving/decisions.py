@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from audits.keyring import Keyring
 from audits.ledger import leaf_of
@@ -793,7 +793,7 @@ def read_decisions(
         result.close()
 
 
-def _fail(message: str, *, seq: int | None = None, batch: int | None = None) -> None:
+def _fail(message: str, *, seq: int | None = None, batch: int | None = None) -> NoReturn:
     raise DecisionVerificationFailed(message, seq=seq, batch=batch)
 
 
@@ -897,7 +897,6 @@ def verify_decisions(
                         seq=seq,
                         batch=number,
                     )
-                assert row is not None  # for mypy: _fail raised otherwise
                 tree.append(_check_row(conn, keyring, ciphers, row))
                 # 6. the row is in the batch that covers it
                 if int(row.batch) != number:
