@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 
 import audits.tables
 import registry.tables  # noqa: F401  (registers the registry's tables)
+import serving.tables  # noqa: F401  (registers the decision log's tables)
 from core.db import make_engine
 
 config = context.config

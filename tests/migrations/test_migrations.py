@@ -13,7 +13,8 @@ from core.db import make_engine
 from migrations import runner
 
 LEDGER_TABLES = {"ledger_events", "ledger_checkpoints", "ledger_data_keys"}
-HEAD = "0002"
+HEAD = "0003"
+DECISION_TABLES = {"decisions", "decision_batches"}
 REGISTRY_TABLES = {
     "aliases",
     "artifacts",
@@ -25,17 +26,26 @@ REGISTRY_TABLES = {
     "signoffs",
     "versions",
 }
+ALL_TABLES = LEDGER_TABLES | REGISTRY_TABLES | DECISION_TABLES | {"alembic_version"}
 SQLITE_TRIGGERS = {
     ("ledger_events_no_update", "ledger_events"),
     ("ledger_events_no_delete", "ledger_events"),
     ("ledger_checkpoints_no_update", "ledger_checkpoints"),
     ("ledger_checkpoints_no_delete", "ledger_checkpoints"),
+    ("decisions_no_update", "decisions"),
+    ("decisions_no_delete", "decisions"),
+    ("decision_batches_no_update", "decision_batches"),
+    ("decision_batches_no_delete", "decision_batches"),
 }
 POSTGRES_TRIGGERS = {
     ("ledger_events_append_only", "ledger_events"),
     ("ledger_events_no_truncate", "ledger_events"),
     ("ledger_checkpoints_append_only", "ledger_checkpoints"),
     ("ledger_checkpoints_no_truncate", "ledger_checkpoints"),
+    ("decisions_append_only", "decisions"),
+    ("decisions_no_truncate", "decisions"),
+    ("decision_batches_append_only", "decision_batches"),
+    ("decision_batches_no_truncate", "decision_batches"),
 }
 
 
@@ -90,7 +100,7 @@ def test_upgrade_from_empty_check_and_round_trip(engine: Any) -> None:
 
     runner.upgrade(engine)
     assert runner.current(engine) == HEAD
-    assert _tables(engine) == LEDGER_TABLES | REGISTRY_TABLES | {"alembic_version"}
+    assert _tables(engine) == ALL_TABLES
     assert _triggers(engine) == _expected_triggers(engine)
     if engine.dialect.name == "postgresql":
         assert _function_exists(engine)
@@ -108,17 +118,23 @@ def test_upgrade_from_empty_check_and_round_trip(engine: Any) -> None:
 
     runner.upgrade(engine)
     assert runner.current(engine) == HEAD
-    assert _tables(engine) == LEDGER_TABLES | REGISTRY_TABLES | {"alembic_version"}
+    assert _tables(engine) == ALL_TABLES
     assert _triggers(engine) == _expected_triggers(engine)
     runner.check(engine)
 
     # one revision at a time, down and up again
+    runner.downgrade(engine, "0002")
+    assert runner.current(engine) == "0002"
+    assert not DECISION_TABLES & _tables(engine)
+    assert {table for _, table in _triggers(engine)} == {"ledger_events", "ledger_checkpoints"}
     runner.downgrade(engine, "0001")
     assert runner.current(engine) == "0001"
     assert "policies" not in _tables(engine)
     runner.upgrade(engine)
     assert runner.current(engine) == HEAD
     assert "policies" in _tables(engine)
+    assert _triggers(engine) == _expected_triggers(engine)
+    runner.check(engine)
 
 
 def test_ledger_columns_and_keys(engine: Any) -> None:
