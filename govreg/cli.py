@@ -548,6 +548,71 @@ def audit_verify(
     _emit(as_json, data, human)
 
 
+@audit.command("decisions")
+@click.option(
+    "--public-key",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="pinned checkpoint public key (default: the home's)",
+)
+@click.option("--model", help="also list this model's decisions")
+@json_option
+@click.pass_obj
+def audit_decisions(
+    obj: dict[str, Any], public_key: Path | None, model: str | None, as_json: bool
+) -> None:
+    """Verify the serving decision log; with --model, list its decisions (decrypted)."""
+    from audits.signing import load_public_key
+    from core.errors import InputError
+    from registry.roles import Action
+    from serving.decisions import read_decisions, verify_decisions
+
+    with _context(obj) as ctx:
+        if getattr(ctx, "remote", False):
+            raise InputError("`audit decisions` reads the database: run it without GOVREG_URL")
+        actor = ctx.principal()
+        ctx.registry.authorize(actor, Action.VERIFY)
+        key = load_public_key(public_key or ctx.settings.public_key_path)
+        with ctx.registry.reading() as conn:
+            report = verify_decisions(conn, ctx.ledger.keyring, key)
+            rows = (
+                [
+                    {
+                        "seq": d.seq,
+                        "recorded_at": d.recorded_at,
+                        "model": d.model,
+                        "version": d.version,
+                        "approval_seq": d.approval_seq,
+                        "input_digest": d.input_digest,
+                        "score": d.score,
+                        "decision": d.decision,
+                        "reasons": d.reasons,
+                        "retain_until": d.retain_until,
+                    }
+                    for d in read_decisions(conn, ctx.ledger.keyring, model=model)
+                ]
+                if model
+                else []
+            )
+    data = {
+        "ok": True,
+        "decisions": report.decisions,
+        "batches": report.batches,
+        "key_fingerprint": report.key_fingerprint,
+        "listed": rows,
+    }
+
+    def human() -> None:
+        click.echo(report.summary())
+        for row in rows:
+            reasons = "; ".join(row["reasons"])
+            click.echo(
+                f"{row['seq']:>6}  {row['recorded_at']}  {row['model']} v{row['version']}  "
+                f"{row['decision']:<7} pd={row['score']}  {reasons}"
+            )
+
+    _emit(as_json, data, human)
+
+
 @audit.command("log")
 @click.option("--model", help="only this model's events")
 @json_option

@@ -26,7 +26,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from audits.signing import load_public_key
+        from audits.signing import SIGNING_KEY_FILE, load_public_key
+        from serving.decisions import DecisionLog
         from serving.live import LiveModels
         from serving.loader import ServingConfig
 
@@ -43,11 +44,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             poll_interval=config.serving_poll_seconds,
         )
         app.state.live = live
+        app.state.decisions = DecisionLog(
+            context.engine, context.ledger.keyring, config.keys_path / SIGNING_KEY_FILE
+        )
         live.start()
         try:
             yield
         finally:
             live.stop()
+            app.state.decisions.close()  # a clean shutdown loses no decision
             context.close()
 
     app = FastAPI(

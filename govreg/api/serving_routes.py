@@ -17,6 +17,7 @@ from core.errors import NotFoundError
 from govreg.api import schemas
 from govreg.api.routes import Caller, Ctx, endpoint
 from registry.roles import Action
+from serving.decisions import Decision, DecisionLog
 from serving.errors import LoadRefused
 from serving.live import LiveModels
 from serving.loader import approved_bytes, record_refusal, record_serving
@@ -42,9 +43,33 @@ def score(
     live: LiveModels = request.app.state.live
     scorer = live.get(model, alias)  # held for the whole request, whatever changes meanwhile
     scored = scorer.score(body.applicants)
-    log = getattr(request.app.state, "decisions", None)
-    if log is not None:
-        log.record_all(scorer, body.applicants, scored)
+    results = [
+        schemas.ScoredOut(
+            probability_of_default=_decimal(s.probability_of_default),
+            decision="decline" if s.decision == "decline" else "approve",
+            reasons=[
+                schemas.ReasonOut(
+                    feature=r.feature, reason=r.text, contribution=_decimal(r.contribution)
+                )
+                for r in s.reasons
+            ],
+        )
+        for s in scored
+    ]
+    log: DecisionLog = request.app.state.decisions
+    for applicant, result in zip(body.applicants, results, strict=True):
+        log.record(
+            Decision(
+                model=model,
+                version=scorer.version,
+                approval_seq=scorer.approval_seq,
+                inputs=applicant,
+                score=result.probability_of_default,
+                decision=result.decision,
+                reasons=[r.reason for r in result.reasons],
+                retention_days=scorer.approval.retention_days,
+            )
+        )
     return schemas.ScoreOut(
         model=model,
         version=scorer.version,
@@ -52,19 +77,7 @@ def score(
         approval_seq=scorer.approval_seq,
         artifact_digest=scorer.artifact_digest,
         cutoff=scorer.approval.cutoff,
-        results=[
-            schemas.ScoredOut(
-                probability_of_default=_decimal(s.probability_of_default),
-                decision="decline" if s.decision == "decline" else "approve",
-                reasons=[
-                    schemas.ReasonOut(
-                        feature=r.feature, reason=r.text, contribution=_decimal(r.contribution)
-                    )
-                    for r in s.reasons
-                ],
-            )
-            for s in scored
-        ],
+        results=results,
     )
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,12 +113,55 @@ def test_scores_with_reasons_from_the_models_own_contributions(
             assert result["decision"] == "approve"
             assert result["reasons"] == []
     assert 0 < declines < len(rows)
+    # A clean shutdown writes every decision; the log verifies and holds each one exactly.
+    stop(server)
+    decisions = _decisions(kit)
+    assert [d.seq for d in decisions] == list(range(1, len(rows) + 1))
+    for row, result, stored in zip(rows, body["results"], decisions, strict=True):
+        assert stored.inputs == row
+        assert (stored.model, stored.version, stored.approval_seq) == (MODEL, 1, approval.seq)
+        assert (stored.score, stored.decision) == (
+            result["probability_of_default"],
+            result["decision"],
+        )
+        assert stored.reasons == [r["reason"] for r in result["reasons"]]
+    # What an auditor runs.
+    shown = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("govreg")),
+            "audit",
+            "decisions",
+            "--model",
+            MODEL,
+            "--json",
+        ],
+        env={**os.environ, **kit.home.env, "GOVREG_API_KEY": kit.key("auditor-1")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    listed = json.loads(shown.stdout)
+    assert (listed["ok"], listed["decisions"], len(listed["listed"])) == (True, 200, 200)
+    assert [d["decision"] for d in listed["listed"]] == [r["decision"] for r in body["results"]]
+
+
+def _decisions(kit: Kit) -> list[Any]:
+    from serving.decisions import read_decisions, verify_decisions
+
+    with kit.ctx.engine.connect() as conn:
+        report = verify_decisions(
+            conn, kit.ctx.ledger.keyring, load_public_key(kit.settings.public_key_path)
+        )
+        stored = list(read_decisions(conn, kit.ctx.ledger.keyring, model=MODEL))
+    assert report.decisions == len(stored)
+    return stored
 
 
 def test_bad_payloads_name_the_field(
     served: tuple[Kit, Server], candidate: dict[str, Path]
 ) -> None:
-    _, server = served
+    kit, server = served
     good = _applicants(candidate, 2)
     missing = {k: v for k, v in good[0].items() if k != "income"}
     unknown = {**good[0], "applicant_id": 7}
@@ -138,6 +184,8 @@ def test_bad_payloads_name_the_field(
     with server.client("auditor") as client:
         denied = client.post(f"/v1/models/{MODEL}/score", json={"applicants": good})
         assert denied.status_code == 403
+    stop(server)
+    assert _decisions(kit) == []  # nothing scored, nothing logged
 
 
 def test_fetch_with_a_proof_verified_offline(served: tuple[Kit, Server], tmp_path: Path) -> None:
