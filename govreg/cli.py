@@ -574,7 +574,7 @@ def audit_decisions(
         key = load_public_key(public_key or ctx.settings.public_key_path)
         with ctx.registry.reading() as conn:
             report = verify_decisions(conn, ctx.ledger.keyring, key)
-            rows = (
+            rows: list[dict[str, Any]] = (
                 [
                     {
                         "seq": d.seq,
@@ -604,7 +604,7 @@ def audit_decisions(
     def human() -> None:
         click.echo(report.summary())
         for row in rows:
-            reasons = "; ".join(row["reasons"])
+            reasons = "; ".join(str(r) for r in row["reasons"])
             click.echo(
                 f"{row['seq']:>6}  {row['recorded_at']}  {row['model']} v{row['version']}  "
                 f"{row['decision']:<7} pd={row['score']}  {reasons}"
