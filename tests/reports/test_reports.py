@@ -339,7 +339,11 @@ def test_numpy_scorer_equals_lightgbm_and_the_gate(world: dict[str, Any]) -> Non
     booster = lgb.Booster(model_str=text)
     x = frame[booster.feature_name()].to_numpy(dtype=float)
     x[::97, 0] = np.nan  # missing values take the default direction
-    assert np.array_equal(predict(text, x), booster.predict(x))
+    ours, theirs = predict(text, x), booster.predict(x)
+    # Same trees, same sums; the sigmoid's exp may differ by an ulp between numpy's
+    # SIMD code path and the C library's, depending on the CPU.
+    assert np.max(np.abs(ours - theirs) / theirs) <= 4 * np.finfo(float).eps
+    assert np.array_equal(ours >= 0.5, theirs >= 0.5)
     curves = world["exported"].report.evidence.data["curves"]
     shown = world["ctx"].registry.show_version(world["who"]["auditor-1"], MODEL, 1)
     assert curves["ks"]["ks"] == f"{float(shown['gates'][0]['values']['ks']):.6f}"
