@@ -12,6 +12,23 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# MLflow's own switches that govreg sets unless the user did: no usage
+# telemetry (MLflow 3 sends it by default; it honours MLFLOW_DISABLE_TELEMETRY
+# and DO_NOT_TRACK; govreg sets the first), and no download progress bars in govreg's output.
+MLFLOW_DEFAULTS = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
+def apply_mlflow_defaults() -> None:
+    """Set :data:`MLFLOW_DEFAULTS` in this process's environment where unset.
+
+    Telemetry stays off unless the user turns it on with ``MLFLOW_DISABLE_TELEMETRY=false``.
+    """
+    for name, value in MLFLOW_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GOVREG_", extra="ignore")
@@ -49,10 +66,6 @@ class Settings(BaseSettings):
     )
 
     @property
-    def resolved_mlflow_tracking_uri(self) -> str | None:
-        return self.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
-
-    @property
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()
 
@@ -61,6 +74,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.resolved_home / 'govreg.db'}"
+
+    @property
+    def resolved_mlflow_tracking_uri(self) -> str | None:
+        return self.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
 
     @property
     def keys_path(self) -> Path:
@@ -77,21 +94,3 @@ class Settings(BaseSettings):
     @property
     def public_key_path(self) -> Path:
         return (self.public_key or self.keys_path / "checkpoint.pub").expanduser().resolve()
-
-
-# MLflow's own switches that govreg sets unless the user did: no usage
-# telemetry (MLflow 3 sends it by default; it honours MLFLOW_DISABLE_TELEMETRY
-# and DO_NOT_TRACK; govreg sets the first), and no download progress bars in govreg's output.
-MLFLOW_DEFAULTS = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-}
-
-
-def apply_mlflow_defaults() -> None:
-    """Set :data:`MLFLOW_DEFAULTS` in this process's environment where unset.
-
-    Telemetry stays off unless the user turns it on with ``MLFLOW_DISABLE_TELEMETRY=false``.
-    """
-    for name, value in MLFLOW_DEFAULTS.items():
-        os.environ.setdefault(name, value)
