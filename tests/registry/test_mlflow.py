@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import urllib.parse
 import uuid
@@ -71,12 +72,28 @@ class RunsCode:
         return (Path.touch, (self.sentinel,))
 
 
+def _use_process_wide(uri: str) -> str | None:
+    """Point MLFLOW_TRACKING_URI at the test's store for the module: some MLflow 3.17
+    code paths resolve through the process-wide URI, whose default is ./mlflow.db."""
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    return previous
+
+
+def _restore(previous: str | None) -> None:
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory, inputs: Inputs) -> Store:
+def store(tmp_path_factory: pytest.TempPathFactory, inputs: Inputs) -> Iterator[Store]:
     from govreg.synthetic import log_to_mlflow
 
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
+    previous = _use_process_wide(uri)
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -119,7 +136,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, inputs: Inputs) -> Store:
     run = client.create_run(logged["experiment_id"])
     client.log_artifacts(run.info.run_id, str(folder), "model")
     client.set_terminated(run.info.run_id)
-    return Store(
+    yield Store(
         uri=uri,
         root=root,
         run_id=logged["run_id"],
@@ -133,6 +150,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, inputs: Inputs) -> Store:
         sentinel=sentinel,
         pickle_bytes=pickled,
     )
+    _restore(previous)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ def candidate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def mlflow_model(
     tmp_path_factory: pytest.TempPathFactory, candidate: dict[str, Path]
-) -> dict[str, str]:
+) -> Iterator[dict[str, str]]:
     """The candidate's LightGBM model logged and registered in a real MLflow store."""
     from mlflow import MlflowClient
 
@@ -42,6 +43,10 @@ def mlflow_model(
 
     root = tmp_path_factory.mktemp("sdk-mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
+    # some MLflow 3.17 code paths resolve through the process-wide tracking URI (default
+    # ./mlflow.db): point it at this store for the module
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
     MlflowClient(tracking_uri=uri).create_experiment(
         "credit", artifact_location=(root / "artifacts").as_uri()
     )
@@ -53,7 +58,11 @@ def mlflow_model(
         metrics={"auc": 0.8},
         register_as="credit-pd",
     )
-    return {"tracking_uri": uri, **logged}
+    yield {"tracking_uri": uri, **logged}
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous
 
 
 def _submit(client: Client, candidate: dict[str, Path], mlflow_model: dict[str, str]) -> Submitted:
