@@ -10,6 +10,7 @@ and an exit code in :func:`main`.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,12 +76,22 @@ def _emit(as_json: bool, data: Any, human: Callable[[], None]) -> None:
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
 
 
+class _WarningLine(logging.Handler):
+    """govreg's own warnings (e.g. a failed MLflow mirror) as ``warning: ...`` on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"warning: {record.getMessage()}", err=True)
+
+
 class GovregGroup(click.Group):
     """Turns any GovregError into one line on stderr and its exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         from core.errors import GovregError
 
+        registry_log = logging.getLogger("registry")
+        if not any(isinstance(h, _WarningLine) for h in registry_log.handlers):
+            registry_log.addHandler(_WarningLine(logging.WARNING))
         try:
             return super().invoke(ctx)
         except GovregError as exc:
@@ -253,7 +264,10 @@ def policies_approve(obj: dict[str, Any], ref: str, comment: str, as_json: bool)
 @cli.command()
 @click.argument("model")
 @click.option(
-    "--artifact", required=True, type=click.Path(path_type=Path), help="LightGBM text model"
+    "--artifact",
+    required=True,
+    help="LightGBM text model file, or an MLflow URI: runs:/<run_id>/<path> or "
+    "models:/<name>/<version> (tracking URI from GOVREG_MLFLOW_TRACKING_URI)",
 )
 @click.option("--train", required=True, type=click.Path(path_type=Path), help="CSV or Parquet")
 @click.option("--validation", required=True, type=click.Path(path_type=Path), help="CSV or Parquet")
@@ -277,7 +291,7 @@ def policies_approve(obj: dict[str, Any], ref: str, comment: str, as_json: bool)
 def submit(
     obj: dict[str, Any],
     model: str,
-    artifact: Path,
+    artifact: str,
     train: Path,
     validation: Path,
     target: str,
@@ -296,7 +310,7 @@ def submit(
         number = ctx.registry.submit(
             ctx.principal(),
             model,
-            artifact=artifact,
+            artifact=artifact if artifact.startswith(("runs:/", "models:/")) else Path(artifact),
             train=train,
             validation=validation,
             target=target,
@@ -498,6 +512,40 @@ def _state_command(name: str, verb: str) -> None:
 _state_command("suspend", "suspended")
 _state_command("reinstate", "reinstated")
 _state_command("retire", "retired")
+
+
+# -- MLflow ---------------------------------------------------------------------
+@cli.group("mlflow")
+def mlflow_group() -> None:
+    """The MLflow model registry mirror (tags and aliases set by govreg)."""
+
+
+@mlflow_group.command("sync")
+@click.argument("model")
+@json_option
+@click.pass_obj
+def mlflow_sync(obj: dict[str, Any], model: str, as_json: bool) -> None:
+    """Re-mirror MODEL's current state from the ledger into MLflow (re-runnable)."""
+    from registry.roles import Action
+
+    with _context(obj) as ctx:
+        _local_only(ctx, "mlflow sync")
+        actor = ctx.principal()
+        ctx.registry.authorize(actor, Action.READ)
+        ctx.registry.list_versions(actor, model)  # an unknown model is refused here
+        result = ctx.mirror.sync(ctx.registry, model)
+    _emit(
+        as_json,
+        {
+            "model": model,
+            "versions": [m.__dict__ for m in result.versions],
+            "aliases": {
+                a: (None if t is None else {"name": t[0], "version": t[1]})
+                for a, t in result.aliases.items()
+            },
+        },
+        lambda: click.echo("\n".join(result.lines())),
+    )
 
 
 # -- audit ----------------------------------------------------------------------

@@ -109,7 +109,7 @@ class RemoteRegistry:
         actor: Principal,
         model: str,
         *,
-        artifact: Path,
+        artifact: Path | str,
         train: Path,
         validation: Path,
         target: str,
@@ -122,11 +122,16 @@ class RemoteRegistry:
         if schema_suite is not None:
             raise InputError("--expectations is not sent to a server yet; submit it locally")
         files = {}
-        for name, path in (("artifact", artifact), ("train", train), ("validation", validation)):
+        data: dict[str, str] = {"target": target, "protected": ",".join(protected)}
+        uploads = [("train", train), ("validation", validation)]
+        if isinstance(artifact, str) and artifact.startswith(("runs:/", "models:/")):
+            data["artifact_uri"] = artifact  # the server reads it from its MLflow
+        else:
+            uploads.insert(0, ("artifact", Path(artifact)))
+        for name, path in uploads:
             if not path.is_file():
                 raise InputError(f"{name} file {path} does not exist; check the path")
             files[name] = (path.name, path.read_bytes())
-        data: dict[str, str] = {"target": target, "protected": ",".join(protected)}
         if policy_id:
             data["policy"] = policy_id
         if cutoff:

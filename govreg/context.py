@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
     from audits.ledger import Ledger
     from govreg.settings import Settings
+    from registry.mlflow_mirror import MlflowMirror
     from registry.services import Principal, Registry
 
 
@@ -26,6 +27,13 @@ class Context:
         key = self.settings.api_key.get_secret_value() if self.settings.api_key else None
         return self.registry.authenticate(key)
 
+    @property
+    def mirror(self) -> MlflowMirror:
+        """The MLflow registry mirror, for ``govreg mlflow sync``."""
+        from registry.mlflow_mirror import MlflowMirror
+
+        return MlflowMirror(self.settings.resolved_mlflow_tracking_uri)
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -35,6 +43,8 @@ def build(settings: Settings, *, require_home: bool = True) -> Context:
     from audits.ledger import Ledger, LedgerConfig
     from audits.signing import SIGNING_KEY_FILE
     from core.db import make_engine
+    from govreg.settings import apply_mlflow_defaults
+    from registry.mlflow_mirror import MlflowMirror
     from registry.services import Registry
     from registry.store import BlobStore
 
@@ -43,6 +53,7 @@ def build(settings: Settings, *, require_home: bool = True) -> Context:
             f"no govreg home at {settings.resolved_home} (no keys in {settings.keys_path}); "
             "run `govreg init` or set GOVREG_HOME"
         )
+    apply_mlflow_defaults()
     engine = make_engine(settings.db_url)
     ledger = Ledger(
         Keyring(settings.keys_path),
@@ -52,11 +63,16 @@ def build(settings: Settings, *, require_home: bool = True) -> Context:
             checkpoint_every=settings.checkpoint_every,
         ),
     )
+    tracking_uri = settings.resolved_mlflow_tracking_uri
     registry = Registry(
         engine,
         ledger,
         BlobStore(settings.store_path),
         max_upload_bytes=settings.max_upload_bytes,
+        mlflow_tracking_uri=tracking_uri,
+        # after each approval, promotion, suspension, reinstatement or retirement
+        # commits, versions that came from MLflow are mirrored into its registry
+        observers=[MlflowMirror(tracking_uri)],
     )
     return Context(settings, engine, ledger, registry)
 

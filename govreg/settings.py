@@ -6,10 +6,28 @@ they need as arguments.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# MLflow's own switches that govreg sets unless the user did: no usage
+# telemetry (MLflow 3 sends it by default; it honours MLFLOW_DISABLE_TELEMETRY
+# and DO_NOT_TRACK; govreg sets the first), and no download progress bars in govreg's output.
+MLFLOW_DEFAULTS = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
+def apply_mlflow_defaults() -> None:
+    """Set :data:`MLFLOW_DEFAULTS` in this process's environment where unset.
+
+    Telemetry stays off unless the user turns it on with ``MLFLOW_DISABLE_TELEMETRY=false``.
+    """
+    for name, value in MLFLOW_DEFAULTS.items():
+        os.environ.setdefault(name, value)
 
 
 class Settings(BaseSettings):
@@ -33,6 +51,11 @@ class Settings(BaseSettings):
     import_dir: Path | None = Field(
         default=None,
         description="folder the API may read submissions by reference from (off if unset)",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking (and model registry) URI for runs:/ and models:/ "
+        "artifacts and the mirror; default: MLFLOW_TRACKING_URI",
     )
     oidc_issuer: str | None = Field(default=None, description="accepted `iss` of bearer JWTs")
     oidc_audience: str | None = Field(default=None, description="required `aud` of bearer JWTs")
@@ -63,6 +86,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.resolved_home / 'govreg.db'}"
+
+    @property
+    def resolved_mlflow_tracking_uri(self) -> str | None:
+        return self.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
 
     @property
     def keys_path(self) -> Path:

@@ -13,14 +13,15 @@ import functools
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from audits.events import Event, EventType, NewEvent
 from audits.verify import VerificationFailed, VerifyReport, verify_ledger
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
     from audits.ledger import Ledger
+
+log = logging.getLogger(__name__)
 
 PASSING_VERDICTS = frozenset({"passed", "warned"})
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$")
@@ -114,6 +117,14 @@ def records_refusals(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class VersionObserver(Protocol):
+    """Told after a version's approval, promotion, suspension, reinstatement or
+    retirement has committed (e.g. the MLflow mirror). The ledger is the truth:
+    an observer that fails is logged and never undoes the committed change."""
+
+    def version_changed(self, registry: Registry, model: str, version: int) -> None: ...
+
+
 class Registry:
     def __init__(
         self,
@@ -123,12 +134,28 @@ class Registry:
         *,
         max_upload_bytes: int = 512 * 1024 * 1024,
         clock: Callable[[], datetime] = utcnow,
+        mlflow_tracking_uri: str | None = None,
+        observers: Sequence[VersionObserver] = (),
     ) -> None:
         self.engine = engine
         self.ledger = ledger
         self.store = store
         self.max_upload_bytes = max_upload_bytes
         self.clock = clock
+        self.mlflow_tracking_uri = mlflow_tracking_uri
+        self.observers = tuple(observers)
+
+    def notify(self, model: str, version: int) -> None:
+        """Tell the observers about a committed change; their failures are only logged
+        (logger ``registry.services``, level WARNING)."""
+        for observer in self.observers:
+            try:
+                observer.version_changed(self, model, version)
+            except Exception as exc:  # noqa: BLE001 - the ledger committed; never undo it
+                message = (
+                    f"{model} v{version} is recorded, but {type(observer).__name__} failed: {exc}"
+                )
+                log.warning(message)
 
     # -- plumbing --------------------------------------------------------------
     @contextmanager
@@ -482,7 +509,7 @@ class Registry:
         actor: Principal,
         model: str,
         *,
-        artifact: Path,
+        artifact: Path | str,
         train: Path,
         validation: Path,
         target: str,
@@ -493,7 +520,13 @@ class Registry:
         schema_suite: dict[str, Any] | None = None,
         lineage: dict[str, Any] | None = None,
     ) -> int:
-        """Check the submission contract, store the blobs, record the version."""
+        """Check the submission contract, store the blobs, record the version.
+
+        ``artifact`` is a file, or an MLflow ``runs:/<run_id>/<path>`` or
+        ``models:/<name>/<version>`` URI read from the configured tracking
+        server; then only its LightGBM text model is taken, and the run's
+        lineage is recorded under ``lineage["mlflow"]``.
+        """
         from decimal import Decimal, InvalidOperation
 
         self.authorize(actor, Action.SUBMIT)
@@ -516,9 +549,20 @@ class Registry:
                 raise InputError(f"--cutoff {cutoff!r} is not a number") from exc
             if not Decimal(0) < cut < Decimal(1):
                 raise InputError(f"--cutoff {cutoff} must be strictly between 0 and 1")
-        artifact_bytes = inputs.read_input_file(
-            artifact, "artifact", max_bytes=self.max_upload_bytes
-        )
+        lineage = dict(lineage or {})
+        if isinstance(artifact, str) and artifact.startswith(("runs:/", "models:/")):
+            from registry.mlflow_source import fetch_model
+
+            fetched = fetch_model(
+                artifact, tracking_uri=self.mlflow_tracking_uri, max_bytes=self.max_upload_bytes
+            )
+            artifact_bytes = fetched.data
+            lineage["mlflow"] = fetched.lineage
+        else:
+            artifact = Path(artifact)
+            artifact_bytes = inputs.read_input_file(
+                artifact, "artifact", max_bytes=self.max_upload_bytes
+            )
         info = inputs.inspect_artifact(artifact_bytes, source=str(artifact))
         datasets = {}
         for role, path in (("train", train), ("validation", validation)):
@@ -576,7 +620,7 @@ class Registry:
                             "policy_digest": policy.digest,
                             "reason_texts": reasons,
                             "schema_suite": schema_suite,
-                            "lineage": lineage or {},
+                            "lineage": lineage,
                         },
                         index={
                             "status": Status.SUBMITTED.value,
@@ -944,6 +988,8 @@ class Registry:
                         )
                     )
             self.record(conn, events, checkpoint=status == Status.APPROVED)
+        if status == Status.APPROVED:
+            self.notify(model, version)
         return status
 
     def _policy_from_ledger(self, conn: Connection, model: str, version: int) -> Policy:
@@ -988,6 +1034,7 @@ class Registry:
                 ],
                 checkpoint=True,
             )
+        self.notify(model, version)
 
     def _change(
         self,
@@ -1021,6 +1068,7 @@ class Registry:
                 ],
                 checkpoint=True,
             )
+        self.notify(model, version)
 
     def suspend(self, actor: Principal, model: str, version: int, *, reason: str) -> None:
         self._change(
@@ -1230,4 +1278,4 @@ def _sql(statement: str) -> Any:
     return text(statement)
 
 
-__all__ = ["Principal", "Registry", "evidence_digest"]
+__all__ = ["Principal", "Registry", "VersionObserver", "evidence_digest"]

@@ -131,16 +131,23 @@ async def submit_upload(
     model: str,
     ctx: Ctx,
     caller: Caller,
-    artifact: Annotated[UploadFile, File(description="LightGBM native text model")],
     train: Annotated[UploadFile, File(description="CSV or Parquet (by file name suffix)")],
     validation: Annotated[UploadFile, File(description="CSV or Parquet")],
     target: Annotated[str, Form()],
     protected: Annotated[str, Form(description="comma-separated")],
+    artifact: Annotated[UploadFile | None, File(description="LightGBM native text model")] = None,
+    artifact_uri: Annotated[
+        str | None,
+        Form(
+            description="instead of an upload: runs:/<run_id>/<path> or "
+            "models:/<name>/<version> on the server's MLflow tracking server"
+        ),
+    ] = None,
     policy: Annotated[str | None, Form()] = None,
     cutoff: Annotated[str | None, Form()] = None,
     reasons: Annotated[str | None, Form(description="JSON object feature -> reason")] = None,
 ) -> schemas.VersionCreated:
-    """Submit a candidate with uploaded files."""
+    """Submit a candidate with uploaded files (the model uploaded or named by an MLflow URI)."""
     import json
 
     from starlette.concurrency import run_in_threadpool
@@ -154,22 +161,22 @@ async def submit_upload(
         if not isinstance(loaded, dict):
             raise InputError("reasons must be a JSON object mapping feature to reason text")
         reason_texts = {str(k): str(v) for k, v in loaded.items()}
+    if (artifact is None) == (artifact_uri is None):
+        raise InputError("send the model as the 'artifact' file or as 'artifact_uri', not both")
+    if artifact_uri is not None and not artifact_uri.startswith(("runs:/", "models:/")):
+        raise InputError("artifact_uri must be runs:/<run_id>/<path> or models:/<name>/<version>")
     limit = ctx.settings.max_upload_bytes
     with tempfile.TemporaryDirectory(prefix="govreg-upload-") as tmp:
         folder = Path(tmp)
-        paths = {
-            name: await _save_upload(upload, folder, name, limit)
-            for name, upload in (
-                ("artifact", artifact),
-                ("train", train),
-                ("validation", validation),
-            )
-        }
+        uploads = [("train", train), ("validation", validation)]
+        if artifact is not None:
+            uploads.append(("artifact", artifact))
+        paths = {name: await _save_upload(upload, folder, name, limit) for name, upload in uploads}
         number = await run_in_threadpool(
             ctx.registry.submit,
             caller,
             model,
-            artifact=paths["artifact"],
+            artifact=artifact_uri or paths["artifact"],
             train=paths["train"],
             validation=paths["validation"],
             target=target,
@@ -202,7 +209,9 @@ def submit_reference(
     number = ctx.registry.submit(
         caller,
         model,
-        artifact=_import_path(ctx, body.artifact),
+        artifact=body.artifact
+        if body.artifact.startswith(("runs:/", "models:/"))
+        else _import_path(ctx, body.artifact),
         train=_import_path(ctx, body.train),
         validation=_import_path(ctx, body.validation),
         target=body.target,

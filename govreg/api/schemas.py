@@ -36,7 +36,11 @@ class PrincipalCreated(PrincipalPublic):
 
 
 class VersionByReference(_In):
-    artifact: str = Field(description="path under the server's import folder")
+    artifact: str = Field(
+        description="path under the server's import folder, or an MLflow URI "
+        "(runs:/<run_id>/<path> or models:/<name>/<version>) read from the server's "
+        "tracking server"
+    )
     train: str
     validation: str
     target: str
