@@ -1,12 +1,16 @@
 """``govreg demo``: the main job, end to end, in a fresh demo home.
 
 Initialise a home; create principals for each role; generate synthetic
-credit data; train two LightGBM candidates (one on data with a known bias
-against one group, one on fair data); submit both; evaluate every gate of the
-default policy; show a segregation-of-duties refusal; have three distinct
-people sign the passing candidate; promote it; export its PDF report and
-evidence bundle and check the bundle offline; verify the ledger; print what
-happened and where everything is.
+credit data; train two LightGBM candidates tracked in MLflow (a SQLite
+tracking store in the demo home): one on data with a known bias against one
+group, one on fair data; submit both from MLflow (``runs:/`` and
+``models:/``); evaluate every gate of the default policy; show a
+segregation-of-duties refusal; have three distinct people sign the passing
+candidate; promote it (govreg mirrors it into MLflow's registry); score a few
+applicants through the HTTP scoring API and show a declined applicant's
+reasons; export the PDF report and the evidence bundle and check the bundle
+offline; verify the ledger and the decision log; print what happened and
+where everything is. Running it again starts from a fresh demo home.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ PEOPLE = {
     "compliance-1": "compliance_officer",
     "business-owner-1": "business_owner",
     "auditor-1": "auditor",
+    "lending-service": "service",
 }
+APPLICANTS = 8
 
 
 def _step(text: str) -> None:
@@ -54,7 +60,8 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
 
     started = time.perf_counter()
     home = _prepare_home((root or Path.cwd()).resolve())
-    settings = Settings(home=home, database_url=None)
+    tracking_uri = f"sqlite:///{home / 'mlflow.db'}"
+    settings = Settings(home=home, database_url=None, mlflow_tracking_uri=tracking_uri)
 
     _step(f"initialise a govreg home in {home}")
     result = init_home(settings)
@@ -67,9 +74,11 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
 
         _step("create one principal per role (each gets its own API key)")
         actors = {}
+        keys: dict[str, str] = {}
         for name, role in PEOPLE.items():
             _principal, key = registry.create_principal(admin, name, role)
             actors[name] = registry.authenticate(key)
+            keys[name] = key
             click.echo(f"    {name:18} {role}")
 
         _step(
@@ -78,35 +87,49 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
         # Both candidates respect the monotone relations the policy declares.
         # The fair one leaves out age and the area score; the biased one uses
         # every column and learns the area score as a proxy for sex.
-        files = {
-            label: write_candidate(home / "data" / label, rows=rows, seed=seed, biased=biased)
-            for label, biased in (("biased", True), ("fair", False))
-        }
-        for label, paths in files.items():
-            click.echo(f"    {label:7} model trained on {rows} rows -> {paths['artifact']}")
+        files: dict[str, dict[str, Path]] = {}
+        tracked: dict[str, dict[str, str]] = {}
+        candidates = (("biased", True), ("fair", False))
+        with click.progressbar(
+            candidates, label="    training and logging to MLflow", show_pos=True
+        ) as bar:
+            for label, biased in bar:
+                files[label] = write_candidate(
+                    home / "data" / label, rows=rows, seed=seed, biased=biased
+                )
+                tracked[label] = _track(
+                    home, tracking_uri, label, files[label], rows=rows, seed=seed
+                )
+        for label in ("biased", "fair"):
+            click.echo(f"    {label:7} MLflow run {tracked[label]['run_id']}")
+        sources = {"biased": tracked["biased"]["runs_uri"], "fair": tracked["fair"]["models_uri"]}
 
-        _step(f"submit both candidates of '{MODEL}' as {actors['ds-team'].name}")
+        _step(f"submit both candidates of '{MODEL}' from MLflow as {actors['ds-team'].name}")
         versions: dict[str, int] = {}
         for label in ("biased", "fair"):
             versions[label] = registry.submit(
                 actors["ds-team"],
                 MODEL,
-                artifact=files[label]["artifact"],
+                artifact=sources[label],
                 train=files[label]["train"],
                 validation=files[label]["validation"],
                 target=TARGET,
                 protected=list(PROTECTED),
                 reason_texts=REASON_TEXTS,
             )
-            click.echo(f"    {label:7} -> {MODEL} v{versions[label]}")
+            click.echo(f"    {label:7} {sources[label]} -> {MODEL} v{versions[label]}")
 
         _step("evaluate every gate of the credit-risk policy")
         outcome: dict[str, str] = {}
         for label in ("biased", "fair"):
             number = versions[label]
-            status = registry.evaluate(
-                actors["ds-team"], MODEL, number, progress=lambda m: click.echo(f"      {m}")
-            )
+            gates = len(registry.policy_of(MODEL, number).gates)
+            with click.progressbar(
+                length=gates + 1, label=f"    evaluating v{number} ({label})", show_pos=True
+            ) as bar:
+                status = registry.evaluate(
+                    actors["ds-team"], MODEL, number, progress=lambda _m: bar.update(1)
+                )
             outcome[label] = status.value
             shown = registry.show_version(actors["ds-team"], MODEL, number)
             click.echo(f"    {MODEL} v{number} ({label}): {status.value}")
@@ -114,6 +137,8 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
                 click.echo(f"      {gate['gate_id']:15} {gate['verdict']:17} {gate['message']}")
 
         fair = versions["fair"]
+        scored: dict[str, Any] = {}
+        mirrored: dict[str, int] = {}
         _step("segregation of duties: the submitter tries to sign their own version")
         from core.errors import GovregError
 
@@ -145,6 +170,13 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
             _step(f"promote {MODEL} v{fair} to champion")
             registry.promote(actors["compliance-1"], MODEL, fair, alias="champion")
             click.echo(f"    {MODEL}@champion -> v{fair}")
+            mirrored = _mlflow_aliases(tracking_uri)
+            click.echo(f"    MLflow registry: {MODEL} aliases {mirrored} (mirrored by govreg)")
+
+            _step(f"a lending service scores {APPLICANTS} applicants through the HTTP API")
+            scored = _score_over_http(
+                settings, keys["lending-service"], files["fair"]["validation"], APPLICANTS
+            )
 
         _step(f"the auditor exports the PDF report and the evidence bundle of v{fair}")
         from reports.bundle import verify_bundle
@@ -166,6 +198,11 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
         _step("verify the ledger: hashes, chain, signed checkpoints, anchors, registry replay")
         report = registry.verify(actors["auditor-1"], public_key, anchor_dir=settings.anchors_path)
         click.echo(f"    {report.summary()}")
+        from serving.decisions import verify_decisions
+
+        with registry.reading() as conn:
+            decisions = verify_decisions(conn, ctx.ledger.keyring, public_key)
+        click.echo(f"    {decisions.summary()}")
         for warning in report.warnings:
             click.echo(f"    note: {warning}")
 
@@ -184,6 +221,7 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
     click.echo(f"    database:    {settings.db_url}")
     click.echo(f"    public key:  {settings.public_key_path}")
     click.echo(f"    anchors:     {settings.anchors_path}")
+    click.echo(f"    MLflow:      {tracking_uri}  (mlflow ui --backend-store-uri {tracking_uri})")
     click.echo(f"    open first:  {pdf_path}")
     click.echo(f"    evidence:    {bundle_path}")
     click.echo("    look next:")
@@ -199,4 +237,121 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
         "ledger_size": report.size,
         "report": pdf_path,
         "bundle": bundle_path,
+        "tracked": tracked,
+        "mlflow_aliases": mirrored,
+        "tracking_uri": tracking_uri,
+        "scored": scored,
+        "decisions": decisions.decisions,
     }
+
+
+def _track(
+    home: Path, tracking_uri: str, label: str, files: dict[str, Path], *, rows: int, seed: int
+) -> dict[str, str]:
+    """Log a candidate to MLflow as its data scientist would (the fair one is registered)."""
+    import mlflow
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    from govreg.synthetic import TARGET, log_to_mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    if client.get_experiment_by_name(MODEL) is None:
+        client.create_experiment(MODEL, artifact_location=(home / "mlflow-artifacts").as_uri())
+    import lightgbm
+
+    text = files["artifact"].read_text(encoding="utf-8")
+    booster = lightgbm.Booster(model_str=text)
+    validation = pd.read_csv(files["validation"])
+    auc = roc_auc_score(validation[TARGET], booster.predict(validation[booster.feature_name()]))
+    return log_to_mlflow(
+        text,
+        tracking_uri=tracking_uri,
+        experiment=MODEL,
+        params={"rows": str(rows), "seed": str(seed), "training_data": label},
+        metrics={"validation_auc": float(auc)},
+        register_as=MODEL if label == "fair" else None,
+    )
+
+
+def _mlflow_aliases(tracking_uri: str) -> dict[str, int]:
+    import mlflow
+
+    found = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    return {k: int(v) for k, v in found.get_registered_model(MODEL).aliases.items()}
+
+
+def _applicants(settings: Any, validation: Path, count: int) -> list[dict[str, Any]]:
+    """Applicants from held-out data, inside the ranges the model was validated on:
+    the first few, and the riskiest-looking ones, so at least one is likely declined."""
+    import pandas as pd
+
+    from govreg.synthetic import feature_names
+
+    train = pd.read_csv(validation.with_name("train.csv"))
+    frame = pd.read_csv(validation)
+    features = [f for f in feature_names() if f in frame.columns]
+    inside = (frame[features] >= train[features].min()) & (frame[features] <= train[features].max())
+    frame = frame[inside.all(axis=1)]
+    risk = frame["debt_to_income"] + frame["credit_utilisation"] + frame["delinquencies_2y"]
+    chosen = pd.concat([frame.head(count - 2), frame.loc[risk.nlargest(2).index]])
+    rows: list[dict[str, Any]] = chosen[features].to_dict(orient="records")
+    return rows
+
+
+def _score_over_http(settings: Any, api_key: str, validation: Path, count: int) -> dict[str, Any]:
+    """Start the API on a loopback port, score applicants as the service, stop it cleanly."""
+    import socket
+    import threading
+
+    import httpx
+    import lightgbm
+    import uvicorn
+
+    from govreg.api.app import create_app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, name="govreg-demo-api", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}"
+        click.echo(f"    API on {url}; POST /v1/models/{MODEL}/score as lending-service")
+        model_text = (validation.parent / "model.txt").read_text(encoding="utf-8")
+        features = lightgbm.Booster(model_str=model_text).feature_name()
+        applicants = [
+            {f: row[f] for f in features} for row in _applicants(settings, validation, count)
+        ]
+        response = httpx.post(
+            f"{url}/v1/models/{MODEL}/score",
+            json={"applicants": applicants},
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=60,
+        )
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+    finally:
+        server.should_exit = True  # the lifespan closes the decision log: nothing lost
+        thread.join(timeout=30)
+    click.echo(
+        f"    served by {MODEL} v{body['version']} (approval event {body['approval_seq']}), "
+        f"cutoff {body['cutoff']}"
+    )
+    for i, result in enumerate(body["results"], 1):
+        click.echo(
+            f"      applicant {i}: probability of default {result['probability_of_default']}"
+            f" -> {result['decision']}"
+        )
+    declined = [r for r in body["results"] if r["decision"] == "decline"]
+    if declined:
+        click.echo("    principal reasons for the first declined applicant:")
+        for reason in declined[0]["reasons"]:
+            click.echo(f"      - {reason['reason']} ({reason['feature']})")
+    return body

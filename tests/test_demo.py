@@ -54,6 +54,21 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     ]
     assert fair["signoffs_missing"] == []
     assert report.size == result["ledger_size"]
+    # Both candidates came from MLflow; their runs are the recorded lineage.
+    for version, label in ((biased, "biased"), (fair, "fair")):
+        lineage = ctx_submission(settings, version["version"])["lineage"]["mlflow"]
+        assert lineage["run_id"] == result["tracked"][label]["run_id"]
+    # MLflow shows the alias on the approved version only (the fair run's registered version).
+    assert result["mlflow_aliases"] == {"champion": 1}
+    # The service was served by the promoted version; declines carry reasons.
+    scored = result["scored"]
+    assert (scored["version"], scored["alias"]) == (2, "champion")
+    assert len(scored["results"]) == 8
+    declined = [r for r in scored["results"] if r["decision"] == "decline"]
+    assert declined
+    assert all(1 <= len(r["reasons"]) <= 4 for r in declined)
+    assert all(float(r["probability_of_default"]) >= 0.5 for r in declined)
+    assert result["decisions"] == 8
     import hashlib
 
     from reports.bundle import verify_bundle
@@ -96,3 +111,14 @@ def test_demo_refuses_to_delete_a_foreign_folder(tmp_path: Path) -> None:
     with pytest.raises(click.ClickException, match="is not a govreg demo home; move it away"):
         run_demo(root=tmp_path)
     assert (tmp_path / ".govreg-demo" / "precious.txt").read_text() == "keep me"
+
+
+def ctx_submission(settings: Any, version: int) -> dict[str, Any]:
+    from govreg.context import build
+
+    ctx = build(settings)
+    try:
+        submission: dict[str, Any] = ctx.registry.submission("credit-pd", version)
+        return submission
+    finally:
+        ctx.close()
