@@ -46,6 +46,7 @@ class LiveModels:
         self.poll_interval = poll_interval
         self.clock = clock
         self._held: dict[Key, Scorer | GovregError] = {}
+        self._seen: dict[Key, int | None] = {}  # last governing seq each held model was checked at
         self._lock = threading.Lock()
         self._head = -1
         self._stop = threading.Event()
@@ -96,6 +97,8 @@ class LiveModels:
 
     def _load(self, key: Key) -> Scorer | GovregError:
         model, alias = key
+        if key not in self._seen:
+            self._seen[key] = self._marks({model}).get(model)
         held: Scorer | GovregError
         try:
             held = load_approved(self.registry, model, alias, config=self.config, now=self.clock())
@@ -106,18 +109,45 @@ class LiveModels:
         return held
 
     def refresh(self) -> bool:
-        """Re-check every held model if the ledger moved; True if it did."""
+        """Re-check the held models whose governing events moved; True if the ledger moved.
+
+        Checks 1 to 3 read every leaf up to the checkpoint, so they run only for
+        a model with a new governing event (an alias set, a suspension, ...):
+        one indexed query per held model tells.
+        """
         head = self._read_head()
         if head == self._head:
             return False
         self._head = head
         with self._lock:
             keys = list(self._held)
+        marks = self._marks({model for model, _ in keys})
         for key in keys:
-            self._recheck(key)
+            if self._seen.get(key) != marks.get(key[0]):
+                self._recheck(key)
+                self._seen[key] = marks.get(key[0])
         # Our own serving.loaded / serving.refused events moved the head again.
         self._head = self._read_head()
         return True
+
+    def _marks(self, models: set[str]) -> dict[str, int]:
+        """The last governing event's seq of each model."""
+        from sqlalchemy import bindparam, text
+
+        from audits.tables import EVENTS_TABLE
+        from serving.approval import GOVERNING_EVENTS
+
+        if not models:
+            return {}
+        stmt = text(
+            f"SELECT model, max(seq) AS last FROM {EVENTS_TABLE} "
+            "WHERE model IN :models AND event_type IN :types GROUP BY model"
+        ).bindparams(bindparam("models", expanding=True), bindparam("types", expanding=True))
+        with self.registry.reading() as conn:
+            rows = conn.execute(
+                stmt, {"models": sorted(models), "types": sorted(GOVERNING_EVENTS)}
+            )
+            return {str(r.model): int(r.last) for r in rows}
 
     def _recheck(self, key: Key) -> None:
         from serving.approval import check_approval
