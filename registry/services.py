@@ -28,7 +28,14 @@ from audits.verify import VerificationFailed, VerifyReport, verify_ledger
 from core.canonical import canonical_bytes
 from core.clock import isoformat, parse, utcnow
 from core.db import read_only
-from core.errors import AuthError, GovregError, InputError, NotFoundError, PermissionDenied
+from core.errors import (
+    AuthError,
+    GovregError,
+    InputError,
+    NotFoundError,
+    PermissionDenied,
+    TransitionError,
+)
 from policies.loader import DEFAULT_POLICY, all_policies
 from policies.schema import Policy, PolicyError
 from registry import inputs
@@ -327,7 +334,8 @@ class Registry:
             if row is None:
                 raise NotFoundError(f"no principal '{name}'; see `govreg principals list`")
             if row["revoked_at"]:
-                raise InputError(f"principal '{name}' is already revoked")
+                # a state the request conflicts with, not bad input (HTTP 409)
+                raise TransitionError(f"principal '{name}' is already revoked")
             self.record(
                 conn,
                 [

@@ -49,7 +49,8 @@ def start_server(home: Any, env: dict[str, str] | None = None, workers: int = 1)
             stderr=sink,
         )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    # generous: worker start-up imports a lot, and a loaded 2-core machine is slow
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
             if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
@@ -60,7 +61,8 @@ def start_server(home: Any, env: dict[str, str] | None = None, workers: int = 1)
             raise RuntimeError(log.read_text())
     else:
         process.kill()
-        raise RuntimeError("server did not start")
+        process.wait()
+        raise RuntimeError(f"server did not start within 90 s:\n{log.read_text()}")
     return Server(url=url, home=home, keys={"admin": home.admin_key}, process=process)
 
 

@@ -54,7 +54,14 @@ def status_of(exc: GovregError) -> tuple[int, str]:
     return 400, "bad-request"
 
 
-def problem(status: int, slug: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    slug: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     from fastapi.responses import JSONResponse
 
     body = Problem(
@@ -64,9 +71,11 @@ def problem(status: int, slug: str, detail: str, **extra: Any) -> JSONResponse:
         detail=detail,
         **extra,
     ).model_dump(exclude_none=True)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(
-        body, status_code=status, media_type="application/problem+json", headers=headers
+        body, status_code=status, media_type="application/problem+json", headers=headers or None
     )
 
 
@@ -92,29 +101,77 @@ def install(app: FastAPI) -> None:
         detail = f"{first['field']}: {first['message']}"
         return problem(422, "invalid-input", detail, errors=errors)
 
-    async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
-        return problem(exc.status_code, "http-" + str(exc.status_code), str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # RFC 9110: a 405 lists every method the path allows, across all
+            # the routes that share it (Starlette names only the first route's)
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return problem(
+            exc.status_code, "http-" + str(exc.status_code), str(exc.detail), headers=headers
+        )
 
     app.add_exception_handler(GovregError, govreg_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    from starlette.routing import Match, Route
+
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches(request.scope)
+            if match != Match.NONE:
+                methods |= route.methods
+    return sorted(methods)
+
+
+def document(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Make the generated OpenAPI document say what the server sends on errors.
+
+    FastAPI files every error model under ``application/json`` and adds its
+    own 422 (``HTTPValidationError``); the server answers every error with a
+    :class:`Problem` as ``application/problem+json``. Every operation with
+    parameters or a body can answer 422, and one with a body 400 (a body that
+    cannot be parsed).
+    """
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            answers = operation.setdefault("responses", {})
+            if operation.get("requestBody") and "400" not in answers:
+                answers["400"] = {"description": _DESCRIBED[400]}
+            if (operation.get("parameters") or operation.get("requestBody")) or "422" in answers:
+                answers["422"] = {"description": _DESCRIBED[422]}
+            for code, answer in answers.items():
+                if code.startswith(("4", "5")):
+                    answer["content"] = {"application/problem+json": {"schema": problem_ref}}
+    schemas = openapi.get("components", {}).get("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    return openapi
+
+
+_DESCRIBED = {
+    400: "the body could not be parsed (not JSON, or not multipart form data)",
+    401: "missing, unknown, revoked or expired credential",
+    403: "the principal's role may not do this, or segregation of duties refuses it",
+    404: "unknown model, version, principal or policy",
+    409: "the lifecycle does not allow this transition now",
+    413: "upload larger than the configured limit",
+    422: "invalid input; `detail` names the field and what to fix",
+}
+
+
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the problem documents an endpoint can return."""
-    described = {
-        401: "missing, unknown, revoked or expired credential",
-        403: "the principal's role may not do this, or segregation of duties refuses it",
-        404: "unknown model, version, principal or policy",
-        409: "the lifecycle does not allow this transition now",
-        413: "upload larger than the configured limit",
-        422: "invalid input; `detail` names the field and what to fix",
-    }
     return {
         code: {
             "model": Problem,
-            "description": described[code],
+            "description": _DESCRIBED[code],
             "content": {"application/problem+json": {}},
         }
         for code in codes

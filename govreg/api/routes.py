@@ -7,6 +7,7 @@ authorisation matrix in the docs and the tests is generated from it and
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from fastapi import (
     Response,
     UploadFile,
 )
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
 from core.errors import InputError, NotFoundError
@@ -31,7 +33,7 @@ from govreg.api.auth import OidcVerifier, authenticate
 from govreg.api.problems import responses
 from govreg.context import Context
 from registry.roles import Action
-from registry.services import Principal
+from registry.services import NAME_RE, Principal
 
 router = APIRouter(prefix="/v1")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,6 +41,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 # (method, path, action): the one table of who may call what, filled in by
 # @endpoint below; each route also checks its action before it parses a body.
 ENDPOINTS: list[tuple[str, str, Action]] = []
+POLICY_ID = r"^[a-z][a-z0-9_\-]{0,99}"  # as policies.schema.Policy.id
 AUTH = responses(401, 403)
 
 
@@ -58,6 +61,16 @@ def current_principal(
 
 
 Caller = Annotated[Principal, Depends(current_principal)]
+# Path parameters say in the document what the service accepts: names as the
+# registry allows them, versions as positive 32-bit integers.
+Model = Annotated[str, PathParam(pattern=NAME_RE.pattern, description="model name")]
+VersionNo = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+PolicyRef = Annotated[
+    str, PathParam(pattern=POLICY_ID + r"(@[1-9][0-9]{0,8})?$", description="id or id@version")
+]
+AdoptRef = Annotated[
+    str, PathParam(pattern=POLICY_ID + r"@[1-9][0-9]{0,8}$", description="id@version")
+]
 
 
 def _permit(action: Action) -> Callable[..., None]:
@@ -79,7 +92,8 @@ def endpoint(
     """Register a route with the action it needs (checked before the body is read)."""
 
     def decorate(function: F) -> F:
-        ENDPOINTS.append((method, "/v1" + path, action))
+        # the table and the OpenAPI document name paths without converters
+        ENDPOINTS.append((method, "/v1" + re.sub(r":\w+}", "}", path), action))
         router.add_api_route(
             path,
             function,
@@ -107,7 +121,7 @@ def list_all_versions(ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
 
 
 @endpoint("GET", "/models/{model}/versions", Action.READ, errors=(404,))
-def list_versions(model: str, ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
+def list_versions(model: Model, ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
     return ctx.registry.list_versions(caller, model)
 
 
@@ -128,13 +142,13 @@ async def _save_upload(upload: UploadFile, folder: Path, name: str, limit: int) 
 
 @endpoint("POST", "/models/{model}/versions", Action.SUBMIT, errors=(413, 422), status_code=201)
 async def submit_upload(
-    model: str,
+    model: Model,
     ctx: Ctx,
     caller: Caller,
     train: Annotated[UploadFile, File(description="CSV or Parquet (by file name suffix)")],
     validation: Annotated[UploadFile, File(description="CSV or Parquet")],
-    target: Annotated[str, Form()],
-    protected: Annotated[str, Form(description="comma-separated")],
+    target: Annotated[str, Form(min_length=1)],
+    protected: Annotated[str, Form(min_length=1, description="comma-separated")],
     artifact: Annotated[UploadFile | None, File(description="LightGBM native text model")] = None,
     artifact_uri: Annotated[
         str | None,
@@ -203,7 +217,7 @@ def _import_path(ctx: Context, relative: str) -> Path:
     "POST", "/models/{model}/versions/by-reference", Action.SUBMIT, errors=(422,), status_code=201
 )
 def submit_reference(
-    model: str, body: schemas.VersionByReference, ctx: Ctx, caller: Caller
+    model: Model, body: schemas.VersionByReference, ctx: Ctx, caller: Caller
 ) -> schemas.VersionCreated:
     """Submit a candidate whose files the server reads from its import folder."""
     number = ctx.registry.submit(
@@ -223,14 +237,16 @@ def submit_reference(
     return schemas.VersionCreated(model=model, version=number, status="submitted")
 
 
-@endpoint("GET", "/models/{model}/versions/{version}", Action.READ, errors=(404,))
-def show_version(model: str, version: int, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+@endpoint("GET", "/models/{model}/versions/{version:int}", Action.READ, errors=(404,))
+def show_version(model: Model, version: VersionNo, ctx: Ctx, caller: Caller) -> dict[str, Any]:
     """Everything recorded about a version: status, digests, gates, sign-offs."""
     return ctx.registry.show_version(caller, model, version)
 
 
-@endpoint("GET", "/models/{model}/versions/{version}/gates", Action.READ, errors=(404,))
-def gate_results(model: str, version: int, ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
+@endpoint("GET", "/models/{model}/versions/{version:int}/gates", Action.READ, errors=(404,))
+def gate_results(
+    model: Model, version: VersionNo, ctx: Ctx, caller: Caller
+) -> list[dict[str, Any]]:
     """The gate results of the current evaluation."""
     gates: list[dict[str, Any]] = ctx.registry.show_version(caller, model, version)["gates"]
     return gates
@@ -238,14 +254,14 @@ def gate_results(model: str, version: int, ctx: Ctx, caller: Caller) -> list[dic
 
 @endpoint(
     "POST",
-    "/models/{model}/versions/{version}/evaluations",
+    "/models/{model}/versions/{version:int}/evaluations",
     Action.EVALUATE,
     errors=(404, 409, 422),
     status_code=202,
 )
 def start_evaluation(
-    model: str,
-    version: int,
+    model: Model,
+    version: VersionNo,
     ctx: Ctx,
     caller: Caller,
     background: BackgroundTasks,
@@ -262,10 +278,13 @@ def start_evaluation(
 
 
 @endpoint(
-    "GET", "/models/{model}/versions/{version}/evaluations/{number}", Action.READ, errors=(404,)
+    "GET",
+    "/models/{model}/versions/{version:int}/evaluations/{number:int}",
+    Action.READ,
+    errors=(404,),
 )
 def evaluation_status(
-    model: str, version: int, number: int, ctx: Ctx, caller: Caller
+    model: Model, version: VersionNo, number: VersionNo, ctx: Ctx, caller: Caller
 ) -> schemas.EvaluationStatus:
     """State of an evaluation, read from the ledger (any worker can answer)."""
     shown = ctx.registry.show_version(caller, model, version)
@@ -283,13 +302,13 @@ def evaluation_status(
 
 @endpoint(
     "POST",
-    "/models/{model}/versions/{version}/signoffs",
+    "/models/{model}/versions/{version:int}/signoffs",
     Action.SIGN,
     errors=(404, 409, 422),
     status_code=201,
 )
 def signoff(
-    model: str, version: int, body: schemas.SignoffCreate, ctx: Ctx, caller: Caller
+    model: Model, version: VersionNo, body: schemas.SignoffCreate, ctx: Ctx, caller: Caller
 ) -> schemas.StatusOut:
     """Approve or reject; the last required approval approves the version."""
     status = ctx.registry.signoff(
@@ -304,10 +323,10 @@ def signoff(
 
 
 @endpoint(
-    "POST", "/models/{model}/versions/{version}/promote", Action.PROMOTE, errors=(404, 409, 422)
+    "POST", "/models/{model}/versions/{version:int}/promote", Action.PROMOTE, errors=(404, 409, 422)
 )
 def promote(
-    model: str, version: int, body: schemas.AliasSet, ctx: Ctx, caller: Caller
+    model: Model, version: VersionNo, body: schemas.AliasSet, ctx: Ctx, caller: Caller
 ) -> schemas.StatusOut:
     ctx.registry.promote(caller, model, version, alias=body.alias)
     return _version_status(ctx, caller, model, version)
@@ -315,7 +334,7 @@ def promote(
 
 def _state_route(name: str) -> None:
     def handler(
-        model: str, version: int, body: schemas.Reason, ctx: Ctx, caller: Caller
+        model: Model, version: VersionNo, body: schemas.Reason, ctx: Ctx, caller: Caller
     ) -> schemas.StatusOut:
         getattr(ctx.registry, name)(caller, model, version, reason=body.reason)
         return _version_status(ctx, caller, model, version)
@@ -324,7 +343,7 @@ def _state_route(name: str) -> None:
     handler.__doc__ = f"{name.capitalize()} a version, with a reason (recorded)."
     endpoint(
         "POST",
-        f"/models/{{model}}/versions/{{version}}/{name}",
+        f"/models/{{model}}/versions/{{version:int}}/{name}",
         Action(name),
         errors=(404, 409, 422),
     )(handler)
@@ -355,9 +374,9 @@ ZIP: dict[int | str, dict[str, Any]] = {
 
 
 @endpoint(
-    "GET", "/models/{model}/versions/{version}/report", Action.READ, errors=(404,), success=PDF
+    "GET", "/models/{model}/versions/{version:int}/report", Action.READ, errors=(404,), success=PDF
 )
-def download_report(model: str, version: int, ctx: Ctx, caller: Caller) -> Response:
+def download_report(model: Model, version: VersionNo, ctx: Ctx, caller: Caller) -> Response:
     """The version's PDF/A-3b compliance report; its SHA-256 is recorded in the ledger."""
     from audits.signing import load_public_key
     from reports.service import generate_report
@@ -368,9 +387,13 @@ def download_report(model: str, version: int, ctx: Ctx, caller: Caller) -> Respo
 
 
 @endpoint(
-    "GET", "/models/{model}/versions/{version}/evidence", Action.READ, errors=(404,), success=ZIP
+    "GET",
+    "/models/{model}/versions/{version:int}/evidence",
+    Action.READ,
+    errors=(404,),
+    success=ZIP,
 )
-def download_evidence(model: str, version: int, ctx: Ctx, caller: Caller) -> Response:
+def download_evidence(model: Model, version: VersionNo, ctx: Ctx, caller: Caller) -> Response:
     """The evidence bundle (events, inclusion proofs, signed checkpoint, report), verifiable
     offline with `govreg evidence verify bundle.zip --public-key KEY`."""
     from audits.signing import load_public_key
@@ -391,9 +414,14 @@ def list_policies(ctx: Ctx, caller: Caller) -> list[dict[str, Any]]:
 
 
 @endpoint("GET", "/policies/{policy_ref}", Action.READ, errors=(404, 422))
-def get_policy(policy_ref: str, ctx: Ctx, caller: Caller) -> dict[str, Any]:
+def get_policy(policy_ref: PolicyRef, ctx: Ctx, caller: Caller) -> dict[str, Any]:
     """An adopted policy (``id`` or ``id@version``) in canonical form, with its digest."""
-    policy = ctx.registry.get_policy(caller, policy_ref)
+    from policies.schema import PolicyError
+
+    try:
+        policy = ctx.registry.get_policy(caller, policy_ref)
+    except PolicyError as exc:  # none adopted under that reference: nothing to show
+        raise NotFoundError(str(exc)) from exc
     return {"digest": policy.digest, "policy": policy.canonical()}
 
 
@@ -421,7 +449,7 @@ def propose_policy(body: schemas.PolicyProposal, ctx: Ctx, caller: Caller) -> di
     errors=(404, 422),
 )
 def approve_policy(
-    policy_ref: str, body: schemas.PolicyApproval, ctx: Ctx, caller: Caller
+    policy_ref: AdoptRef, body: schemas.PolicyApproval, ctx: Ctx, caller: Caller
 ) -> dict[str, Any]:
     """Adopt a proposed policy version (a compliance officer other than its proposer)."""
     policy = ctx.registry.approve_policy(caller, policy_ref, comment=body.comment)
@@ -430,7 +458,7 @@ def approve_policy(
 
 @endpoint("GET", "/audit/events", Action.READ)
 def audit_events(
-    ctx: Ctx, caller: Caller, model: str | None = None, limit: int = 1000, after: int = 0
+    ctx: Ctx, caller: Caller, model: Model | None = None, limit: int = 1000, after: int = 0
 ) -> list[schemas.EventOut]:
     """The decrypted trail, oldest first (page with ``after`` = last seq seen)."""
     out: list[schemas.EventOut] = []
@@ -481,7 +509,11 @@ def create_principal(
 
 
 @endpoint(
-    "DELETE", "/principals/{name}", Action.MANAGE_PRINCIPALS, errors=(404, 422), status_code=204
+    "DELETE",
+    "/principals/{name}",
+    Action.MANAGE_PRINCIPALS,
+    errors=(404, 409, 422),
+    status_code=204,
 )
 def revoke_principal(name: str, ctx: Ctx, caller: Caller) -> None:
     ctx.registry.revoke_principal(caller, name)

@@ -12,14 +12,23 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from registry.roles import Role
+from registry.services import NAME_RE
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+NAME = NAME_RE.pattern  # names as the registry accepts them
+POLICY_REF = r"^[a-z][a-z0-9_\-]{0,99}(@[1-9][0-9]{0,8})?$"  # id or id@version
+# at least one character that is not white space by any of the definitions in
+# play: Python's str.strip (the service), Rust's regex (pydantic) and ECMA-262
+# (the document's readers)
+TEXT = r"[^\s\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+
+
 class PrincipalCreate(_In):
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(pattern=NAME)
     role: Role
     expires_at: datetime | None = None
 
@@ -45,7 +54,7 @@ class VersionByReference(_In):
     validation: str
     target: str
     protected: list[str] = Field(min_length=1)
-    policy: str | None = None
+    policy: str | None = Field(default=None, pattern=POLICY_REF)
     cutoff: str | None = None
     reasons: dict[str, str] = Field(default_factory=dict)
 
@@ -57,7 +66,9 @@ class VersionCreated(BaseModel):
 
 
 class EvaluationStart(_In):
-    policy: str | None = Field(default=None, description="re-evaluate under id or id@version")
+    policy: str | None = Field(
+        default=None, pattern=POLICY_REF, description="re-evaluate under id or id@version"
+    )
 
 
 class EvaluationStatus(BaseModel):
@@ -71,15 +82,15 @@ class EvaluationStatus(BaseModel):
 class SignoffCreate(_In):
     role: Literal["validator", "compliance_officer", "business_owner"]
     decision: Literal["approve", "reject"]
-    comment: str = Field(min_length=1, max_length=4000)
+    comment: str = Field(min_length=1, max_length=4000, pattern=TEXT)
 
 
 class AliasSet(_In):
-    alias: str = Field(min_length=1, max_length=100)
+    alias: str = Field(pattern=NAME)
 
 
 class Reason(_In):
-    reason: str = Field(min_length=1, max_length=4000)
+    reason: str = Field(min_length=1, max_length=4000, pattern=TEXT)
 
 
 class StatusOut(BaseModel):
@@ -117,7 +128,7 @@ class PolicyProposal(_In):
 
 
 class PolicyApproval(_In):
-    comment: str = Field(min_length=1, max_length=4000)
+    comment: str = Field(min_length=1, max_length=4000, pattern=TEXT)
 
 
 class ScoreRequest(_In):

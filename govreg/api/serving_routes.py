@@ -15,14 +15,14 @@ from fastapi import Query, Request
 from audits.events import EventType
 from core.errors import NotFoundError
 from govreg.api import schemas
-from govreg.api.routes import Caller, Ctx, endpoint
+from govreg.api.routes import NAME_RE, Caller, Ctx, Model, endpoint
 from registry.roles import Action
 from serving.decisions import Decision, DecisionLog
 from serving.errors import LoadRefused
 from serving.live import LiveModels
 from serving.loader import approved_bytes, record_refusal, record_serving
 
-Alias = Annotated[str, Query(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][\w.-]*$")]
+Alias = Annotated[str, Query(max_length=100, pattern=NAME_RE.pattern)]
 
 
 def _decimal(value: float, places: int = 6) -> str:
@@ -31,7 +31,7 @@ def _decimal(value: float, places: int = 6) -> str:
 
 @endpoint("POST", "/models/{model}/score", Action.SCORE, errors=(404, 409, 422))
 def score(
-    model: str,
+    model: Model,
     *,
     body: schemas.ScoreRequest,
     request: Request,
@@ -83,7 +83,7 @@ def score(
 
 @endpoint("GET", "/models/{model}/approved", Action.FETCH_MODEL, errors=(404, 409, 422))
 def fetch_approved(
-    model: str,
+    model: Model,
     *,
     request: Request,
     ctx: Ctx,

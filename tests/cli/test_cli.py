@@ -194,7 +194,7 @@ def test_principals_create_list_revoke(kit: Any) -> None:
     assert result.stderr == f"error: API key of 'val-1' was revoked at {revoked_at}\n"
     result = run(kit, "principals", "revoke", "val-1")
     assert (result.exit_code, result.stderr) == (
-        2,
+        7,
         "error: principal 'val-1' is already revoked\n",
     )
     log = as_json(run(kit, "audit", "log", "--json"))
