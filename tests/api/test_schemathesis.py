@@ -41,6 +41,8 @@ ACTING_ROLE: dict[Action, Role] = {
     Action.APPROVE_POLICY: Role.COMPLIANCE_OFFICER,
     Action.READ: Role.AUDITOR,
     Action.VERIFY: Role.AUDITOR,
+    Action.FETCH_MODEL: Role.SERVICE,
+    Action.SCORE: Role.SERVICE,
 }
 ACTION_OF = {(method, path): action for method, path, action in ENDPOINTS}
 # Operations whose rules JSON Schema cannot state: a request that matches the
