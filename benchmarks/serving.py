@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -116,7 +116,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-def alternate(ours: Any, theirs: Any, *, calls: int, blocks: int) -> tuple[list[float], list[float]]:
+def alternate(
+    ours: Any, theirs: Any, *, calls: int, blocks: int
+) -> tuple[list[float], list[float]]:
     """Per-call times (s) of two functions run in alternating blocks (after a warm-up)."""
     clock = time.perf_counter
     a: list[float] = []
@@ -252,7 +254,9 @@ def batch(scorer: Any, booster: Any, rows: list[dict[str, Any]], args: Any) -> l
 
 
 # -- over HTTP --------------------------------------------------------------------------
-async def _paced(host: str, port: int, request: bytes, rate: float, seconds: float) -> dict[str, Any]:
+async def _paced(
+    host: str, port: int, request: bytes, rate: float, seconds: float
+) -> dict[str, Any]:
     """Open-loop load: request i is due at start + i / rate, whatever came back before."""
     loop = asyncio.get_running_loop()
     total = max(1, int(rate * seconds))
@@ -292,10 +296,8 @@ async def _paced(host: str, port: int, request: bytes, rate: float, seconds: flo
             queue.put_nowait(None)
 
     workers = [asyncio.create_task(connection()) for _ in range(connections)]
-    try:
+    with contextlib.suppress(TimeoutError):  # a stalled server: report what came back
         await asyncio.wait_for(asyncio.gather(pace(), *workers), timeout=seconds + 30)
-    except TimeoutError:
-        pass
     return {
         "sent": total,
         "answered": len(latencies),
@@ -329,12 +331,15 @@ def offered(port: int, request: bytes, rate: float, seconds: float) -> dict[str,
         text=True,
     ).stdout
     result: dict[str, Any] = json.loads(out)
+    result["statuses"] = {int(k): v for k, v in result["statuses"].items()}  # JSON keys: str
     lat = result["latencies_ms"] or [float("inf")]
     result["p50"], result["p99"] = percentile(lat, 50), percentile(lat, 99)
     return result
 
 
-def start_server(env: dict[str, str], workers: int, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(
+    env: dict[str, str], workers: int, log: Path
+) -> tuple[subprocess.Popen[bytes], int]:
     import socket
 
     import httpx
@@ -385,6 +390,7 @@ def http(built: dict[str, Any], row: dict[str, Any], label: str, args: Any) -> l
                 httpx.Client(
                     base_url=f"http://127.0.0.1:{port}",
                     headers={"Authorization": f"Bearer {built['service_key']}"},
+                    timeout=120,
                 )
                 for _ in range(8)
             ]
@@ -399,7 +405,9 @@ def http(built: dict[str, Any], row: dict[str, Any], label: str, args: Any) -> l
                 f"\n3. HTTP, {label}, govreg serve --workers {workers} "
                 f"(load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)"
             )
-            head = f"{'rate/s':>7}  {'endpoint':<22}{'p50 ms':>8}{'p99 ms':>8}{'answered/s':>12}  ok"
+            head = (
+                f"{'rate/s':>7}  {'endpoint':<22}{'p50 ms':>8}{'p99 ms':>8}{'answered/s':>12}  ok"
+            )
             print(head)
             print("-" * (len(head) + 8))
             for rate in args.rates:
@@ -455,7 +463,9 @@ def postgres_schema(url: str) -> tuple[str, str]:
 def drop_schema(url: str, schema: str) -> None:
     import psycopg
 
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as c:
+    with psycopg.connect(
+        url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as c:
         c.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
