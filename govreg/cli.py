@@ -714,7 +714,13 @@ def keys_rotate_kek(obj: dict[str, Any], as_json: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int, help="worker processes")
-def serve(host: str, port: int, workers: int) -> None:
+@click.option(
+    "--access-log/--no-access-log",
+    default=False,
+    show_default=True,
+    help="uvicorn's per-request log (decisions and changes are in the ledger either way)",
+)
+def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     """Run the HTTP API (uvicorn; several workers share one database)."""
     import uvicorn
 
@@ -728,6 +734,7 @@ def serve(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         log_level="info",
+        access_log=access_log,
     )
 
 

@@ -70,6 +70,11 @@ class LiveModels:
             except Exception:  # keep polling whatever one round met
                 logging.getLogger("govreg.serving").exception("checking the ledger head failed")
 
+    @property
+    def head(self) -> int:
+        """The ledger head as the poller last saw it."""
+        return self._head
+
     def _read_head(self) -> int:
         with self.registry.reading() as conn:
             return int(self.registry.ledger.head(conn)[0])

@@ -27,6 +27,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from audits.signing import SIGNING_KEY_FILE, load_public_key
+        from core.clock import utcnow
+        from govreg.api.auth import PrincipalCache
         from serving.decisions import DecisionLog
         from serving.live import LiveModels
         from serving.loader import ServingConfig
@@ -44,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             poll_interval=config.serving_poll_seconds,
         )
         app.state.live = live
+        app.state.principals = PrincipalCache(lambda: live.head, utcnow)
         app.state.decisions = DecisionLog(
             context.engine, context.ledger.keyring, config.keys_path / SIGNING_KEY_FILE
         )

@@ -9,11 +9,15 @@ required and checked, and the role taken from a configured claim.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.clock import parse
 from core.errors import AuthError, ConfigError
 from registry.roles import Role
 from registry.services import KEY_PREFIX, Principal
@@ -89,7 +93,52 @@ class OidcVerifier:
         return Principal(name=f"oidc:{claims['sub']}", role=str(role))
 
 
-def authenticate(registry: Registry, oidc: OidcVerifier, authorization: str | None) -> Principal:
+class PrincipalCache:
+    """API keys this worker has already authenticated, while the ledger head stands still.
+
+    A principal's key can change only through a ledger event (creation,
+    revocation), and every ledger event moves the head. The serving poller
+    reads the head every ``GOVREG_SERVING_POLL_SECONDS``; the cache holds an
+    entry only for the head it was made at, so a revocation is honoured by
+    every worker within that interval. Expiry is checked on every request.
+    Refusals are never cached (each is recorded).
+    """
+
+    def __init__(self, head: Callable[[], int], clock: Callable[[], datetime]) -> None:
+        self._head = head
+        self._clock = clock
+        self._entries: dict[bytes, tuple[int, Principal]] = {}
+
+    def head(self) -> int:
+        return self._head()
+
+    def get(self, credential: str) -> Principal | None:
+        found = self._entries.get(_digest(credential))
+        if found is None:
+            return None
+        head, principal = found
+        if head != self._head():
+            return None
+        if principal.expires_at and parse(principal.expires_at) <= self._clock():
+            return None  # authenticate again: the refusal is recorded there
+        return principal
+
+    def put(self, credential: str, principal: Principal, head: int) -> None:
+        if len(self._entries) >= 10_000:
+            self._entries.clear()
+        self._entries[_digest(credential)] = (head, principal)
+
+
+def _digest(credential: str) -> bytes:
+    return hashlib.sha256(credential.encode()).digest()
+
+
+def authenticate(
+    registry: Registry,
+    oidc: OidcVerifier,
+    authorization: str | None,
+    cache: PrincipalCache | None = None,
+) -> Principal:
     if not authorization:
         raise AuthError("no credentials: send 'Authorization: Bearer <API key or token>'")
     scheme, _, credential = authorization.partition(" ")
@@ -97,5 +146,13 @@ def authenticate(registry: Registry, oidc: OidcVerifier, authorization: str | No
         raise AuthError("use 'Authorization: Bearer <API key or token>'")
     credential = credential.strip()
     if credential.startswith(KEY_PREFIX + "_"):
-        return registry.authenticate(credential)
+        if cache is None:
+            return registry.authenticate(credential)
+        cached = cache.get(credential)
+        if cached is not None:
+            return cached
+        head = cache.head()  # read before the lookup: a later revocation invalidates it
+        principal = registry.authenticate(credential)
+        cache.put(credential, principal, head)
+        return principal
     return oidc.principal(credential)

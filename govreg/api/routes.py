@@ -57,7 +57,7 @@ def current_principal(
     request: Request, ctx: Ctx, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
     oidc: OidcVerifier = request.app.state.oidc
-    return authenticate(ctx.registry, oidc, authorization)
+    return authenticate(ctx.registry, oidc, authorization, request.app.state.principals)
 
 
 Caller = Annotated[Principal, Depends(current_principal)]

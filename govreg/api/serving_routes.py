@@ -15,8 +15,9 @@ from fastapi import Query, Request
 from audits.events import EventType
 from core.errors import NotFoundError
 from govreg.api import schemas
-from govreg.api.routes import NAME_RE, Caller, Ctx, Model, endpoint
+from govreg.api.routes import Caller, Ctx, Model, endpoint
 from registry.roles import Action
+from registry.services import NAME_RE
 from serving.decisions import Decision, DecisionLog
 from serving.errors import LoadRefused
 from serving.live import LiveModels

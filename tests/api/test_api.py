@@ -92,12 +92,22 @@ def test_authentication_failures_are_problem_documents(server: Server) -> None:
         assert garbage.get("/v1/versions").json()["detail"] == (
             "bearer token is not a govreg API key and no OIDC issuer is set"
         )
-    with server.client("admin") as admin:
-        assert admin.delete("/v1/principals/auditor-1").status_code == 204
-    with server.client("auditor") as revoked:
-        body = revoked.get("/v1/versions").json()
+    # A key the worker already authenticated (and holds in its cache) stops
+    # working within the poll interval of its revocation, and the refusal is recorded.
+    with server.client("auditor") as auditor:
+        assert auditor.get("/v1/versions").status_code == 200
+        with server.client("admin") as admin:
+            assert admin.delete("/v1/principals/auditor-1").status_code == 204
+        revoked_at = time.monotonic()
+        while auditor.get("/v1/versions").status_code == 200:
+            assert time.monotonic() - revoked_at <= 2.0, "revocation not honoured within 2 s"
+            time.sleep(0.05)
+        body = auditor.get("/v1/versions").json()
     assert body["status"] == 401
     assert body["detail"].startswith("API key of 'auditor-1' was revoked at ")
+    with server.client("admin") as admin:
+        log = admin.get("/v1/audit/events").json()
+    assert [e["actor"] for e in log if e["type"] == "access.denied"][-1] == "auditor-1"
 
 
 def _path(template: str) -> str:
