@@ -333,6 +333,20 @@ class Ledger:
         finally:
             result.close()  # a caller that stops early must not leave the cursor open
 
+    def version_rows(self, conn: Connection, model: str, version: int) -> list[Any]:
+        """The stored rows (``COLUMNS``) of one model version's events, in seq order."""
+        from sqlalchemy import text
+
+        return list(
+            conn.execute(
+                text(
+                    f"SELECT {COLUMNS} FROM {EVENTS_TABLE} "
+                    "WHERE model = :model AND version = :version ORDER BY seq"
+                ),
+                {"model": model, "version": version},
+            )
+        )
+
     def open_row(self, conn: Connection, row: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """Authenticate and decrypt a stored row: (sealed header, payload)."""
         from cryptography.exceptions import InvalidTag

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from audits.events import EventType
-from audits.ledger import COLUMNS
 from audits.merkle import inclusion_proof
 from audits.records import envelope_record
 from audits.tables import EVENTS_TABLE
@@ -43,20 +42,6 @@ class Evidence:
     def events(self) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = self.data["events"]
         return events
-
-
-def _version_rows(conn: Connection, model: str, version: int) -> list[Any]:
-    from sqlalchemy import text
-
-    return list(
-        conn.execute(
-            text(
-                f"SELECT {COLUMNS} FROM {EVENTS_TABLE} "
-                "WHERE model = :model AND version = :version ORDER BY seq"
-            ),
-            {"model": model, "version": version},
-        )
-    )
 
 
 def _event_record(registry: Registry, conn: Connection, row: Any) -> dict[str, Any]:
@@ -102,7 +87,7 @@ def collect(
     shown = registry.show_version(actor, model, version)
     submission = registry.submission(model, version)
     with registry.reading() as conn:
-        rows = _version_rows(conn, model, version)
+        rows = registry.ledger.version_rows(conn, model, version)
         records = [_event_record(registry, conn, row) for row in rows]
         checkpoints = registry.ledger.checkpoints(conn)
         if not checkpoints or checkpoints[-1].size < rows[-1].seq:

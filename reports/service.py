@@ -9,13 +9,12 @@ bundle's) through ``registry.transaction()`` + ``registry.record()``.
 from __future__ import annotations
 
 import hashlib
-from base64 import b64decode
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from audits.events import EventType, NewEvent
-from audits.ledger import envelope_bytes, leaf_of
 from audits.merkle import verify_inclusion
+from audits.records import record_leaf
 from core.clock import isoformat, utcnow
 from core.errors import GovregError
 from registry.roles import Action
@@ -50,20 +49,7 @@ def check_evidence(evidence: Evidence, public_key: Ed25519PublicKey | None) -> d
     for record in evidence.events:
         env = record["envelope"]
         seq = int(env["seq"])
-        leaf = leaf_of(
-            envelope_bytes(
-                seq,
-                env["recorded_at"],
-                env["type"],
-                env["actor"],
-                env["model"],
-                env["version"],
-                env["index_fields"],
-                env["key_id"],
-                b64decode(env["nonce"]),
-                b64decode(env["ciphertext"]),
-            )
-        )
+        leaf = record_leaf(env)
         if leaf.hex() != env["leaf_hash"]:
             problems.append(f"seq {seq}: leaf hash does not match its envelope")
             continue

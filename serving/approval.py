@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from audits.events import EventType
-from audits.ledger import COLUMNS
 from audits.merkle import inclusion_proof, root
 from audits.records import envelope_record, record_leaf
 from audits.tables import EVENTS_TABLE
@@ -85,20 +84,6 @@ def resolve_alias(conn: Connection, model: str, alias: str) -> tuple[int, int]:
     raise NotFoundError(f"{model}@{alias} is not set; promote an approved version to it first")
 
 
-def _rows(conn: Connection, model: str, version: int) -> list[Any]:
-    from sqlalchemy import text
-
-    return list(
-        conn.execute(
-            text(
-                f"SELECT {COLUMNS} FROM {EVENTS_TABLE} "
-                "WHERE model = :m AND version = :v ORDER BY seq"
-            ),
-            {"m": model, "v": version},
-        )
-    )
-
-
 def check_approval(
     conn: Connection,
     ledger: Ledger,
@@ -115,7 +100,9 @@ def check_approval(
             raise ValueError("give a version or an alias")
         version, _ = resolve_alias(conn, model, alias)
     subject = f"{model} v{version}"
-    rows = [r for r in _rows(conn, model, version) if r.event_type in GOVERNING_EVENTS]
+    rows = [
+        r for r in ledger.version_rows(conn, model, version) if r.event_type in GOVERNING_EVENTS
+    ]
     if not rows:
         raise NotFoundError(f"{subject} does not exist")
     events = [ledger.decrypt_row(conn, r) for r in rows]

@@ -149,9 +149,7 @@ class LiveModels:
             "WHERE model IN :models AND event_type IN :types GROUP BY model"
         ).bindparams(bindparam("models", expanding=True), bindparam("types", expanding=True))
         with self.registry.reading() as conn:
-            rows = conn.execute(
-                stmt, {"models": sorted(models), "types": sorted(GOVERNING_EVENTS)}
-            )
+            rows = conn.execute(stmt, {"models": sorted(models), "types": sorted(GOVERNING_EVENTS)})
             return {str(r.model): int(r.last) for r in rows}
 
     def _recheck(self, key: Key) -> None:

@@ -134,6 +134,26 @@ def build_inputs(root: Path) -> Inputs:
     )
 
 
+def submit_candidate(
+    registry: Any, actor: Any, model: str, files: dict[str, Path], **extra: Any
+) -> int:
+    """Submit the files of ``govreg.synthetic.write_candidate`` (reason texts included)."""
+    import json
+
+    version: int = registry.submit(
+        actor,
+        model,
+        artifact=files["artifact"],
+        train=files["train"],
+        validation=files["validation"],
+        target=TARGET,
+        protected=list(PROTECTED),
+        reason_texts=json.loads(files["reasons"].read_text()),
+        **extra,
+    )
+    return version
+
+
 def passing_results(**verdicts: str) -> list[dict[str, Any]]:
     """Constructed gate results for the credit-risk policy; all pass unless overridden.
 

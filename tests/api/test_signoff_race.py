@@ -17,7 +17,6 @@ projection equals its replay.
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 from collections import Counter
@@ -28,6 +27,7 @@ from typing import Any
 import pytest
 from api_server import start_server, stop
 from govreg_homes import Home, make_home
+from govreg_kit import submit_candidate
 
 VERSIONS = (1, 2, 3)
 SIGNERS = {"validator": 8, "compliance_officer": 6, "business_owner": 6}
@@ -43,23 +43,13 @@ def _prepare(home: Home, tmp_path: Path) -> dict[str, tuple[str, str]]:
     from govreg.synthetic import write_candidate
 
     files = write_candidate(tmp_path / "candidate")
-    reasons = json.loads(files["reasons"].read_text())
     ctx = home.context()
     try:
         registry = ctx.registry
         admin = registry.authenticate(home.admin_key)
         ds, _ = registry.create_principal(admin, "ds-1", "data_scientist")
         for number in VERSIONS:
-            submitted = registry.submit(
-                ds,
-                "pd",
-                artifact=files["artifact"],
-                train=files["train"],
-                validation=files["validation"],
-                target="default",
-                protected=["sex", "age_band"],
-                reason_texts=reasons,
-            )
+            submitted = submit_candidate(registry, ds, "pd", files)
             assert submitted == number
             assert registry.evaluate(ds, "pd", number).value == "awaiting_signoff"
         signers: dict[str, tuple[str, str]] = {}

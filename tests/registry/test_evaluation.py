@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from govreg_kit import submit_candidate
 
 from audits.events import EventType
 from audits.signing import load_public_key
@@ -36,18 +36,7 @@ def _actors(ctx: Any, admin_key: str) -> dict[str, Any]:
 
 
 def _submit(ctx: Any, actor: Any, files: dict[str, Path]) -> int:
-    return int(
-        ctx.registry.submit(
-            actor,
-            "pd",
-            artifact=files["artifact"],
-            train=files["train"],
-            validation=files["validation"],
-            target="default",
-            protected=["sex", "age_band"],
-            reason_texts=json.loads(files["reasons"].read_text()),
-        )
-    )
+    return submit_candidate(ctx.registry, actor, "pd", files)
 
 
 def _verify(home: Any, ctx: Any) -> int:
@@ -246,16 +235,8 @@ def test_a_supplied_expectation_suite_is_the_schema_gate(sqlite_home: Any, candi
             )
         with ctx.registry.reading() as conn:
             assert ctx.ledger.head(conn)[0] == before
-        version = ctx.registry.submit(
-            who["data_scientist"],
-            "pd",
-            artifact=candidate["artifact"],
-            train=candidate["train"],
-            validation=candidate["validation"],
-            target="default",
-            protected=["sex", "age_band"],
-            reason_texts=json.loads(candidate["reasons"].read_text()),
-            schema_suite=suite,
+        version = submit_candidate(
+            ctx.registry, who["data_scientist"], "pd", candidate, schema_suite=suite
         )
         assert ctx.registry.submission("pd", version)["schema_suite"] == suite
         status = ctx.registry.evaluate(who["data_scientist"], "pd", version)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from govreg_homes import make_home
+from govreg_kit import submit_candidate
 
 from audits.events import EventType
 from audits.signing import load_public_key
@@ -46,18 +47,7 @@ def _candidate(root: Path) -> dict[str, Path]:
 
 
 def _submit(ctx: Any, who: dict[str, Any], files: dict[str, Path]) -> int:
-    return int(
-        ctx.registry.submit(
-            who["ds-1"],
-            MODEL,
-            artifact=files["artifact"],
-            train=files["train"],
-            validation=files["validation"],
-            target="default",
-            protected=["sex", "age_band"],
-            reason_texts=json.loads(files["reasons"].read_text()),
-        )
-    )
+    return submit_candidate(ctx.registry, who["ds-1"], MODEL, files)
 
 
 def _constructed(verdict: str) -> list[dict[str, Any]]:

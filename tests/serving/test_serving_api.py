@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from api_server import Server, start_server, stop
-from govreg_kit import Kit, make_kit
+from govreg_kit import Kit, make_kit, submit_candidate
 
 from audits.signing import create_signing_key, load_public_key
 from serving.errors import Check, LoadRefused
@@ -31,16 +31,7 @@ def candidate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _approve(kit: Kit, files: dict[str, Path]) -> int:
-    version: int = kit.registry.submit(
-        kit["ds-1"],
-        MODEL,
-        artifact=files["artifact"],
-        train=files["train"],
-        validation=files["validation"],
-        target="default",
-        protected=["sex", "age_band"],
-        reason_texts=json.loads(files["reasons"].read_text()),
-    )
+    version = submit_candidate(kit.registry, kit["ds-1"], MODEL, files)
     kit.registry.evaluate(kit["ds-1"], MODEL, version)
     for who in ("validator-1", "compliance-1", "owner-1"):
         kit.sign(who, MODEL, version)
