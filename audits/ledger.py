@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 GENESIS = bytes(32)
 ADVISORY_LOCK_ID = 0x676F7672  # "govr"
 PENDING_ANCHORS = "govreg_pending_anchors"
+LOCK_HELD = "govreg_writer_lock_transaction"
 COLUMNS = (
     "seq, recorded_at, event_type, actor, model, version, index_fields, "
     "key_id, nonce, ciphertext, leaf_hash, chain_hash"
@@ -134,11 +135,20 @@ class Ledger:
 
     # -- writing ---------------------------------------------------------------
     def lock(self, conn: Connection) -> None:
-        """Serialise writers (SQLite: the transaction began IMMEDIATE)."""
+        """Serialise writers (SQLite: the transaction began IMMEDIATE).
+
+        On PostgreSQL the transaction-scoped advisory lock is taken once per
+        transaction: a use case that locked before reading does not pay a
+        second round trip when it appends.
+        """
         if not is_sqlite(conn):
             from sqlalchemy import text
 
+            transaction = conn.get_transaction()
+            if transaction is not None and conn.info.get(LOCK_HELD) is transaction:
+                return
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_ID})
+            conn.info[LOCK_HELD] = transaction
 
     def head(self, conn: Connection) -> tuple[int, bytes]:
         from sqlalchemy import text
