@@ -1146,14 +1146,27 @@ class Registry:
             signoffs = sorted(
                 view.where("signoffs", model=model, version=version), key=lambda s: s["seq"]
             )
-            policy = self._policy_from_ledger(conn, model, version)
-            gates = [
-                {"seq": event.seq, **event.data["result"]}
-                for event in self.ledger.events(
-                    conn, model=model, version=version, types=[EventType.GATE_EVALUATED]
-                )
-                if event.data["evaluation"] == row["evaluation"]
-            ]
+            # One pass over the version's events: its policy and the current gate results.
+            policy_doc: dict[str, Any] | None = None
+            gates = []
+            for event in self.ledger.events(
+                conn,
+                model=model,
+                version=version,
+                types=[
+                    EventType.VERSION_SUBMITTED,
+                    EventType.EVALUATION_STARTED,
+                    EventType.GATE_EVALUATED,
+                ],
+            ):
+                if event.type == EventType.GATE_EVALUATED:
+                    if event.data["evaluation"] == row["evaluation"]:
+                        gates.append({"seq": event.seq, **event.data["result"]})
+                elif "policy" in event.data:
+                    policy_doc = event.data["policy"]
+            if policy_doc is None:
+                raise NotFoundError(f"{model} v{version} has no submission event")
+            policy = Policy.model_validate(policy_doc)
         current = [s for s in signoffs if s["evidence_digest"] == row["evidence_digest"]]
         missing = []
         for req in policy.signoffs.required:
