@@ -610,6 +610,7 @@ def audit_decisions(
 ) -> None:
     """Verify the serving decision log; with --model, list its decisions (decrypted;
     the inputs of decisions past retention are erased by `decisions purge`)."""
+    from audits.events import EventType
     from audits.signing import load_public_key
     from core.errors import InputError
     from registry.roles import Action
@@ -623,6 +624,18 @@ def audit_decisions(
         key = load_public_key(public_key or ctx.settings.public_key_path)
         with ctx.registry.reading() as conn:
             report = verify_decisions(conn, ctx.ledger.keyring, key)
+            # every destroyed key should have been destroyed by a recorded purge
+            recorded = {
+                k["key_id"]
+                for e in ctx.ledger.events(conn, types=[EventType.DECISIONS_PURGED])
+                for k in e.data["keys"]
+            }
+            warnings = [
+                f"data key {k} was destroyed without a recorded purge "
+                "(its retention had ended, so the erasure itself is allowed)"
+                for k in report.erased_keys
+                if k not in recorded
+            ]
             rows: list[dict[str, Any]] = (
                 [
                     {
@@ -651,10 +664,13 @@ def audit_decisions(
         "batches": report.batches,
         "key_fingerprint": report.key_fingerprint,
         "listed": rows,
+        "warnings": warnings,
     }
 
     def human() -> None:
         click.echo(report.summary())
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
         for row in rows:
             reasons = "; ".join(str(r) for r in row["reasons"])
             click.echo(

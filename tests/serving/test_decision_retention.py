@@ -342,5 +342,19 @@ def test_cli_purge_is_admin_only_recorded_and_idempotent(env: Env) -> None:
     listed = json.loads(decisions.output)
     assert (listed["decisions"], listed["erased"]) == (5 * PER_MONTH, 3 * PER_MONTH)
     assert sum(row["erased"] for row in listed["listed"]) == 3 * PER_MONTH
+    assert listed["warnings"] == []
     human = home.cli("audit", "decisions", "--model", "credit-pd").output
     assert human.count("[inputs erased: past retention]") == 3 * PER_MONTH
+
+
+def test_a_key_destroyed_without_a_recorded_purge_is_reported(env: Env) -> None:
+    env.purge(NOW)  # the keys go, but no ledger event says so
+    result = env.home.cli("audit", "decisions", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["erased"] == 3 * PER_MONTH
+    assert data["warnings"] == [
+        f"data key decisions/{p} was destroyed without a recorded purge "
+        "(its retention had ended, so the erasure itself is allowed)"
+        for p in EXPIRED
+    ]
