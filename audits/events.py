@@ -36,6 +36,7 @@ class EventType(StrEnum):
     MODEL_LOADED = "serving.loaded"
     LOAD_REFUSED = "serving.refused"
     ARTIFACT_FETCHED = "serving.fetched"
+    DECISIONS_PURGED = "decisions.purged"
     BENCHMARK = "benchmark.event"
 
 

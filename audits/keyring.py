@@ -5,6 +5,11 @@ wrapped by the key-encryption key (KEK), which lives in a file outside the
 database (mode 0600). ``rotate`` starts a new data key (old events keep their
 key id and stay readable); ``rotate_kek`` re-wraps every data key under a new
 KEK. Both can be re-run after an interruption and neither loses a row.
+
+Expiring data keys (table ``expiring_data_keys``) serve crypto-shredding: one
+key per purpose and period, with an expiry after which
+:meth:`Keyring.destroy_expiring` deletes it, and with it the only way to
+decrypt what was encrypted under it. ``rotate_kek`` re-wraps them too.
 """
 
 from __future__ import annotations
@@ -15,13 +20,15 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from audits.tables import DATA_KEYS_TABLE
-from core.clock import isoformat, utcnow
+from audits.tables import DATA_KEYS_TABLE, EXPIRING_KEYS_TABLE
+from core.clock import isoformat, parse, utcnow
 from core.errors import ConfigError, IntegrityError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from sqlalchemy.engine import Connection
 
@@ -79,6 +86,38 @@ def _wrap_aad(key_id: str, kek_id: str) -> bytes:
     return f"govreg-data-key/v1|{key_id}|{kek_id}".encode()
 
 
+@dataclass(frozen=True)
+class ExpiringKey:
+    """An expiring data key's plaintext fields (its bytes stay wrapped)."""
+
+    key_id: str
+    purpose: str
+    period: str
+    expires_at: str
+
+    def expired(self, now: datetime) -> bool:
+        return parse(self.expires_at) <= now
+
+
+def expiring_key_id(purpose: str, period: str) -> str:
+    """``decisions/2027-03``: the key id names its purpose and period."""
+    return f"{purpose}/{period}"
+
+
+def _expiring_aad(key: ExpiringKey, kek_id: str) -> bytes:
+    """Binds a wrapped expiring key to its id, purpose, period, expiry and KEK."""
+    return (
+        f"govreg-expiring-key/v1|{key.key_id}|{key.purpose}|{key.period}|{key.expires_at}|{kek_id}"
+    ).encode()
+
+
+_EXPIRING_COLUMNS = "key_id, purpose, period, expires_at, kek_id, nonce, wrapped"
+
+
+def _expiring(row: Any) -> ExpiringKey:
+    return ExpiringKey(row.key_id, row.purpose, row.period, row.expires_at)
+
+
 class Keyring:
     """Data keys for one ledger, unwrapped on first use and cached."""
 
@@ -115,7 +154,9 @@ class Keyring:
         return _read_kek(self.keys_dir / KEK_FILE)
 
     # -- data keys -----------------------------------------------------------
-    def _unwrap(self, key_id: str, kek_id: str, nonce: bytes, wrapped: bytes) -> bytes:
+    def _unwrap(
+        self, key_id: str, kek_id: str, nonce: bytes, wrapped: bytes, aad: bytes | None = None
+    ) -> bytes:
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -128,7 +169,7 @@ class Keyring:
                 f"data key {key_id} is wrapped by {kek_id}, which is not in {self.keys_dir}"
             )
         try:
-            return AESGCM(kek.key).decrypt(nonce, wrapped, _wrap_aad(key_id, kek_id))
+            return AESGCM(kek.key).decrypt(nonce, wrapped, aad or _wrap_aad(key_id, kek_id))
         except InvalidTag as exc:
             raise IntegrityError(
                 f"data key {key_id}: wrapped key fails authentication under {kek_id} "
@@ -182,6 +223,106 @@ class Keyring:
         self._cache[key_id] = AESGCM(dek)
         return key_id
 
+    # -- expiring data keys (crypto-shredding) ---------------------------------------
+    def expiring_key(
+        self, conn: Connection, *, purpose: str, period: str, expires_at: str
+    ) -> tuple[str, AESGCM]:
+        """The key of ``purpose`` for ``period``, created (expiring at ``expires_at``)
+        if there is none yet. The caller serialises creators (the same
+        transaction must not race another creating the same period)."""
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        from sqlalchemy import text
+
+        key = ExpiringKey(expiring_key_id(purpose, period), purpose, period, expires_at)
+        row = self._expiring_row(conn, key.key_id)
+        if row is not None:
+            if _expiring(row) != key:
+                raise IntegrityError(
+                    f"data key {key.key_id} expires at {row.expires_at}, not {expires_at}"
+                )
+            return key.key_id, self._unwrap_expiring(row)
+        kek = self.current_kek
+        nonce = secrets.token_bytes(12)
+        dek = AESGCM.generate_key(bit_length=256)
+        wrapped = AESGCM(kek.key).encrypt(nonce, dek, _expiring_aad(key, kek.kek_id))
+        conn.execute(
+            text(
+                f"INSERT INTO {EXPIRING_KEYS_TABLE} "
+                "(key_id, purpose, period, expires_at, created_at, kek_id, nonce, wrapped) "
+                "VALUES (:k, :p, :d, :e, :t, :kek, :n, :w)"
+            ),
+            {
+                "k": key.key_id,
+                "p": purpose,
+                "d": period,
+                "e": expires_at,
+                "t": isoformat(utcnow()),
+                "kek": kek.kek_id,
+                "n": nonce,
+                "w": wrapped,
+            },
+        )
+        return key.key_id, AESGCM(dek)
+
+    @staticmethod
+    def _expiring_row(conn: Connection, key_id: str) -> Any:
+        from sqlalchemy import text
+
+        return conn.execute(
+            text(f"SELECT {_EXPIRING_COLUMNS} FROM {EXPIRING_KEYS_TABLE} WHERE key_id = :k"),
+            {"k": key_id},
+        ).one_or_none()
+
+    def expiring_cipher(self, conn: Connection, key_id: str) -> AESGCM | None:
+        """The expiring key ``key_id``, or None once it has been destroyed (or was
+        never made). Never cached: a key destroyed by another process is gone here too."""
+        row = self._expiring_row(conn, key_id)
+        return None if row is None else self._unwrap_expiring(row)
+
+    def _unwrap_expiring(self, row: Any) -> AESGCM:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        aad = _expiring_aad(_expiring(row), row.kek_id)
+        dek = self._unwrap(row.key_id, row.kek_id, bytes(row.nonce), bytes(row.wrapped), aad)
+        return AESGCM(dek)
+
+    @staticmethod
+    def expiring_keys(conn: Connection, *, purpose: str) -> list[ExpiringKey]:
+        """The expiring keys of ``purpose`` that still exist, oldest period first."""
+        from sqlalchemy import text
+
+        rows = conn.execute(
+            text(
+                f"SELECT {_EXPIRING_COLUMNS} FROM {EXPIRING_KEYS_TABLE} "
+                "WHERE purpose = :p ORDER BY period"
+            ),
+            {"p": purpose},
+        ).all()
+        return [_expiring(row) for row in rows]
+
+    @staticmethod
+    def destroy_expiring(conn: Connection, key: ExpiringKey, *, now: datetime) -> None:
+        """Delete ``key`` for good (crypto-shredding). Refused before its expiry;
+        on SQLite the freed page is overwritten (``secure_delete``)."""
+        from sqlalchemy import text
+
+        if not key.expired(now):
+            raise IntegrityError(
+                f"data key {key.key_id} expires at {key.expires_at}; refusing to destroy it "
+                f"at {isoformat(now)}"
+            )
+        if conn.dialect.name == "sqlite":
+            conn.execute(text("PRAGMA secure_delete = ON"))
+        deleted = conn.execute(
+            text(
+                f"DELETE FROM {EXPIRING_KEYS_TABLE} "
+                "WHERE key_id = :k AND purpose = :p AND period = :d AND expires_at = :e"
+            ),
+            {"k": key.key_id, "p": key.purpose, "d": key.period, "e": key.expires_at},
+        ).rowcount
+        if deleted != 1:
+            raise IntegrityError(f"data key {key.key_id} changed or vanished while destroying it")
+
     def prepare_kek_rotation(self) -> Kek:
         """The pending new KEK: the one from an interrupted run, or a new one."""
         pending = self.keys_dir / KEK_NEXT_FILE
@@ -191,7 +332,7 @@ class Keyring:
         return _read_kek(pending)
 
     def rewrap_all(self, conn: Connection, new: Kek) -> int:
-        """Re-wrap every data key not yet under ``new``; returns how many."""
+        """Re-wrap every data key (expiring ones too) not yet under ``new``; returns how many."""
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
         from sqlalchemy import text
 
@@ -208,6 +349,30 @@ class Keyring:
             conn.execute(
                 text(
                     f"UPDATE {DATA_KEYS_TABLE} SET kek_id = :kek, nonce = :n, wrapped = :w "
+                    "WHERE key_id = :k"
+                ),
+                {"kek": new.kek_id, "n": nonce, "w": wrapped, "k": row.key_id},
+            )
+            count += 1
+        expiring = conn.execute(
+            text(f"SELECT {_EXPIRING_COLUMNS} FROM {EXPIRING_KEYS_TABLE} ORDER BY key_id")
+        ).all()
+        for row in expiring:
+            if row.kek_id == new.kek_id:
+                continue
+            key = _expiring(row)
+            dek = self._unwrap(
+                row.key_id,
+                row.kek_id,
+                bytes(row.nonce),
+                bytes(row.wrapped),
+                _expiring_aad(key, row.kek_id),
+            )
+            nonce = secrets.token_bytes(12)
+            wrapped = AESGCM(new.key).encrypt(nonce, dek, _expiring_aad(key, new.kek_id))
+            conn.execute(
+                text(
+                    f"UPDATE {EXPIRING_KEYS_TABLE} SET kek_id = :kek, nonce = :n, wrapped = :w "
                     "WHERE key_id = :k"
                 ),
                 {"kek": new.kek_id, "n": nonce, "w": wrapped, "k": row.key_id},

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Column, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 EVENTS_TABLE = "ledger_events"
 CHECKPOINTS_TABLE = "ledger_checkpoints"
 DATA_KEYS_TABLE = "ledger_data_keys"
+EXPIRING_KEYS_TABLE = "expiring_data_keys"
 
 
 class LedgerEventRow(SQLModel, table=True):
@@ -50,6 +51,26 @@ class DataKeyRow(SQLModel, table=True):
     __tablename__ = DATA_KEYS_TABLE
 
     key_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    created_at: str = Field(sa_column=Column(String(32), nullable=False))
+    kek_id: str = Field(sa_column=Column(String(64), nullable=False))
+    nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    wrapped: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class ExpiringKeyRow(SQLModel, table=True):
+    """A data key for one purpose and period (e.g. the decision log's inputs whose
+    retention ends in one month), wrapped by the KEK like the ledger's data keys.
+    Destroying the row after ``expires_at`` erases everything encrypted under it
+    (crypto-shredding); the guard rails refuse an earlier DELETE and any UPDATE
+    other than a re-wrap."""
+
+    __tablename__ = EXPIRING_KEYS_TABLE
+    __table_args__ = (UniqueConstraint("purpose", "period", name="uq_expiring_data_keys_period"),)
+
+    key_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    purpose: str = Field(sa_column=Column(String(32), nullable=False))
+    period: str = Field(sa_column=Column(String(16), nullable=False))
+    expires_at: str = Field(sa_column=Column(String(32), nullable=False))
     created_at: str = Field(sa_column=Column(String(32), nullable=False))
     kek_id: str = Field(sa_column=Column(String(64), nullable=False))
     nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

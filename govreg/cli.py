@@ -608,7 +608,9 @@ def audit_verify(
 def audit_decisions(
     obj: dict[str, Any], public_key: Path | None, model: str | None, as_json: bool
 ) -> None:
-    """Verify the serving decision log; with --model, list its decisions (decrypted)."""
+    """Verify the serving decision log; with --model, list its decisions (decrypted;
+    the inputs of decisions past retention are erased by `decisions purge`)."""
+    from audits.events import EventType
     from audits.signing import load_public_key
     from core.errors import InputError
     from registry.roles import Action
@@ -622,6 +624,18 @@ def audit_decisions(
         key = load_public_key(public_key or ctx.settings.public_key_path)
         with ctx.registry.reading() as conn:
             report = verify_decisions(conn, ctx.ledger.keyring, key)
+            # every destroyed key should have been destroyed by a recorded purge
+            recorded = {
+                k["key_id"]
+                for e in ctx.ledger.events(conn, types=[EventType.DECISIONS_PURGED])
+                for k in e.data["keys"]
+            }
+            warnings = [
+                f"data key {k} was destroyed without a recorded purge "
+                "(its retention had ended, so the erasure itself is allowed)"
+                for k in report.erased_keys
+                if k not in recorded
+            ]
             rows: list[dict[str, Any]] = (
                 [
                     {
@@ -635,6 +649,7 @@ def audit_decisions(
                         "decision": d.decision,
                         "reasons": d.reasons,
                         "retain_until": d.retain_until,
+                        "erased": d.erased,
                     }
                     for d in read_decisions(conn, ctx.ledger.keyring, model=model)
                 ]
@@ -644,21 +659,51 @@ def audit_decisions(
     data = {
         "ok": True,
         "decisions": report.decisions,
+        "erased": report.erased,
+        "erased_keys": list(report.erased_keys),
         "batches": report.batches,
         "key_fingerprint": report.key_fingerprint,
         "listed": rows,
+        "warnings": warnings,
     }
 
     def human() -> None:
         click.echo(report.summary())
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
         for row in rows:
             reasons = "; ".join(str(r) for r in row["reasons"])
             click.echo(
                 f"{row['seq']:>6}  {row['recorded_at']}  {row['model']} v{row['version']}  "
                 f"{row['decision']:<7} pd={row['score']}  {reasons}"
+                + ("  [inputs erased: past retention]" if row["erased"] else "")
             )
 
     _emit(as_json, data, human)
+
+
+# -- decisions ------------------------------------------------------------------
+@cli.group()
+def decisions() -> None:
+    """The serving decision log's retention (admin)."""
+
+
+@decisions.command("purge")
+@json_option
+@click.pass_obj
+def decisions_purge(obj: dict[str, Any], as_json: bool) -> None:
+    """Erase the inputs of decisions past retention (destroy their month's key).
+
+    The decisions stay, with their score, outcome, reasons and input digest,
+    and the log still verifies; the purge is recorded in the ledger. Re-running
+    it purges nothing more.
+    """
+    from serving.retention import purge_decisions
+
+    with _context(obj) as ctx:
+        _local_only(ctx, "decisions purge")
+        report = purge_decisions(ctx.registry, ctx.principal())
+    _emit(as_json, report.data(), lambda: click.echo(report.summary()))
 
 
 @audit.command("log")

@@ -23,6 +23,7 @@ class Role(StrEnum):
 class Action(StrEnum):
     MANAGE_PRINCIPALS = "manage_principals"
     ROTATE_KEYS = "rotate_keys"
+    PURGE_DECISIONS = "purge_decisions"
     SUBMIT = "submit"
     EVALUATE = "evaluate"
     SIGN = "sign"
@@ -44,6 +45,7 @@ _READERS = frozenset(Role) - {Role.SERVICE}
 PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.MANAGE_PRINCIPALS: frozenset({Role.ADMIN}),
     Action.ROTATE_KEYS: frozenset({Role.ADMIN}),
+    Action.PURGE_DECISIONS: frozenset({Role.ADMIN}),
     Action.SUBMIT: frozenset({Role.DATA_SCIENTIST}),
     Action.EVALUATE: frozenset({Role.DATA_SCIENTIST, Role.VALIDATOR}),
     Action.SIGN: SIGNING_ROLES,

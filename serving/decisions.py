@@ -7,7 +7,9 @@ writes them in batches, one transaction per batch:
 
     under the writers' lock (PostgreSQL: advisory lock "govd"; SQLite: BEGIN IMMEDIATE)
     seq        = previous batch's last seq + 1, ... (gapless across processes)
-    ciphertext = AES-256-GCM(data key, sealed header || "\\n" || RFC 8785 inputs,
+    key        = the expiring data key of the month retain_until falls in
+                 ("decisions/2029-01", created on first use, see below)
+    ciphertext = AES-256-GCM(key, sealed header || "\\n" || RFC 8785 inputs,
                              associated data = {key_id, model, seq, table, version})
     leaf       = SHA-256(0x00 || RFC 8785 bytes of the stored record, ciphertext included)
     root       = RFC 6962 Merkle root of the batch's leaves
@@ -24,6 +26,18 @@ origin line, so a decision-log signature never verifies as a ledger checkpoint
 and a ledger checkpoint never parses or verifies as a decision batch.
 The sealed header is a copy of the plaintext fields inside the ciphertext, so
 verification names the plaintext field that was edited.
+
+Retention by crypto-shredding: every decision's ``retain_until`` is
+``recorded_at + retention_days``; its inputs are encrypted under the key of
+the calendar month (UTC) that ``retain_until`` falls in, so every decision
+under one key may be erased at the same moment: the end of that month.
+:func:`purge_expired` then destroys the key (``expiring_data_keys``, see
+:mod:`audits.keyring`). The rows stay as written (append-only) and still
+verify: leaves, roots, chain and signatures cover the stored ciphertext, not
+the plaintext. :func:`verify_decisions` counts a decision whose key is gone
+as erased when its month is over, and fails when it is not (a live key was
+deleted). Decisions written before this scheme sit under the ledger's data
+keys (``dk-...``); they stay readable and are never purged by period.
 
 Durability, precisely:
 
@@ -52,19 +66,19 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from audits.keyring import Keyring
+from audits.keyring import Keyring, expiring_key_id
 from audits.ledger import leaf_of
 from audits.merkle import CompactRange
 from audits.signing import fingerprint, load_private_key
 from core.canonical import canonical_bytes
-from core.clock import isoformat, utcnow
+from core.clock import isoformat, parse, utcnow
 from core.db import is_sqlite
 from core.errors import GovregError, InputError, IntegrityError
 from serving.tables import DECISION_BATCHES_TABLE, DECISIONS_TABLE
@@ -74,6 +88,7 @@ if TYPE_CHECKING:
         Ed25519PrivateKey,
         Ed25519PublicKey,
     )
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from sqlalchemy.engine import Connection, Engine
 
 __all__ = [
@@ -84,11 +99,15 @@ __all__ = [
     "DecisionLogError",
     "DecisionLogReport",
     "DecisionVerificationFailed",
+    "PurgeReport",
+    "PurgedKey",
     "SignedBatch",
     "StoredDecision",
     "canonical_inputs",
     "head",
+    "purge_expired",
     "read_decisions",
+    "retention_period",
     "verify_decisions",
 ]
 
@@ -96,6 +115,7 @@ ORIGIN: Final = "govreg-decisions/v1"
 ADVISORY_LOCK_ID: Final = 0x676F7664  # "govd": distinct from the ledger's "govr"
 GENESIS: Final = bytes(32)
 OUTCOMES: Final = frozenset({"approve", "decline"})
+KEY_PURPOSE: Final = "decisions"  # the expiring data keys' purpose (key ids "decisions/YYYY-MM")
 _MAX_SAFE_INT = 2**53 - 1
 EXIT_TIMEOUT: Final = 30.0  # seconds close() may take at interpreter exit
 _log = logging.getLogger(__name__)
@@ -134,7 +154,8 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class StoredDecision:
-    """A decision as the log holds it, inputs decrypted."""
+    """A decision as the log holds it, inputs decrypted (``None`` once erased:
+    its retention ended and its key was destroyed; every other field stays)."""
 
     seq: int
     batch: int
@@ -142,7 +163,7 @@ class StoredDecision:
     model: str
     version: int
     approval_seq: int
-    inputs: dict[str, Any]
+    inputs: dict[str, Any] | None
     input_digest: str
     score: str
     decision: str
@@ -150,6 +171,10 @@ class StoredDecision:
     retain_until: str
     key_id: str
     leaf_hash: bytes
+
+    @property
+    def erased(self) -> bool:
+        return self.inputs is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,12 +228,73 @@ class DecisionLogReport:
     batches: int
     head_hash: bytes
     key_fingerprint: str
+    erased: int = 0  # decisions whose retention ended and whose key was destroyed
+    erased_keys: tuple[str, ...] = ()
 
     def summary(self) -> str:
+        erased = (
+            f"; {self.erased} past retention with inputs erased ({', '.join(self.erased_keys)})"
+            if self.erased
+            else ""
+        )
         return (
             f"decision log intact: {self.decisions} decisions in {self.batches} signed batches, "
             f"head {self.head_hash.hex()[:16]}, verified with key {self.key_fingerprint[:16]}"
+            f"{erased}"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PurgedKey:
+    key_id: str
+    period: str
+    expires_at: str
+    decisions: int
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeReport:
+    """What :func:`purge_expired` destroyed (nothing when re-run)."""
+
+    at: str
+    keys: tuple[PurgedKey, ...]
+
+    @property
+    def decisions(self) -> int:
+        return sum(k.decisions for k in self.keys)
+
+    def data(self) -> dict[str, Any]:
+        """The ledger event's payload (and the CLI's JSON)."""
+        return {
+            "at": self.at,
+            "decisions": self.decisions,
+            "keys": [
+                {
+                    "key_id": k.key_id,
+                    "period": k.period,
+                    "expires_at": k.expires_at,
+                    "decisions": k.decisions,
+                }
+                for k in self.keys
+            ],
+        }
+
+    def summary(self) -> str:
+        if not self.keys:
+            return f"nothing to purge at {self.at}: no decision key is past its retention period"
+        periods = ", ".join(k.period for k in self.keys)
+        return (
+            f"purged {len(self.keys)} decision keys ({periods}): the inputs of "
+            f"{self.decisions} decisions past retention are erased"
+        )
+
+
+def retention_period(retain_until: datetime) -> tuple[str, datetime]:
+    """The key period of a retention end: its calendar month (UTC) as ``YYYY-MM``,
+    and when that month is over (the key's expiry)."""
+    moment = retain_until.astimezone(UTC)
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    return f"{moment.year:04d}-{moment.month:02d}", datetime(year, month, 1, tzinfo=UTC)
 
 
 # -- hashing and encoding -------------------------------------------------------------------
@@ -434,6 +520,7 @@ class DecisionLog:
         batch_size: int = 256,
         flush_interval: float = 0.5,
         max_pending: int = 100_000,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         if batch_size < 1 or flush_interval <= 0 or max_pending < batch_size:
             raise ValueError("need batch_size >= 1, flush_interval > 0, max_pending >= batch_size")
@@ -444,6 +531,7 @@ class DecisionLog:
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.max_pending = max_pending
+        self._clock = clock
         self.last_error: BaseException | None = None
         self._closed = False
         self._close_lock = threading.Lock()
@@ -484,7 +572,7 @@ class DecisionLog:
         if not self._thread.is_alive():
             raise DecisionLogError("the decision log's writer thread has stopped")
         self._queue.put(
-            _Pending(utcnow(), decision, dict(decision.inputs), tuple(decision.reasons))
+            _Pending(self._clock(), decision, dict(decision.inputs), tuple(decision.reasons))
         )
 
     def flush(self, timeout: float | None = None) -> None:
@@ -612,6 +700,7 @@ class DecisionLog:
             d = item.decision
             plain_inputs = canonical_inputs(item.inputs)
             recorded_at = isoformat(item.at)
+            retain_until = item.at + timedelta(days=d.retention_days)
             fields = sealed_header(
                 recorded_at,
                 d.model,
@@ -621,9 +710,12 @@ class DecisionLog:
                 d.score,
                 d.decision,
                 canonical_bytes(list(item.reasons)).decode(),
-                isoformat(item.at + timedelta(days=d.retention_days)),
+                isoformat(retain_until),
             )
-            prepared.append((fields, canonical_bytes(fields) + b"\n" + plain_inputs))
+            period, expires = retention_period(retain_until)
+            prepared.append(
+                (fields, period, isoformat(expires), canonical_bytes(fields) + b"\n" + plain_inputs)
+            )
         with self._engine.begin() as conn:
             _lock(conn)
             last = conn.execute(
@@ -637,12 +729,16 @@ class DecisionLog:
                 if last is None
                 else (int(last.batch) + 1, int(last.last_seq), bytes(last.batch_hash))
             )
-            key_id = self._keyring.active_key_id(conn)
-            aes = self._keyring.cipher(conn, key_id)
+            keys: dict[str, tuple[str, AESGCM]] = {}
             first_seq = seq + 1
             tree = CompactRange()
             rows = []
-            for fields, plaintext in prepared:
+            for fields, period, expires_at, plaintext in prepared:
+                if period not in keys:  # created under the writers' lock: no race
+                    keys[period] = self._keyring.expiring_key(
+                        conn, purpose=KEY_PURPOSE, period=period, expires_at=expires_at
+                    )
+                key_id, aes = keys[period]
                 seq += 1
                 nonce = secrets.token_bytes(12)
                 ad = associated_data(seq, fields["model"], fields["version"], key_id)
@@ -657,7 +753,7 @@ class DecisionLog:
                 row["leaf_hash"] = leaf_of(record_bytes(row))
                 tree.append(row["leaf_hash"])
                 rows.append(tuple(row[name] for name in _COLUMNS))
-            written_at = isoformat(utcnow())
+            written_at = isoformat(self._clock())
             root = tree.root()
             chained = batch_hash_of(batch, first_seq, seq, written_at, prev, root)
             note = make_note(self._fingerprint, batch, seq, chained, written_at)
@@ -732,6 +828,55 @@ def _rows(conn: Connection, where: str = "", params: Mapping[str, Any] | None = 
     return conn.execute(stmt.execution_options(stream_results=True, yield_per=2000), params or {})
 
 
+def _key_for(
+    conn: Connection, keyring: Keyring, ciphers: dict[str, AESGCM | None], row: Any
+) -> AESGCM | None:
+    """The key of a stored decision (looked up once per key id in ``ciphers``),
+    or None when it is an expiring key that no longer exists (then call
+    :func:`_check_erased`). A missing ledger data key fails."""
+    key_id = row.key_id
+    if key_id not in ciphers:
+        try:
+            ciphers[key_id] = (
+                keyring.expiring_cipher(conn, key_id)
+                if key_id.startswith(KEY_PURPOSE + "/")
+                else keyring.cipher(conn, key_id)  # written before expiring keys
+            )
+        except IntegrityError as exc:
+            _fail(f"seq {row.seq}: {exc}", seq=int(row.seq))
+    return ciphers[key_id]
+
+
+def _check_period(row: Any) -> None:
+    """An expiring key's row is under the key of the month its retention ends in."""
+    # retain_until is written in UTC: its first 7 characters are the month
+    if row.key_id.startswith(KEY_PURPOSE + "/") and row.key_id != expiring_key_id(
+        KEY_PURPOSE, row.retain_until[:7]
+    ):
+        _fail(
+            f"seq {row.seq}: encrypted under {row.key_id}, not under the key of its "
+            f"retention period (retain_until {row.retain_until})",
+            seq=int(row.seq),
+        )
+
+
+def _check_erased(row: Any, now: datetime) -> None:
+    """A decision whose key is gone: fine once its retention period is over, a
+    failure before (a live key was deleted)."""
+    seq = int(row.seq)
+    _check_period(row)
+    try:
+        _, expires = retention_period(parse(row.retain_until))
+    except ValueError:
+        _fail(f"seq {seq}: retain_until {row.retain_until!r} is not a timestamp", seq=seq)
+    if expires > now:
+        _fail(
+            f"seq {seq}: data key {row.key_id} is missing, but the decision must be kept "
+            f"until {row.retain_until} (a live key was deleted)",
+            seq=seq,
+        )
+
+
 def _open(aes: Any, row: Any) -> tuple[bytes, bytes]:
     """(sealed header bytes, canonical inputs) of a row; raises InvalidTag."""
     plain: bytes = aes.decrypt(
@@ -749,9 +894,13 @@ def read_decisions(
     *,
     model: str | None = None,
     version: int | None = None,
+    now: datetime | None = None,
 ) -> Iterator[StoredDecision]:
-    """Decrypted decisions in seq order, streamed. A ciphertext that fails
-    authentication raises :class:`DecisionVerificationFailed` naming its seq."""
+    """Decrypted decisions in seq order, streamed; a decision whose retention
+    ended (as of ``now``, default the current time) and whose key was destroyed
+    comes with ``inputs=None``. A ciphertext that fails authentication, or a
+    key missing before the end of retention, raises
+    :class:`DecisionVerificationFailed` naming its seq."""
     import json
 
     from cryptography.exceptions import InvalidTag
@@ -764,15 +913,23 @@ def read_decisions(
     if version is not None:
         where.append("version = :version")
         params["version"] = version
+    at = now or utcnow()
+    ciphers: dict[str, AESGCM | None] = {}
     result = _rows(conn, " WHERE " + " AND ".join(where) if where else "", params)
     try:
         for row in result:
-            try:
-                _, inputs = _open(keyring.cipher(conn, row.key_id), row)
-            except InvalidTag as exc:
-                raise DecisionVerificationFailed(
-                    f"seq {row.seq}: ciphertext fails AES-GCM authentication", seq=int(row.seq)
-                ) from exc
+            aes = _key_for(conn, keyring, ciphers, row)
+            inputs: bytes | None = None
+            if aes is None:
+                _check_erased(row, at)
+            else:
+                try:
+                    _, inputs = _open(aes, row)
+                except InvalidTag as exc:
+                    raise DecisionVerificationFailed(
+                        f"seq {row.seq}: ciphertext fails AES-GCM authentication",
+                        seq=int(row.seq),
+                    ) from exc
             yield StoredDecision(
                 seq=int(row.seq),
                 batch=int(row.batch),
@@ -780,7 +937,7 @@ def read_decisions(
                 model=row.model,
                 version=int(row.version),
                 approval_seq=int(row.approval_seq),
-                inputs=json.loads(inputs),
+                inputs=None if inputs is None else json.loads(inputs),
                 input_digest=row.input_digest,
                 score=row.score,
                 decision=row.decision,
@@ -797,19 +954,28 @@ def _fail(message: str, *, seq: int | None = None, batch: int | None = None) -> 
     raise DecisionVerificationFailed(message, seq=seq, batch=batch)
 
 
-def _check_row(conn: Connection, keyring: Keyring, ciphers: dict[str, Any], row: Any) -> bytes:
-    """Steps 2-5 for one stored decision; returns its recomputed leaf."""
+def _check_row(
+    conn: Connection,
+    keyring: Keyring,
+    ciphers: dict[str, AESGCM | None],
+    row: Any,
+    now: datetime,
+) -> tuple[bytes, bool]:
+    """Steps 2-5 for one stored decision; returns its recomputed leaf and
+    whether its inputs were erased (steps 2-4 then cannot run: the leaf, the
+    root, the chain and the signature still cover the stored ciphertext)."""
     import json
 
     from cryptography.exceptions import InvalidTag
 
     seq = int(row.seq)
-    aes = ciphers.get(row.key_id)
+    aes = _key_for(conn, keyring, ciphers, row)
     if aes is None:
-        try:
-            aes = ciphers[row.key_id] = keyring.cipher(conn, row.key_id)
-        except IntegrityError as exc:
-            _fail(f"seq {seq}: {exc}", seq=seq)
+        leaf = leaf_of(record_bytes(row._mapping))
+        if leaf != bytes(row.leaf_hash):
+            _fail(f"seq {seq}: stored record does not match its leaf hash", seq=seq)
+        _check_erased(row, now)  # retain_until and key_id as the leaf (and root) say
+        return leaf, True
     # 2. the ciphertext authenticates for this row (key, seq, model, version)
     try:
         header, inputs = _open(aes, row)
@@ -829,6 +995,7 @@ def _check_row(conn: Connection, keyring: Keyring, ciphers: dict[str, Any], row:
                 f"(stored {stored!r}, sealed {sealed[name]!r})",
                 seq=seq,
             )
+    _check_period(row)
     # 4. the decrypted inputs hash to input_digest
     if hashlib.sha256(inputs).hexdigest() != row.input_digest:
         _fail(f"seq {seq}: decrypted inputs do not match input_digest", seq=seq)
@@ -836,7 +1003,7 @@ def _check_row(conn: Connection, keyring: Keyring, ciphers: dict[str, Any], row:
     leaf = leaf_of(record_bytes(row._mapping))
     if leaf != bytes(row.leaf_hash):
         _fail(f"seq {seq}: stored record does not match its leaf hash", seq=seq)
-    return leaf
+    return leaf, False
 
 
 def verify_decisions(
@@ -845,6 +1012,7 @@ def verify_decisions(
     public_key: Ed25519PublicKey,
     *,
     anchor: SignedBatch | None = None,
+    now: datetime | None = None,
 ) -> DecisionLogReport:
     """Verify the whole decision log with the pinned ``public_key`` (never one
     read from the database); raise :class:`DecisionVerificationFailed` at the
@@ -859,6 +1027,11 @@ def verify_decisions(
     batch hash, the range, the time and the root, 9. the signature verifies.
     Finally no decision lies beyond the last batch and, given an ``anchor``
     (a batch note kept outside the database), that batch is still there.
+
+    A decision whose expiring key was destroyed (:func:`purge_expired`) skips
+    steps 2-4 and is counted as erased, provided its retention period ended
+    before ``now`` (default: the current time); before that, the missing key
+    is a failure.
     """
     from sqlalchemy import text
 
@@ -866,11 +1039,13 @@ def verify_decisions(
     batches = conn.execute(
         text(f"SELECT {BATCH_COLUMNS} FROM {DECISION_BATCHES_TABLE} ORDER BY batch")
     ).all()
+    at = now or utcnow()
     result = _rows(conn)
-    ciphers: dict[str, Any] = {}
+    ciphers: dict[str, AESGCM | None] = {}
     prev = GENESIS
     next_seq = 1
     count = 0
+    erased = 0
     try:
         rows = iter(result)
         row = next(rows, None)
@@ -897,7 +1072,9 @@ def verify_decisions(
                         seq=seq,
                         batch=number,
                     )
-                tree.append(_check_row(conn, keyring, ciphers, row))
+                leaf, was_erased = _check_row(conn, keyring, ciphers, row, at)
+                tree.append(leaf)
+                erased += was_erased
                 # 6. the row is in the batch that covers it
                 if int(row.batch) != number:
                     _fail(
@@ -943,5 +1120,42 @@ def verify_decisions(
         if bytes(batches[anchor.batch - 1].batch_hash) != anchor.batch_hash:
             _fail(f"batch {anchor.batch}: differs from its anchor", batch=anchor.batch)
     return DecisionLogReport(
-        decisions=count, batches=len(batches), head_hash=prev, key_fingerprint=key_fpr
+        decisions=count,
+        batches=len(batches),
+        head_hash=prev,
+        key_fingerprint=key_fpr,
+        erased=erased,
+        erased_keys=tuple(sorted(k for k, aes in ciphers.items() if aes is None)),
     )
+
+
+# -- retention --------------------------------------------------------------------------------
+def purge_expired(conn: Connection, keyring: Keyring, *, now: datetime) -> PurgeReport:
+    """Destroy the decision keys whose whole period is past retention at ``now``.
+
+    Runs in the caller's transaction (which should also record the report in
+    the ledger), under the decision writers' lock. Each key's decisions are
+    counted, and a key under which some decision's retention has not ended is
+    refused (never expected: the writer picks the key from ``retain_until``).
+    The rows stay; their inputs become undecryptable. Re-running destroys
+    nothing more.
+    """
+    from sqlalchemy import text
+
+    _lock(conn)
+    purged = []
+    for key in keyring.expiring_keys(conn, purpose=KEY_PURPOSE):
+        if not key.expired(now):
+            continue
+        count, latest = conn.execute(
+            text(f"SELECT count(*), max(retain_until) FROM {DECISIONS_TABLE} WHERE key_id = :k"),
+            {"k": key.key_id},
+        ).one()
+        if latest is not None and latest >= key.expires_at:
+            raise IntegrityError(
+                f"data key {key.key_id} expires at {key.expires_at}, but a decision under it "
+                f"must be kept until {latest}; refusing to destroy it"
+            )
+        keyring.destroy_expiring(conn, key, now=now)
+        purged.append(PurgedKey(key.key_id, key.period, key.expires_at, int(count)))
+    return PurgeReport(at=isoformat(now), keys=tuple(purged))

@@ -12,8 +12,8 @@ from sqlalchemy import inspect, text
 from core.db import make_engine
 from migrations import runner
 
-LEDGER_TABLES = {"ledger_events", "ledger_checkpoints", "ledger_data_keys"}
-HEAD = "0003"
+LEDGER_TABLES = {"ledger_events", "ledger_checkpoints", "ledger_data_keys", "expiring_data_keys"}
+HEAD = "0004"
 DECISION_TABLES = {"decisions", "decision_batches"}
 REGISTRY_TABLES = {
     "aliases",
@@ -36,6 +36,8 @@ SQLITE_TRIGGERS = {
     ("decisions_no_delete", "decisions"),
     ("decision_batches_no_update", "decision_batches"),
     ("decision_batches_no_delete", "decision_batches"),
+    ("expiring_data_keys_rewrap_only", "expiring_data_keys"),
+    ("expiring_data_keys_no_early_delete", "expiring_data_keys"),
 }
 POSTGRES_TRIGGERS = {
     ("ledger_events_append_only", "ledger_events"),
@@ -46,6 +48,8 @@ POSTGRES_TRIGGERS = {
     ("decisions_no_truncate", "decisions"),
     ("decision_batches_append_only", "decision_batches"),
     ("decision_batches_no_truncate", "decision_batches"),
+    ("expiring_data_keys_guard", "expiring_data_keys"),
+    ("expiring_data_keys_no_truncate", "expiring_data_keys"),
 }
 
 
@@ -123,6 +127,9 @@ def test_upgrade_from_empty_check_and_round_trip(engine: Any) -> None:
     runner.check(engine)
 
     # one revision at a time, down and up again
+    runner.downgrade(engine, "0003")
+    assert "expiring_data_keys" not in _tables(engine)
+    assert "expiring_data_keys" not in {table for _, table in _triggers(engine)}
     runner.downgrade(engine, "0002")
     assert runner.current(engine) == "0002"
     assert not DECISION_TABLES & _tables(engine)
