@@ -124,7 +124,7 @@ def script(guide: str, values: dict[str, str]) -> str:
         body = block.body
         for text, key in SUBSTITUTIONS.get(guide, ()):
             body = body.replace(text, values[key])
-        parts.append(f"echo '### {block.where}' >&2")
+        parts.append(f"echo \"### {block.where} at $(date +%s.%N)\" >&2")
         if block.lang in ("bash", "sh"):
             parts.append(body)
         elif block.lang == "python":
@@ -146,6 +146,7 @@ def run_guide(guide: str, cwd: Path, env: dict[str, str], values: dict[str, str]
     output = f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
     assert result.returncode == 0, f"{guide} failed (exit {result.returncode})\n{output}"
     print(f"{guide}: {time.monotonic() - started:.1f} s")
+    print("\n".join(line for line in result.stderr.splitlines() if line.startswith("### ")))
     return result.stdout
 
 
@@ -157,7 +158,7 @@ def base_env(**extra: str) -> dict[str, str]:
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHON"] = sys.executable
-    env["MLFLOW_ENABLE_TELEMETRY"] = "false"
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"  # as govreg itself sets it
     env.update(extra)
     return env
 
