@@ -124,7 +124,7 @@ def script(guide: str, values: dict[str, str]) -> str:
         body = block.body
         for text, key in SUBSTITUTIONS.get(guide, ()):
             body = body.replace(text, values[key])
-        parts.append(f"echo \"### {block.where} at $(date +%s.%N)\" >&2")
+        parts.append(f'echo "### {block.where} at $(date +%s.%N)" >&2')
         if block.lang in ("bash", "sh"):
             parts.append(body)
         elif block.lang == "python":
@@ -152,9 +152,7 @@ def run_guide(guide: str, cwd: Path, env: dict[str, str], values: dict[str, str]
 
 def base_env(**extra: str) -> dict[str, str]:
     """This process's environment without any govreg or MLflow setting, plus ``extra``."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("GOVREG_", "MLFLOW_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOVREG_", "MLFLOW_"))}
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHON"] = sys.executable
@@ -373,7 +371,9 @@ def test_operator_guide(tmp_path: Path, database_url: str) -> None:
     ctx = context(home, database_url)
     try:
         admin = ctx.registry.authenticate(admin_key)
-        people = {p.name: (p.role, p.revoked_at is not None) for p in ctx.registry.list_principals(admin)}
+        people = {
+            p.name: (p.role, p.revoked_at is not None) for p in ctx.registry.list_principals(admin)
+        }
     finally:
         ctx.close()
     assert people == {
@@ -429,9 +429,7 @@ def test_auditor_guide(template: Template, tmp_path: Path) -> None:
     space = workspace(template, tmp_path)
     approve_and_promote(space.home, template.keys)
     shutil.copy(space.home / "keys" / "checkpoint.pub", space.cwd / "checkpoint.pub")
-    out = run_guide(
-        "auditor.md", space.cwd, space.env, {"anchors": str(space.home / "anchors")}
-    )
+    out = run_guide("auditor.md", space.cwd, space.env, {"anchors": str(space.home / "anchors")})
     assert (space.cwd / "credit-pd-v1.pdf").read_bytes().startswith(b"%PDF-")
     assert (space.cwd / "credit-pd-v1.zip").stat().st_size > 0
     assert re.search(r"^ledger intact: ", out, re.MULTILINE)
@@ -471,6 +469,8 @@ def test_service_owner_guide(template: Template, served: Workspace) -> None:
     assert statuses(served.home, template.keys) == {(MODEL, 1): "promoted"}
     types = event_types(served.home)
     assert "serving.refused" not in types
-    assert types.count("serving.loaded") >= 3  # the HTTP server, load_approved, fetch_approved
-    assert '"decision"' in out
+    assert types.count("serving.loaded") == 2  # by the HTTP server's worker, by load_approved
+    assert types.count("serving.fetched") == 1  # by fetch_approved
+    assert '"decision":"decline"' in out
+    assert '"decision":"approve"' in out
     verified(served.home)
