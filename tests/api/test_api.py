@@ -428,3 +428,29 @@ def test_several_workers_share_one_ledger(home: Any) -> None:
     assert sum(e["type"] == "principal.created" for e in events) == 25
     assert verified["ok"] is True
     assert verified["size"] == len(events)
+
+
+def test_several_workers_listen_as_tcp_so_connections_get_nodelay() -> None:
+    """uvicorn binds the multi-worker socket with proto 0, and asyncio then leaves
+    Nagle on (~40 ms per keep-alive request); `govreg serve` re-wraps it as TCP."""
+    import socket
+
+    import uvicorn
+
+    from govreg.cli import bind_tcp_socket
+
+    config = uvicorn.Config("govreg.api.app:app_from_env", host="127.0.0.1", port=0, workers=2)
+    plain = config.bind_socket()
+    assert plain.proto == 0  # the upstream behaviour this works around
+    plain.close()
+    fixed = bind_tcp_socket(config)
+    try:
+        assert (fixed.family, fixed.proto) == (socket.AF_INET, socket.IPPROTO_TCP)
+        assert fixed.get_inheritable()
+        fixed.listen()  # each worker's event loop does this
+        with socket.create_connection(fixed.getsockname()[:2], timeout=5):
+            accepted, _ = fixed.accept()
+            with accepted:
+                assert accepted.proto == socket.IPPROTO_TCP  # asyncio sets TCP_NODELAY on it
+    finally:
+        fixed.close()
