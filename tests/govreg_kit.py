@@ -35,6 +35,22 @@ GATES = (
     ("stability", "stability"),
     ("latency", "latency"),
 )
+# The events of one version's whole life under credit-risk@1, in order.
+LIFECYCLE_EVENTS = [
+    "model.registered",
+    "version.submitted",
+    "evaluation.started",
+    *["gate.evaluated"] * 6,
+    "evaluation.completed",
+    "signoff.recorded",
+    "signoff.recorded",
+    "signoff.recorded",
+    "version.approved",
+    "alias.set",
+    "version.suspended",
+    "version.reinstated",
+    "version.retired",
+]
 PEOPLE = {
     "ds-1": "data_scientist",
     "ds-2": "data_scientist",

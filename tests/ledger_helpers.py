@@ -87,14 +87,35 @@ def sql(ctx: Context, statement: str, params: dict[str, Any] | None = None) -> A
         return result.all() if result.returns_rows else result.rowcount
 
 
-def drop_guard_rails(ctx: Context) -> None:
+def drop_guard_rails(
+    ctx: Any,
+    sqlite_triggers: tuple[str, ...] = GUARD_RAILS_SQLITE,
+    postgres_triggers: tuple[tuple[str, str], ...] = GUARD_RAILS_POSTGRES,
+) -> None:
+    """Drop append-only triggers (the ledger's by default) through ``ctx.engine``."""
     with ctx.engine.begin() as conn:
         if conn.dialect.name == "sqlite":
-            for name in GUARD_RAILS_SQLITE:
+            for name in sqlite_triggers:
                 conn.execute(text(f"DROP TRIGGER {name}"))
         else:
-            for name, table in GUARD_RAILS_POSTGRES:
+            for name, table in postgres_triggers:
                 conn.execute(text(f"DROP TRIGGER {name} ON {table}"))
+
+
+def postgres_dump(engine: Any) -> bytes:
+    """Every row of every table in the current schema, as text (raw-dump checks)."""
+    with engine.begin() as conn:
+        tables = conn.execute(
+            text(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = current_schema()"
+            )
+        ).all()
+        dump = []
+        for (table,) in tables:
+            rows = conn.execute(text(f'SELECT t::text FROM "{table}" AS t')).all()
+            dump.extend(str(r[0]) for r in rows)
+    return "\n".join(dump).encode()
 
 
 def event_row(ctx: Context, seq: int) -> Any:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from api_server import Server, start_server, stop
+from govreg_kit import LIFECYCLE_EVENTS
 
 from govreg.api.routes import ENDPOINTS
 from registry.roles import PERMISSIONS, Role
@@ -291,21 +292,7 @@ def test_full_flow_over_http(server: Server, candidate: dict[str, Path]) -> None
     assert [e["seq"] for e in every] == list(range(1, len(every) + 1))
     assert verified.json()["size"] == len(every)
     types = [e["type"] for e in events]
-    assert types == [
-        "model.registered",
-        "version.submitted",
-        "evaluation.started",
-        *["gate.evaluated"] * 6,
-        "evaluation.completed",
-        "signoff.recorded",
-        "signoff.recorded",
-        "signoff.recorded",
-        "version.approved",
-        "alias.set",
-        "version.suspended",
-        "version.reinstated",
-        "version.retired",
-    ]
+    assert types == LIFECYCLE_EVENTS
     # the run added exactly these events and one refusal: the submitter's
     # sign-off, refused by role before the route read its body (so it names no
     # model); refused transitions (409) add nothing

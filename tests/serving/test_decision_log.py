@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy.exc
-from ledger_helpers import mp_context, wait_for
+from ledger_helpers import drop_guard_rails, mp_context, postgres_dump, wait_for
 from sqlalchemy import text
 
 from audits.keyring import Keyring
@@ -129,13 +129,7 @@ class Env:
         return [(int(b), int(f), int(last)) for b, f, last in rows]
 
     def drop_guard_rails(self) -> None:
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "sqlite":
-                for name in GUARD_RAILS_SQLITE:
-                    conn.execute(text(f"DROP TRIGGER {name}"))
-            else:
-                for name, table in GUARD_RAILS_POSTGRES:
-                    conn.execute(text(f"DROP TRIGGER {name} ON {table}"))
+        drop_guard_rails(self, GUARD_RAILS_SQLITE, GUARD_RAILS_POSTGRES)
 
 
 @pytest.fixture
@@ -557,13 +551,7 @@ def _database_dump(env: Env) -> bytes:
         db = Path(env.engine.url.database)
         files = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
         return b"".join(f.read_bytes() for f in files if f.exists())
-    tables = env.sql(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-    )
-    dump = []
-    for (table,) in tables:
-        dump.extend(str(r[0]) for r in env.sql(f'SELECT t::text FROM "{table}" AS t'))
-    return "\n".join(dump).encode()
+    return postgres_dump(env.engine)
 
 
 def test_inputs_never_in_plaintext(env: Env) -> None:

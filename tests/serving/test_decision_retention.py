@@ -22,6 +22,7 @@ import pytest
 import sqlalchemy.exc
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from ledger_helpers import postgres_dump
 from sqlalchemy import text
 
 from audits.keyring import Keyring
@@ -163,13 +164,7 @@ def _database_dump(env: Env) -> bytes:
         finally:
             raw.close()
         return Path(env.engine.url.database).read_bytes()
-    tables = env.sql(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-    )
-    dump = []
-    for (table,) in tables:
-        dump.extend(str(r[0]) for r in env.sql(f'SELECT t::text FROM "{table}" AS t'))
-    return "\n".join(dump).encode()
+    return postgres_dump(env.engine)
 
 
 def test_purge_erases_exactly_the_expired_months(env: Env) -> None:
