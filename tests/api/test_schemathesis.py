@@ -43,6 +43,7 @@ ACTING_ROLE: dict[Action, Role] = {
     Action.VERIFY: Role.AUDITOR,
     Action.FETCH_MODEL: Role.SERVICE,
     Action.SCORE: Role.SERVICE,
+    Action.PURGE_DECISIONS: Role.ADMIN,  # CLI only, no endpoint
 }
 ACTION_OF = {(method, path): action for method, path, action in ENDPOINTS}
 # Operations whose rules JSON Schema cannot state: a request that matches the
