@@ -187,9 +187,9 @@ def test_the_parser_sees_runs_and_substitutions() -> None:
     one = blocks("operator.md")[0]
     assert one.lang == "bash"
     assert "govreg init" in one.body
-    body = script("operator.md", {"home": "/tmp/h", "database_url": "sqlite:///x.db"})
+    body = script("operator.md", {"home": "/var/lib/govreg-a", "database_url": "sqlite:///x.db"})
     assert "/srv/govreg" not in body
-    assert "export GOVREG_HOME=/tmp/h" in body
+    assert "export GOVREG_HOME=/var/lib/govreg-a" in body
 
 
 # -- shared state ------------------------------------------------------------------------
