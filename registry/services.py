@@ -42,6 +42,7 @@ from registry import inputs
 from registry.lifecycle import Move, Status, effective_status, require
 from registry.projection import PROJECTED_EVENTS, DatabaseView, MemoryView, apply
 from registry.roles import Action, Role, allowed
+from registry.rules import failing_gates, missing_signoffs, signers_by_role
 from registry.store import BlobStore
 
 if TYPE_CHECKING:
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PASSING_VERDICTS = frozenset({"passed", "warned"})
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$")
 BOOTSTRAP_ACTOR = "govreg-init"
 KEY_PREFIX = "grk"
@@ -801,7 +801,6 @@ class Registry:
                 )
             events: list[NewEvent] = []
             digests: dict[str, str] = {}
-            failed: list[str] = []
             inputs_digests = {
                 "artifact": row["artifact_digest"],
                 "train": row["train_digest"],
@@ -809,18 +808,13 @@ class Registry:
                 "policy": row["policy_digest"],
             }
             # The recorded policy decides which gates block, not the caller's results.
-            policy_blocking = {
-                spec.id: spec.blocking
-                for spec in self._policy_from_ledger(conn, model, version).gates
-            }
+            policy = self._policy_from_ledger(conn, model, version)
+            policy_blocking = {spec.id: spec.blocking for spec in policy.gates}
+            failed = failing_gates(policy, results)
             for result in results:
                 digest = hashlib.sha256(canonical_bytes(result)).hexdigest()
                 digests[result["gate_id"]] = digest
                 blocking = bool(result["blocking"]) or policy_blocking.get(result["gate_id"], False)
-                # "warned" is a warning (e.g. PSI between 0.10 and 0.25), not a
-                # failure; every other verdict short of "passed" blocks.
-                if blocking and result["verdict"] not in PASSING_VERDICTS:
-                    failed.append(f"{result['gate_id']} {result['verdict']}")
                 events.append(
                     NewEvent(
                         type=EventType.GATE_EVALUATED,
@@ -847,14 +841,6 @@ class Registry:
                             "values": result.get("values", {}),
                         },
                     )
-                )
-            if not results:
-                failed.append("no gate results (an empty evaluation fails closed)")
-            else:  # a blocking gate of the policy without a result fails closed
-                failed.extend(
-                    f"{gate_id} has no result"
-                    for gate_id, blocks in policy_blocking.items()
-                    if blocks and gate_id not in digests
                 )
             status = Status.GATES_FAILED if failed else Status.AWAITING_SIGNOFF
             evidence = evidence_digest(row, digests)
@@ -968,9 +954,11 @@ class Registry:
                     )
                 )
             else:
-                counts = {r: sum(1 for s in current if s["role"] == r) for r in required}
-                counts[role] += 1
-                if all(counts[r] >= n for r, n in required.items()):
+                signoffs = [*current, {"principal": actor.name, **events[0].index}]
+                counted = signers_by_role(
+                    signoffs, evidence=row["evidence_digest"], submitter=row["submitted_by"]
+                )
+                if not missing_signoffs(policy, counted):
                     status = Status.APPROVED
                     revalidate_by = isoformat(
                         self.clock() + timedelta(days=policy.revalidation_days)
@@ -985,7 +973,7 @@ class Registry:
                                 "revalidate_by": revalidate_by,
                                 "evidence_digest": row["evidence_digest"],
                                 "artifact_digest": row["artifact_digest"],
-                                "signers": sorted([s["principal"] for s in current] + [actor.name]),
+                                "signers": sorted(p for ps in counted.values() for p in ps),
                             },
                             index={
                                 "status": status.value,
@@ -1167,12 +1155,12 @@ class Registry:
             if policy_doc is None:
                 raise NotFoundError(f"{model} v{version} has no submission event")
             policy = Policy.model_validate(policy_doc)
-        current = [s for s in signoffs if s["evidence_digest"] == row["evidence_digest"]]
-        missing = []
-        for req in policy.signoffs.required:
-            have = sum(1 for s in current if s["role"] == req.role and s["decision"] == "approve")
-            if have < req.count:
-                missing.append({"role": req.role, "missing": req.count - have})
+        counted = signers_by_role(
+            signoffs, evidence=row["evidence_digest"], submitter=row["submitted_by"]
+        )
+        missing = [
+            {"role": m["role"], "missing": m["missing"]} for m in missing_signoffs(policy, counted)
+        ]
         return {
             "model": model,
             "version": version,

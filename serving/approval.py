@@ -22,6 +22,7 @@ from audits.tables import EVENTS_TABLE
 from core.clock import parse
 from core.errors import GovregError, NotFoundError
 from policies.schema import Policy
+from registry.rules import failing_gates, missing_signoffs, signers_by_role
 from serving.errors import Check, LoadRefused
 from serving.proof import FORMAT, SERVABLE, STANDING_EVENTS
 
@@ -40,7 +41,6 @@ GOVERNING_EVENTS: frozenset[str] = STANDING_EVENTS | {
     EventType.SIGNOFF_RECORDED,
     EventType.VERSION_REJECTED,
 }
-PASSING = frozenset({"passed", "warned"})
 
 
 @dataclass(frozen=True)
@@ -138,14 +138,7 @@ def check_approval(
         for e in events
         if e.type == EventType.GATE_EVALUATED and e.data["evaluation"] == current
     }
-    blocking = [g for g in policy.gates if g.blocking]
-    if not blocking:
-        raise LoadRefused(Check.GATES, subject, f"policy {policy.ref} has no blocking gate")
-    failed = [
-        f"{g.id} ({results[g.id]['verdict'] if g.id in results else 'not evaluated'})"
-        for g in blocking
-        if g.id not in results or results[g.id]["verdict"] not in PASSING
-    ]
+    failed = failing_gates(policy, results.values())
     if failed:
         raise LoadRefused(
             Check.GATES,
@@ -153,24 +146,20 @@ def check_approval(
             f"blocking gates did not pass under {policy.ref}: " + ", ".join(failed),
         )
     evidence = completed[-1].data["evidence_digest"]
-    signers: dict[str, set[str]] = {}
-    for e in events:
-        if (
-            e.type == EventType.SIGNOFF_RECORDED
-            and e.data["decision"] == "approve"
-            and e.data["evidence_digest"] == evidence
-            and e.actor != submitted.actor
-            and not any(e.actor in who for who in signers.values())
-        ):
-            signers.setdefault(e.data["role"], set()).add(e.actor)
-    missing = [
-        f"{req.role} ({len(signers.get(req.role, ()))} of {req.count})"
-        for req in policy.signoffs.required
-        if len(signers.get(req.role, ())) < req.count
-    ]
+    counted = signers_by_role(
+        ({"principal": e.actor, **e.data} for e in events if e.type == EventType.SIGNOFF_RECORDED),
+        evidence=evidence,
+        submitter=submitted.actor,
+    )
+    missing = missing_signoffs(policy, counted)
     if missing:
         raise LoadRefused(
-            Check.SIGNOFFS, subject, "required sign-offs are incomplete: " + ", ".join(missing)
+            Check.SIGNOFFS,
+            subject,
+            "required sign-offs are incomplete: "
+            + ", ".join(
+                f"{m['role']} ({m['have']} of {m['have'] + m['missing']})" for m in missing
+            ),
         )
     if approval is None or status not in SERVABLE:
         raise LoadRefused(Check.STATUS, subject, f"the version is {status}, never approved")
