@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 LIGHTGBM_FORMAT = "lightgbm-text"
-_PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+_PICKLE_MAGIC = b"\x80"  # every binary pickle protocol (2 to 5) starts with PROTO 0x80
 
 
 def read_input_file(path: Path, what: str, *, max_bytes: int) -> bytes:
@@ -43,8 +43,12 @@ class ModelInfo:
     num_trees: int
 
 
-def inspect_artifact(data: bytes, *, source: str) -> ModelInfo:
-    """Parse the bytes as a LightGBM text model; refuse anything else."""
+def load_lightgbm_text(data: bytes, *, source: str) -> Any:
+    """A LightGBM booster parsed from ``data``, if it is a native text model; else InputError.
+
+    The one format check of govreg: submission and the serving loader both
+    call it. Pickles and zip archives are refused before anything parses them.
+    """
     if not data:
         raise InputError(f"artifact {source} is empty")
     if data.startswith(_PICKLE_MAGIC) or data[:2] == b"PK":
@@ -66,9 +70,14 @@ def inspect_artifact(data: bytes, *, source: str) -> ModelInfo:
     import lightgbm
 
     try:
-        booster = lightgbm.Booster(model_str=text)
+        return lightgbm.Booster(model_str=text)
     except lightgbm.basic.LightGBMError as exc:
         raise InputError(f"artifact {source} does not load as a LightGBM model: {exc}") from exc
+
+
+def inspect_artifact(data: bytes, *, source: str) -> ModelInfo:
+    """Parse the bytes as a LightGBM text model; refuse anything else."""
+    booster = load_lightgbm_text(data, source=source)
     return ModelInfo(
         format=LIGHTGBM_FORMAT,
         features=[str(f) for f in booster.feature_name()],

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from audits.events import EventType, NewEvent
 from core.clock import utcnow
-from core.errors import GovregError, NotFoundError
+from core.errors import GovregError, InputError, NotFoundError
 from serving.approval import Approval, check_approval
 from serving.errors import Check, LoadRefused
 from serving.scoring import Scorer
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
     from registry.services import Registry
 
-_PICKLE_MAGIC = b"\x80"
 DEFAULT_MAX_ARTIFACT_BYTES = 256 * 1024 * 1024
 
 
@@ -87,28 +86,17 @@ def read_artifact(path: Path, digest: str, *, max_bytes: int, subject: str) -> b
 
 
 def parse_model(data: bytes, *, subject: str) -> Any:
-    """Check 5: a LightGBM booster from these bytes, if they are a native text model."""
-    if data.startswith(_PICKLE_MAGIC) or data[:2] == b"PK":
-        raise LoadRefused(
-            Check.FORMAT,
-            subject,
-            "the artifact is a pickle or zip archive; only LightGBM native text models are "
-            "loaded (code-carrying formats are never deserialised)",
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise LoadRefused(Check.FORMAT, subject, "the artifact is not UTF-8 text") from exc
-    if not text.startswith("tree\n"):
-        raise LoadRefused(
-            Check.FORMAT, subject, "the artifact is not a LightGBM text model (no 'tree' header)"
-        )
-    import lightgbm
+    """Check 5: a LightGBM booster from these bytes, if they are a native text model.
+
+    The same format check as submission (:func:`registry.inputs.load_lightgbm_text`):
+    pickles and archives are refused before anything parses them.
+    """
+    from registry.inputs import load_lightgbm_text
 
     try:
-        return lightgbm.Booster(model_str=text)
-    except lightgbm.basic.LightGBMError as exc:
-        raise LoadRefused(Check.FORMAT, subject, f"LightGBM cannot parse it: {exc}") from exc
+        return load_lightgbm_text(data, source=subject)
+    except InputError as exc:
+        raise LoadRefused(Check.FORMAT, subject, str(exc)) from exc
 
 
 def approved_bytes(
