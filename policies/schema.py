@@ -208,6 +208,19 @@ class SignoffRules(_Strict):
         return value
 
 
+class ScoringRules(_Strict):
+    """How serving treats applicants the validation data did not cover.
+
+    ``unseen_category``: a category the model never saw is refused (422
+    naming the field and the value) or scored as missing, as LightGBM itself
+    treats it. ``out_of_range``: a number outside the training range is
+    scored (and flagged in its decision record) or refused.
+    """
+
+    unseen_category: Literal["refuse", "missing"] = "refuse"
+    out_of_range: Literal["score", "refuse"] = "score"
+
+
 class Policy(_Strict):
     """A versioned policy. ``digest`` is SHA-256 of its canonical form."""
 
@@ -217,6 +230,7 @@ class Policy(_Strict):
     decision_cutoff: Decimal = Field(gt=0, lt=1)
     revalidation_days: int = Field(ge=1, le=3660)
     decision_retention_days: int = Field(default=762, ge=1)
+    scoring: ScoringRules = Field(default_factory=ScoringRules)
     gates: list[GateSpec] = Field(min_length=1)
     signoffs: SignoffRules
 

@@ -2,7 +2,8 @@
 
 The artifact must be a LightGBM native text model (a data format; pickles
 and code are never accepted); datasets must be CSV or Parquet, non-empty,
-with a binary target, every protected column and every model feature.
+with a binary target and every protected column, and able to feed the model
+(its data contract: :mod:`validation.contract`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from core.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from validation.contract import DataContract
 
 LIGHTGBM_FORMAT = "lightgbm-text"
 _PICKLE_MAGIC = b"\x80"  # every binary pickle protocol (2 to 5) starts with PROTO 0x80
@@ -126,7 +129,6 @@ def check_dataset(
     source: str,
     target: str,
     protected: list[str],
-    features: list[str],
 ) -> None:
     """The submission contract for one dataset."""
     if len(frame) == 0:
@@ -148,9 +150,21 @@ def check_dataset(
             raise InputError(
                 f"dataset {source} has no protected column '{column}'; fix --protected"
             )
-    missing = [f for f in features if f not in frame.columns]
-    if missing:
-        raise InputError(f"dataset {source} lacks the model's features {', '.join(missing[:8])}")
+
+
+def data_contract(artifact: bytes, train: pd.DataFrame, *, source: str) -> DataContract:
+    """The data contract of a (checked) model and its training data; see
+    :mod:`validation.contract`. Data that cannot feed the model is refused."""
+    from validation.contract import derive
+
+    return derive(artifact.decode("utf-8"), train, source=source)
+
+
+def check_reason_texts(texts: Any, contract: DataContract) -> dict[str, Any]:
+    """The reason texts in recorded form, checked against the model's features."""
+    from validation import reasons
+
+    return reasons.check(reasons.normalise(texts), contract)
 
 
 def check_schema_suite(suite: Any) -> None:

@@ -524,7 +524,7 @@ class Registry:
         protected: list[str],
         policy_id: str | None = None,
         cutoff: str | None = None,
-        reason_texts: dict[str, str] | None = None,
+        reason_texts: dict[str, Any] | None = None,
         schema_suite: dict[str, Any] | None = None,
         lineage: dict[str, Any] | None = None,
     ) -> int:
@@ -543,10 +543,6 @@ class Registry:
             raise InputError("declare at least one protected attribute with --protected")
         if schema_suite is not None:
             inputs.check_schema_suite(schema_suite)
-        reasons = dict(reason_texts or {})
-        for feature, reason in reasons.items():
-            if not isinstance(reason, str) or not reason.strip():
-                raise InputError(f"reason text for feature '{feature}' is empty; write one")
         with self.reading() as conn:
             policy = self._adopted_policy(conn, policy_id or DEFAULT_POLICY)
         cut = policy.decision_cutoff
@@ -573,14 +569,21 @@ class Registry:
             )
         info = inputs.inspect_artifact(artifact_bytes, source=str(artifact))
         datasets = {}
+        contract = None
         for role, path in (("train", train), ("validation", validation)):
             fmt = inputs.dataset_format(path)
             data = inputs.read_input_file(path, f"{role} dataset", max_bytes=self.max_upload_bytes)
             frame = inputs.load_frame(data, fmt, source=str(path))
-            inputs.check_dataset(
-                frame, source=str(path), target=target, protected=protected, features=info.features
-            )
+            inputs.check_dataset(frame, source=str(path), target=target, protected=protected)
+            # The training data defines the contract; the validation data must feed it too.
+            if contract is None:
+                contract = inputs.data_contract(artifact_bytes, frame, source=str(path))
+            else:
+                contract.check_frame(frame, source=str(path))
             datasets[role] = (data, inputs.describe_frame(frame, fmt))
+        if contract is None:  # unreachable: the loop ran for the training data
+            raise InputError("no training data")
+        reasons = inputs.check_reason_texts(reason_texts, contract)
         written: list[str] = []
         try:
             digest, new = self.store.put(artifact_bytes)
@@ -622,6 +625,7 @@ class Registry:
                             "target": target,
                             "protected": list(protected),
                             "features": info.features,
+                            "contract": contract.canonical(),
                             "num_trees": info.num_trees,
                             "cutoff": str(cut),
                             "policy": policy.canonical(),
@@ -730,6 +734,7 @@ class Registry:
         """Measure every gate for an evaluation opened by :meth:`start_evaluation`."""
         from decimal import Decimal
 
+        from validation.contract import DataContract
         from validation.inputs import GateInputs
         from validation.runner import error_result, run_gate
 
@@ -756,6 +761,9 @@ class Registry:
                 cutoff=Decimal(sub["cutoff"]),
                 reason_texts=dict(sub.get("reason_texts", {})),
                 schema_suite=sub.get("schema_suite"),
+                recorded_contract=(
+                    DataContract.from_canonical(sub["contract"]) if "contract" in sub else None
+                ),
             )
         except GovregError as exc:
             results = [

@@ -7,6 +7,8 @@ derived from the training data by :func:`derive_suite`:
 - every column exists (a missing column fails; extra columns are allowed);
 - numeric columns: numeric type, values within the training min..max for at
   least ``range_mostly`` of the rows;
+- categorical model features (the data contract): values in the model's own
+  categories (a category the model never saw fails);
 - other columns: string-like type, values in the training categories (an
   unseen category fails), when there are at most ``max_categories``;
 - nulls: none when training had none, else at most the training null rate
@@ -27,6 +29,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
+from validation.contract import category_key
 from validation.result import GateResult, Verdict, fmt, jsonable
 from validation.spec import DataSchemaParamsLike, GateSpecLike, params_of
 from validation.versions import library_versions
@@ -34,6 +37,7 @@ from validation.versions import library_versions
 if TYPE_CHECKING:
     import pandas as pd
 
+    from validation.contract import DataContract
     from validation.inputs import GateInputs
 
 NUMERIC_TYPES: tuple[str, ...] = (
@@ -70,10 +74,20 @@ def _number(value: Any) -> int | float:
 
 
 def derive_suite(
-    frame: pd.DataFrame, params: DataSchemaParamsLike, *, name: str = "derived-from-training"
+    frame: pd.DataFrame,
+    params: DataSchemaParamsLike,
+    *,
+    contract: DataContract | None = None,
+    name: str = "derived-from-training",
 ) -> dict[str, Any]:
-    """A GX suite (JSON form) describing ``frame``: columns, types, ranges, categories, nulls."""
+    """A GX suite (JSON form) describing ``frame``: columns, types, ranges, categories, nulls.
+
+    A categorical feature of ``contract`` gets the model's own categories as its
+    value set (as texts: see :func:`as_gx_frame`), whatever their number.
+    """
     import pandas as pd
+
+    categorical = {f.name: f for f in contract.categorical} if contract else {}
 
     columns = list(params.columns) or [str(c) for c in frame.columns]
     missing = [c for c in columns if c not in frame.columns]
@@ -92,7 +106,23 @@ def derive_suite(
     for column in columns:
         series = frame[column]
         non_null = series.dropna()
-        if pd.api.types.is_bool_dtype(series):
+        if column in categorical:
+            expectations.append(
+                {
+                    "type": "expect_column_values_to_be_in_type_list",
+                    "kwargs": {"column": column, "type_list": list(STRING_TYPES)},
+                }
+            )
+            expectations.append(
+                {
+                    "type": "expect_column_values_to_be_in_set",
+                    "kwargs": {
+                        "column": column,
+                        "value_set": [category_key(c) for c in categorical[column].categories],
+                    },
+                }
+            )
+        elif pd.api.types.is_bool_dtype(series):
             expectations.append(
                 {
                     "type": "expect_column_values_to_be_in_set",
@@ -154,14 +184,27 @@ def _clean_suite(suite: dict[str, Any]) -> dict[str, Any]:
     return {"name": str(suite.get("name") or "supplied"), "expectations": cleaned}
 
 
-def as_gx_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with pandas string columns as ``object``: GX 1.x type checks miss ``str``."""
+def as_gx_frame(frame: pd.DataFrame, contract: DataContract | None = None) -> pd.DataFrame:
+    """``frame`` as GX checks it: pandas string and category columns as ``object`` (GX 1.x
+    type checks miss ``str`` and ``category``), and the categorical features of
+    ``contract`` as category texts (``2``, ``2.0`` and ``"2"`` alike), nulls kept."""
     import pandas as pd
 
-    strings = [c for c in frame.columns if isinstance(frame[c].dtype, pd.StringDtype)]
-    if not strings:
+    categorical = {f.name for f in contract.categorical} if contract else set()
+    convert = [
+        c
+        for c in frame.columns
+        if c in categorical or isinstance(frame[c].dtype, pd.StringDtype | pd.CategoricalDtype)
+    ]
+    if not convert:
         return frame
-    return frame.astype(dict.fromkeys(strings, object))
+    out = frame.copy(deep=False)
+    for c in convert:
+        column = frame[c].astype(object)
+        if c in categorical:
+            column = column.map(lambda v: None if pd.isna(v) else category_key(v))
+        out[c] = column
+    return out
 
 
 def run_suite(frame: pd.DataFrame, suite: dict[str, Any]) -> dict[str, Any]:
@@ -250,11 +293,11 @@ def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
         suite = _clean_suite(inputs.schema_suite)
         source = "supplied"
     else:
-        suite = _clean_suite(derive_suite(inputs.train, params))
+        suite = _clean_suite(derive_suite(inputs.train, params, contract=inputs.contract))
         source = "derived"
     if len(inputs.validation) == 0:
         raise InputError("the validation data has no rows")
-    gx_result = run_suite(as_gx_frame(inputs.validation), suite)
+    gx_result = run_suite(as_gx_frame(inputs.validation, inputs.contract), suite)
     lines = summarise(gx_result)
     failed = [line for line in lines if not line["success"]]
     # Warn when more than half of the tolerated share lies outside the training ranges.

@@ -15,7 +15,10 @@
    (adverse action notices state reasons the model actually scored), from the
    submission's ``reason_texts`` or the policy's.
 
-A declared monotone feature the model does not use only warns.
+For a categorical feature, the mean contribution of each category (over the
+sampled rows holding it) is recorded too; monotone relations are declared on
+numeric features only (one declared on a categorical feature fails). A
+declared monotone feature the model does not use only warns.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
+from validation import reasons
 from validation.result import GateResult, Verdict, dec, fmt, worst
 from validation.spec import ExplainabilityParamsLike, GateSpecLike, params_of
 from validation.versions import library_versions
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from validation.contract import DataContract
     from validation.inputs import GateInputs
 
 TOLERANCE = 1e-12
@@ -46,13 +51,36 @@ def sample_rows(n_rows: int, size: int, seed: int) -> npt.NDArray[np.int64]:
     return np.sort(rng.choice(n_rows, size=size, replace=False)).astype(np.int64)
 
 
-def mean_abs_contributions(booster: Any, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Mean |SHAP| per feature from LightGBM's TreeSHAP (bias column dropped)."""
+def contributions(
+    booster: Any, x: npt.NDArray[np.float64], contract: DataContract
+) -> tuple[npt.NDArray[np.float64], dict[str, list[dict[str, Any]]]]:
+    """Mean |SHAP| per feature from LightGBM's TreeSHAP (bias column dropped), and for
+    each categorical feature the mean contribution and row count of each category
+    (missing values as ``<missing>``), in the model's category order."""
     import numpy as np
 
-    contrib = np.asarray(booster.predict(x, pred_contrib=True), dtype=np.float64)
-    result: npt.NDArray[np.float64] = np.abs(contrib[:, :-1]).mean(axis=0)
-    return result
+    contrib = np.asarray(booster.predict(x, pred_contrib=True), dtype=np.float64)[:, :-1]
+    importance: npt.NDArray[np.float64] = np.abs(contrib).mean(axis=0)
+    by_category: dict[str, list[dict[str, Any]]] = {}
+    for j, feature in enumerate(contract.features):
+        if not feature.categorical:
+            continue
+        codes = x[:, j]
+        rows = []
+        labels = [*feature.categories, "<missing>"]
+        for code, label in enumerate(labels):
+            held = np.isnan(codes) if label == "<missing>" else codes == code
+            count = int(held.sum())
+            if count:
+                rows.append(
+                    {
+                        "category": str(label),
+                        "rows": count,
+                        "mean_contribution": fmt(float(contrib[held, j].mean())),
+                    }
+                )
+        by_category[feature.name] = rows
+    return importance, by_category
 
 
 def monotone_violations(
@@ -88,7 +116,7 @@ def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
 
     # 1. Global importance.
     sample = sample_rows(x_valid.shape[0], params.importance_rows, params.seed)
-    importance = mean_abs_contributions(booster, x_valid[sample])
+    importance, by_category = contributions(booster, x_valid[sample], inputs.contract)
     order = sorted(range(len(features)), key=lambda j: (-float(importance[j]), features[j]))
     ranking = [
         {
@@ -113,6 +141,13 @@ def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
             problems.append(f"monotone feature '{feature}' is not a model feature")
             continue
         j = features.index(feature)
+        if inputs.contract.features[j].categorical:
+            verdicts.append("failed")
+            problems.append(
+                f"monotone feature '{feature}' is categorical; a monotone relation needs "
+                "a numeric feature (remove it from the policy's monotone list)"
+            )
+            continue
         if splits[j] == 0:
             warnings.append(f"monotone feature '{feature}' is not used by the model")
             monotone_details[feature] = {"direction": direction, "used": False}
@@ -142,7 +177,7 @@ def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
 
     # 3. Reason texts.
     texts = {**params.reason_texts, **inputs.reason_texts}
-    without = [f for f in used if not texts.get(f, "").strip()]
+    without = [f for f in used if not reasons.has_text(texts, f)]
     if without:
         verdicts.append("failed")
         problems.append(f"features without a reason text: {', '.join(without)}")
@@ -169,6 +204,7 @@ def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
     details = {
         "importance": ranking,
         "importance_rows": int(sample.shape[0]),
+        "contributions_by_category": by_category,
         "monotone": monotone_details,
         "features_without_reason": without,
         "reason_texts": {f: texts[f] for f in used if f in texts},

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     import numpy.typing as npt
     import pandas as pd
 
+    from validation.contract import DataContract
+
     FloatArray = npt.NDArray[np.float64]
     IntArray = npt.NDArray[np.int64]
 
@@ -27,7 +29,9 @@ class GateInputs:
     frames, not model features); ``cutoff`` is the policy's decision cutoff
     (approved means predicted default < cutoff); ``reason_texts`` maps a
     feature to its adverse-action reason text; ``schema_suite`` is an optional
-    great-expectations suite (its JSON form) replacing the derived one.
+    great-expectations suite (its JSON form) replacing the derived one;
+    ``recorded_contract`` is the submission's data contract (derived from the
+    model and the training data when absent).
     Predictions are computed once and shared by all gates.
     """
 
@@ -37,8 +41,9 @@ class GateInputs:
     target: str
     protected: list[str] = field(default_factory=list)
     cutoff: Decimal = Decimal("0.5")
-    reason_texts: dict[str, str] = field(default_factory=dict)
+    reason_texts: dict[str, Any] = field(default_factory=dict)
     schema_suite: dict[str, Any] | None = None
+    recorded_contract: DataContract | None = None
 
     @cached_property
     def booster(self) -> lightgbm.Booster:
@@ -58,20 +63,24 @@ class GateInputs:
         names: list[str] = list(self.booster.feature_name())
         return names
 
-    def matrix(self, frame: pd.DataFrame, *, name: str) -> FloatArray:
-        """``frame``'s model features as a float64 matrix; missing columns are refused."""
-        import numpy as np
+    @cached_property
+    def contract(self) -> DataContract:
+        """The data contract: the submission's, else derived from the model and training data."""
+        from validation.contract import derive
 
-        missing = [f for f in self.features if f not in frame.columns]
+        if self.recorded_contract is not None:
+            return self.recorded_contract
+        return derive(self.model_text, self.train, source="the training data")
+
+    def matrix(self, frame: pd.DataFrame, *, name: str) -> FloatArray:
+        """``frame``'s model features as the model takes them (:meth:`DataContract.encode`):
+        numbers as floats, categories as the model's codes, missing as NaN."""
+        contract = self.contract
+        missing = [f for f in contract.names if f not in frame.columns]
         if missing:
             raise InputError(f"the {name} data lacks model feature columns {missing}")
-        try:
-            matrix: FloatArray = np.ascontiguousarray(
-                frame[self.features].to_numpy(dtype=np.float64)
-            )
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"the {name} data has non-numeric model features: {exc}") from exc
-        return matrix
+        contract.check_frame(frame, source=f"the {name} data")
+        return contract.encode(frame, where=f"{name} data")
 
     @cached_property
     def x_validation(self) -> FloatArray:

@@ -3,7 +3,8 @@
 For a numeric column the bins are the deciles of the training values
 (``bins`` quantiles; repeated edges merged), the first and last bins open
 ended, a value equal to an edge falls in the lower bin. For a non-numeric
-column each category is a bin. With ``e`` the training share and ``a`` the
+column (a categorical feature of the data contract) each category is a bin,
+missing values one more. With ``e`` the training share and ``a`` the
 validation share of a bin (each floored at ``1e-4`` so an empty bin stays
 finite), ``PSI = sum((a - e) * ln(a / e))``. It is computed for every model
 feature and for the predicted score.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from validation.contract import category_key
 from validation.result import GateResult, Verdict, dec, fmt
 from validation.spec import GateSpecLike, StabilityParamsLike, params_of
 from validation.versions import library_versions
@@ -86,21 +88,28 @@ def categorical_psi(train: Any, valid: Any) -> tuple[float, list[dict[str, Any]]
     return psi_from_shares(np.asarray(e_share), np.asarray(a_share)), table
 
 
-def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
-    """PSI >= fail_psi fails, warn_psi <= PSI < fail_psi warns, per feature and on the score."""
+def _labels(series: Any) -> Any:
+    """A categorical column as category texts (``2``, ``2.0`` and ``"2"`` alike), nulls kept."""
     import pandas as pd
 
+    return series.astype(object).map(lambda v: None if pd.isna(v) else category_key(v))
+
+
+def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
+    """PSI >= fail_psi fails, warn_psi <= PSI < fail_psi warns, per feature and on the score."""
     params: StabilityParamsLike = params_of(spec)
     psis: dict[str, float] = {}
     tables: dict[str, list[dict[str, Any]]] = {}
     x_train = inputs.x_train
     x_valid = inputs.x_validation
-    for j, feature in enumerate(inputs.features):
-        column = inputs.train[feature]
-        if pd.api.types.is_numeric_dtype(column):
-            psis[feature], tables[feature] = numeric_psi(x_train[:, j], x_valid[:, j], params.bins)
+    for j, feature in enumerate(inputs.contract.features):
+        name = feature.name
+        if not feature.categorical:
+            psis[name], tables[name] = numeric_psi(x_train[:, j], x_valid[:, j], params.bins)
         else:
-            psis[feature], tables[feature] = categorical_psi(column, inputs.validation[feature])
+            psis[name], tables[name] = categorical_psi(
+                _labels(inputs.train[name]), _labels(inputs.validation[name])
+            )
     psis[SCORE], tables[SCORE] = numeric_psi(inputs.pred_train, inputs.pred_validation, params.bins)
     # Model feature order, then the score.
     failing = [k for k, v in psis.items() if dec(v) >= params.fail_psi]
