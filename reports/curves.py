@@ -197,15 +197,23 @@ def _columns(data: bytes, fmt: str, names: list[str]) -> dict[str, FloatArray]:
     return out
 
 
-def _scores_with_lightgbm(model_text: str, data: bytes, fmt: str, target: str) -> tuple[Any, Any]:
-    import lightgbm as lgb
-
-    from registry.inputs import load_frame
+def _scores_with_lightgbm(
+    model_text: str, data: bytes, fmt: str, submission: dict[str, Any]
+) -> tuple[Any, Any]:
+    """Scores through LightGBM itself, the inputs encoded by the version's data contract
+    (categories as the model's codes, missing values as NaN), as the gates scored them."""
+    from registry.inputs import load_frame, load_lightgbm_text
+    from validation.contract import DataContract, derive
 
     frame = load_frame(data, fmt, source="validation")
-    booster = lgb.Booster(model_str=model_text)
-    x = frame[booster.feature_name()]
-    return booster.predict(x), frame[target].to_numpy(dtype=float)
+    booster = load_lightgbm_text(model_text.encode("utf-8"), source="the stored artifact")
+    contract = (
+        DataContract.from_canonical(submission["contract"])
+        if "contract" in submission
+        else derive(model_text, frame, source="the validation data")
+    )
+    x = contract.encode(frame, where="validation data")
+    return booster.predict(x), frame[submission["target"]].to_numpy(dtype=float)
 
 
 def compute(store: BlobStore, submission: dict[str, Any]) -> Curves:
@@ -222,7 +230,7 @@ def compute(store: BlobStore, submission: dict[str, Any]) -> Curves:
         x = np.column_stack([cols[n] for n in names])
         scores, labels = predict(model_text, x), cols[target]
     except UnsupportedModel:
-        scores, labels = _scores_with_lightgbm(model_text, data, fmt, target)
+        scores, labels = _scores_with_lightgbm(model_text, data, fmt, submission)
     return curves_of(np.asarray(scores, dtype=float), np.asarray(labels, dtype=float))
 
 

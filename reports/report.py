@@ -288,10 +288,42 @@ def gate_views(gates: list[dict[str, Any]], curves: Curves | None) -> list[dict[
                 "monotone": sorted(details.get("monotone", {}).items()),
                 "failed_expectations": failed_expectations,
                 "calibration": details.get("calibration") or [],
+                "categories": _category_tables(kind, details),
                 "passed": gate["verdict"] in _PASSING,
             }
         )
     return views
+
+
+def _category_tables(kind: str, details: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per categorical feature: each category's mean contribution (explainability) or its
+    training and validation shares (stability)."""
+    tables = []
+    if kind == "explainability":
+        for feature, rows in sorted((details.get("contributions_by_category") or {}).items()):
+            tables.append(
+                {
+                    "feature": feature,
+                    "header": ("Category", "Rows sampled", "Mean contribution (log-odds)"),
+                    "rows": [
+                        (r.get("category"), r.get("rows"), r.get("mean_contribution")) for r in rows
+                    ],
+                }
+            )
+    elif kind == "stability":
+        for feature, bins in sorted((details.get("bins") or {}).items()):
+            if bins and isinstance(bins[0], dict) and "category" in bins[0]:
+                tables.append(
+                    {
+                        "feature": feature,
+                        "header": ("Category", "Training share", "Validation share"),
+                        "rows": [
+                            (b.get("category"), b.get("expected_share"), b.get("actual_share"))
+                            for b in bins
+                        ],
+                    }
+                )
+    return tables
 
 
 def _short(value: Any) -> str:
@@ -321,6 +353,53 @@ def trail(events: list[dict[str, Any]]) -> list[dict[str, str]]:
                 "leaf": env["leaf_hash"][:16],
             }
         )
+    return rows
+
+
+def contract_rows(contract: dict[str, Any] | None) -> list[dict[str, str]]:
+    """The data contract as table rows: feature, kind, what it takes, training null rate."""
+    rows = []
+    for feature in (contract or {}).get("features", []):
+        if feature.get("kind") == "categorical":
+            categories = [str(c) for c in feature.get("categories", [])]
+            shown = ", ".join(categories[:12]) + (" ..." if len(categories) > 12 else "")
+            takes = f"{len(categories)} categories: {shown}"
+        else:
+            lo, hi = feature.get("minimum"), feature.get("maximum")
+            takes = f"{_short_number(lo)} .. {_short_number(hi)}"
+        rate = _f(feature.get("null_rate", "0"))
+        rows.append(
+            {
+                "name": str(feature.get("name")),
+                "kind": str(feature.get("kind")),
+                "takes": takes,
+                "nulls": f"{rate:.2%}" if rate else "none (null refused)",
+            }
+        )
+    return rows
+
+
+def _short_number(value: Any) -> str:
+    return "-" if value is None else f"{_f(value):.6g}"
+
+
+def reason_rows(texts: dict[str, Any], used: set[str]) -> list[dict[str, Any]]:
+    """One row per feature; a categorical feature's texts per category under it."""
+    rows = []
+    for feature, value in sorted(texts.items()):
+        if isinstance(value, dict):
+            rows.append(
+                {
+                    "feature": feature,
+                    "text": str(value.get("default", "")),
+                    "used": feature in used,
+                    "categories": sorted(value.get("categories", {}).items()),
+                }
+            )
+        else:
+            rows.append(
+                {"feature": feature, "text": str(value), "used": feature in used, "categories": []}
+            )
     return rows
 
 
@@ -374,10 +453,8 @@ def report_context(
         "lineage_run": lineage.get("training_run") or lineage.get("run_id") or NOT_RECORDED,
         "lineage_commit": lineage.get("source_commit") or lineage.get("commit") or NOT_RECORDED,
         "submission": sub,
-        "reasons": [
-            {"feature": k, "text": v, "used": k in used}
-            for k, v in sorted(sub.get("reason_texts", {}).items())
-        ],
+        "reasons": reason_rows(sub.get("reason_texts", {}), used),
+        "contract": contract_rows(sub.get("contract")),
         "policy": data["policy"],
         "policy_text": yaml.safe_dump(
             data["policy"]["document"], sort_keys=False, allow_unicode=True, width=88
