@@ -274,7 +274,11 @@ def policies_approve(obj: dict[str, Any], ref: str, comment: str, as_json: bool)
 @click.option("--target", required=True, help="binary target column (1 = default)")
 @click.option("--protected", required=True, help="protected columns, comma-separated")
 @click.option("--policy", "policy_id", help="policy id (default credit-risk)")
-@click.option("--cutoff", help="decision cutoff on predicted default (default: the policy's)")
+@click.option(
+    "--cutoff",
+    help="the policy's decision cutoff, if you pass it (another cutoff is refused: "
+    "propose a policy version with that decision_cutoff)",
+)
 @click.option(
     "--reasons",
     type=click.Path(path_type=Path),

@@ -134,8 +134,10 @@ class RemoteRegistry:
             files[name] = (path.name, path.read_bytes())
         if policy_id:
             data["policy"] = policy_id
-        if cutoff:
-            data["cutoff"] = cutoff
+        if cutoff is not None:
+            if not cutoff:  # a form drops an empty field; refuse it as the service does
+                raise InputError("--cutoff '' is not a number")
+            data["cutoff"] = cutoff  # the server refuses one other than the policy's
         if reason_texts:
             data["reasons"] = json.dumps(reason_texts)
         return int(
