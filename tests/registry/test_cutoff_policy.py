@@ -250,3 +250,27 @@ def test_a_long_cutoff_is_shortened_in_the_message() -> None:
     with pytest.raises(InputError) as caught:
         check_cutoff(POLICY, "0." + "3" * 100, next_version=2)
     assert str(caught.value).startswith("--cutoff 0." + "3" * 38 + "... differs from")
+
+
+def test_the_sdk_takes_only_the_policys_cutoff(kit: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from govreg.sdk import Client, Submitted
+
+    monkeypatch.delenv("GOVREG_URL", raising=False)
+    monkeypatch.setenv("GOVREG_DATABASE_URL", kit.home.database_url)
+    files = kit.files
+    args: dict[str, Any] = {
+        "artifact": files.model,
+        "train": files.train_csv,
+        "validation": files.validation_parquet,
+        "target": "default",
+        "protected": ["sex", "age_band"],
+    }
+    kit.people("ds-1")
+    before = kit.state()
+    with Client(api_key=kit.key("ds-1"), home=kit.home.path) as client:
+        with pytest.raises(InputError) as caught:
+            client.submit(MODEL, cutoff="0.9", **args)
+        assert str(caught.value) == refusal("0.9")
+        assert kit.state() == before
+        assert client.submit(MODEL, cutoff="0.5", **args) == Submitted(MODEL, 1, "submitted")
+    assert kit.row()["cutoff"] == "0.5"
