@@ -3,8 +3,11 @@
 Start-up stays fast: nothing heavy is imported at module level; each command
 imports what it needs. Every command acts as an authenticated principal (the
 API key from ``--api-key`` or ``GOVREG_API_KEY``), and every error a user can
-cause is a :class:`core.errors.GovregError`, turned into one line on stderr
-and an exit code in :func:`main`.
+cause is a :class:`core.errors.GovregError`, turned in :class:`GovregGroup`
+into one line on stderr (with ``--json``, a JSON object on stdout) and its
+exit code. A command that ran but whose outcome is a refusal of the version
+(``evaluate`` ending ``gates_failed``, ``signoff --reject``) exits
+:data:`REFUSED`. The README's "Exit codes" lists every code.
 """
 
 from __future__ import annotations
@@ -23,6 +26,14 @@ from registry.roles import SIGNING_ROLES, Role
 # registry.roles is a light module (two enums); the CLI's choices come from it.
 ROLES = tuple(role.value for role in Role)
 SIGNING = tuple(sorted(role.value for role in SIGNING_ROLES))
+
+# Exit codes. 1-8 are the errors' own (core.errors: ``exit_code``; 2 also for a
+# command line click cannot parse); REFUSED is an outcome, not an error: the
+# command ran and recorded its result, and that result refuses the version.
+# 9 is left out: the SDK's and the decision log's errors use it, never a command.
+REFUSED = 10
+_JSON = "govreg.json"  # ctx.meta key: the command was given --json
+_ARGS = "govreg.args"  # ctx.meta key: the whole command line
 
 
 def _settings(api_key: str | None = None) -> Any:
@@ -73,7 +84,55 @@ def _emit(as_json: bool, data: Any, human: Callable[[], None]) -> None:
         human()
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
+def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta[_JSON] = True  # shared by every context of this run
+    return value
+
+
+# eager, so that --json is known before any other option can fail to parse
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    is_eager=True,
+    callback=_remember_json,
+    help='print JSON (an error too, as {"error": {...}} on stdout)',
+)
+
+
+def _error_type(exit_code: int, fallback: str) -> str:
+    """The name an error has in JSON: the core.errors class of its exit code, so
+    that a command gives the same type locally and through GOVREG_URL."""
+    from core import errors
+
+    classes = (
+        errors.GovregError,
+        errors.InputError,
+        errors.ConfigError,
+        errors.NotFoundError,
+        errors.AuthError,
+        errors.PermissionDenied,
+        errors.TransitionError,
+        errors.IntegrityError,
+    )
+    return {cls.exit_code: cls.__name__ for cls in classes}.get(exit_code, fallback)
+
+
+def _fail(ctx: click.Context, message: str, exit_code: int, kind: str) -> None:
+    """One error: a JSON object on stdout with --json, else one line on stderr."""
+    if ctx.meta.get(_JSON):
+        error = {"type": _error_type(exit_code, kind), "message": message, "exit_code": exit_code}
+        click.echo(json.dumps({"error": error}, indent=2, sort_keys=True))
+    else:
+        click.echo(f"error: {message}", err=True)
+    ctx.exit(exit_code)
+
+
+def _refused_if(status: Any, *refusing: str) -> None:
+    """Exit REFUSED when the command's outcome ``status`` refuses the version."""
+    if str(getattr(status, "value", status)) in refusing:
+        click.get_current_context().exit(REFUSED)
 
 
 class _WarningLine(logging.Handler):
@@ -84,7 +143,12 @@ class _WarningLine(logging.Handler):
 
 
 class GovregGroup(click.Group):
-    """Turns any GovregError into one line on stderr and its exit code."""
+    """Turns any GovregError into its exit code and one line on stderr, or with
+    --json a JSON object on stdout; with --json a usage error is JSON too."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta[_ARGS] = list(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         from core.errors import GovregError
@@ -95,8 +159,24 @@ class GovregGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GovregError as exc:
-            click.echo(f"error: {exc.diagnostics()}", err=True)
-            ctx.exit(exc.exit_code)
+            _fail(ctx, exc.diagnostics(), exc.exit_code, type(exc).__name__)
+        except click.UsageError as exc:
+            # a command line click could not parse; without --json click prints
+            # its usage text as always
+            if not (ctx.meta.get(_JSON) or _json_asked(ctx, exc)):
+                raise
+            ctx.meta[_JSON] = True
+            _fail(ctx, exc.format_message(), exc.exit_code, "InputError")
+
+
+def _json_asked(ctx: click.Context, exc: click.UsageError) -> bool:
+    """--json on the command line of a command that takes it (before ``--``),
+    when parsing failed before the option was read."""
+    args = ctx.meta.get(_ARGS, [])
+    args = args[: args.index("--")] if "--" in args else args
+    command = exc.ctx.command if exc.ctx is not None else None
+    takes = command is not None and any(p.name == "as_json" for p in command.params)
+    return takes and "--json" in args
 
 
 @click.group(cls=GovregGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -274,7 +354,11 @@ def policies_approve(obj: dict[str, Any], ref: str, comment: str, as_json: bool)
 @click.option("--target", required=True, help="binary target column (1 = default)")
 @click.option("--protected", required=True, help="protected columns, comma-separated")
 @click.option("--policy", "policy_id", help="policy id (default credit-risk)")
-@click.option("--cutoff", help="decision cutoff on predicted default (default: the policy's)")
+@click.option(
+    "--cutoff",
+    help="the policy's decision cutoff, if you pass it (another cutoff is refused: "
+    "propose a policy version with that decision_cutoff)",
+)
 @click.option(
     "--reasons",
     type=click.Path(path_type=Path),
@@ -363,7 +447,9 @@ def _read_reasons(path: Path) -> dict[str, str]:
 def evaluate(
     obj: dict[str, Any], model: str, version: int, policy_id: str | None, as_json: bool
 ) -> None:
-    """Run every gate of the version's policy and record the results."""
+    """Run every gate of the version's policy and record the results.
+
+    Exits 10 when the version ends gates_failed (the results are still printed)."""
     with _context(obj) as ctx:
         actor = ctx.principal()
         status = ctx.registry.evaluate(
@@ -371,6 +457,7 @@ def evaluate(
         )
         shown = ctx.registry.show_version(actor, model, version)
     _emit(as_json, shown, lambda: _print_gates(shown, status))
+    _refused_if(status, "gates_failed")
 
 
 def _progress(message: str) -> None:
@@ -404,7 +491,7 @@ def signoff(
     comment: str,
     as_json: bool,
 ) -> None:
-    """Sign (approve or reject) a version awaiting sign-off."""
+    """Sign (approve or reject) a version awaiting sign-off; a rejection exits 10."""
     with _context(obj) as ctx:
         status = ctx.registry.signoff(
             ctx.principal(), model, version, role=role, approve=approve, comment=comment
@@ -414,6 +501,7 @@ def signoff(
         {"model": model, "version": version, "status": status.value},
         lambda: click.echo(f"signed {model} v{version} as {role}; status {status.value}"),
     )
+    _refused_if(status, "rejected")
 
 
 @cli.group()
@@ -612,13 +700,11 @@ def audit_decisions(
     the inputs of decisions past retention are erased by `decisions purge`)."""
     from audits.events import EventType
     from audits.signing import load_public_key
-    from core.errors import InputError
     from registry.roles import Action
     from serving.decisions import read_decisions, verify_decisions
 
     with _context(obj) as ctx:
-        if getattr(ctx, "remote", False):
-            raise InputError("`audit decisions` reads the database: run it without GOVREG_URL")
+        _local_only(ctx, "audit decisions")
         actor = ctx.principal()
         ctx.registry.authorize(actor, Action.VERIFY)
         key = load_public_key(public_key or ctx.settings.public_key_path)

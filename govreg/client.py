@@ -4,7 +4,9 @@
 that the CLI calls, implemented over the HTTP API, so the CLI gives the same
 commands and output either way while every rule is enforced by the one
 service layer behind the server. Problem documents come back as the same
-:class:`core.errors.GovregError` subclasses the local path raises.
+:class:`core.errors.GovregError` subclasses the local path raises, told by
+the problem's ``type`` (the status alone is ambiguous: 409 is a refused
+transition or an integrity failure), so the CLI exits with the same code.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from core.errors import (
     PermissionDenied,
     TransitionError,
 )
+from policies.schema import PolicyError
 from registry.lifecycle import Status
 from registry.services import Principal
 
@@ -37,6 +40,20 @@ if TYPE_CHECKING:
 
     from policies.schema import Policy
 
+# problem type (govreg.api.problems.STATUS) -> the error the server raised, or
+# the core.errors class with its exit code
+PROBLEMS: dict[str, type[GovregError]] = {
+    "unauthenticated": AuthError,
+    "forbidden": PermissionDenied,
+    "not-found": NotFoundError,
+    "transition-not-allowed": TransitionError,
+    "invalid-input": InputError,
+    "invalid-policy": PolicyError,
+    "model-not-servable": IntegrityError,
+    "integrity-failure": IntegrityError,
+    "server-configuration": ConfigError,
+}
+# by status, for answers without a known problem type (e.g. 413 from the upload)
 _ERRORS: dict[int, type[GovregError]] = {
     401: AuthError,
     403: PermissionDenied,
@@ -73,12 +90,15 @@ class RemoteRegistry:
             ) from exc
         if response.status_code >= 400:
             try:
-                detail = str(response.json().get("detail", response.text))
+                body = response.json()
             except ValueError:
-                detail = response.text
-            if response.status_code == 409 and detail.startswith("seq "):
-                raise IntegrityError(detail)
-            raise _ERRORS.get(response.status_code, GovregError)(detail)
+                body = None
+            if not isinstance(body, dict):
+                body = {}
+            detail = str(body.get("detail", response.text))
+            kind = str(body.get("type", "")).rpartition("/")[2]
+            error = PROBLEMS.get(kind) or _ERRORS.get(response.status_code, GovregError)
+            raise error(detail)
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -134,8 +154,10 @@ class RemoteRegistry:
             files[name] = (path.name, path.read_bytes())
         if policy_id:
             data["policy"] = policy_id
-        if cutoff:
-            data["cutoff"] = cutoff
+        if cutoff is not None:
+            if not cutoff:  # a form drops an empty field; refuse it as the service does
+                raise InputError("--cutoff '' is not a number")
+            data["cutoff"] = cutoff  # the server refuses one other than the policy's
         if reason_texts:
             data["reasons"] = json.dumps(reason_texts)
         return int(

@@ -94,9 +94,15 @@ def init_home(settings: Settings) -> InitResult:
     from migrations import runner
 
     home = settings.resolved_home
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
     keys = settings.keys_path
-    keys.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        keys.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the govreg home {home}: {exc.strerror}; set GOVREG_HOME to a "
+            "folder you may write"
+        ) from exc
     messages: list[str] = []
     if Keyring.create_kek(keys):
         messages.append(f"created the key-encryption key {keys / 'kek.json'} (0600)")

@@ -164,7 +164,11 @@ class Client:
         reasons: dict[str, str] | None = None,
     ) -> Submitted:
         """Submit a candidate: a LightGBM text model file or an MLflow
-        ``runs:/<run_id>/<path>`` / ``models:/<name>/<version>`` URI, and the datasets."""
+        ``runs:/<run_id>/<path>`` / ``models:/<name>/<version>`` URI, and the datasets.
+
+        The version decides at its policy's ``decision_cutoff``; ``cutoff``, if
+        given, must equal it (another cutoff raises ``InputError``: adopt a
+        policy version with that cutoff and pass it as ``policy``)."""
         is_uri = isinstance(artifact, str) and artifact.startswith(("runs:/", "models:/"))
         number = self.ctx.registry.submit(
             self._principal(),

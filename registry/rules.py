@@ -1,15 +1,18 @@
-"""The approval rules as pure functions: which gates block, which sign-offs are missing.
+"""The approval rules as pure functions: which gates block, which sign-offs are
+missing, and that a version decides at its policy's cutoff.
 
-The service layer applies them when it records an evaluation, a sign-off or
-shows a version (from its projection tables); the serving loader applies the
-very same functions to the version's ledger events before it serves a byte.
-One rule, two readers of the evidence.
+The service layer applies them when it records a submission, an evaluation,
+a sign-off or shows a version (from its projection tables); the serving
+loader applies the very same functions to the version's ledger events before
+it serves a byte. One rule, two readers of the evidence.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from core.errors import InputError
 
 if TYPE_CHECKING:
     from policies.schema import Policy
@@ -77,3 +80,41 @@ def missing_signoffs(policy: Policy, counted: Mapping[str, list[str]]) -> list[d
         for req in policy.signoffs.required
         if (have := len(counted.get(req.role, []))) < req.count
     ]
+
+
+def check_cutoff(policy: Policy, given: str, *, next_version: int) -> None:
+    """Refuse a submitted cutoff other than ``policy``'s ``decision_cutoff``.
+
+    The cutoff decides who is declined, and with it the fairness verdict, so
+    it is the policy's: another cutoff is another policy version, proposed and
+    adopted like any policy change. A cutoff numerically equal to the policy's
+    (``0.50`` for ``0.5``) is accepted, so scripts that pass it keep working.
+    ``next_version`` is the policy version the refusal tells the user to propose.
+    """
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        value = Decimal(given)
+    except InvalidOperation:
+        raise InputError(f"--cutoff {_short(given)!r} is not a number") from None
+    if not value.is_finite():
+        raise InputError(f"--cutoff {_short(given)!r} is not a number")
+    if not Decimal(0) < value < Decimal(1):
+        raise InputError(f"--cutoff {_short(str(value))} must be strictly between 0 and 1")
+    if value == policy.decision_cutoff:
+        return
+    cut = _short(str(value))
+    new = f"{policy.id}@{next_version}"
+    file = f"{policy.id}-v{next_version}.yaml"
+    raise InputError(
+        f"--cutoff {cut} differs from the decision_cutoff {policy.decision_cutoff} of "
+        f"policy {policy.ref}, and the cutoff is the policy's. To decide at {cut}, write "
+        f"{file}, a copy of {policy.ref} with version: {next_version} and decision_cutoff: "
+        f"{cut}; propose it with `govreg policies propose {file}`, have a compliance "
+        f"officer who did not propose it adopt it with `govreg policies approve {new} "
+        f'--comment "..."`, then submit with --policy {new}'
+    )
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -42,7 +42,7 @@ from registry import inputs
 from registry.lifecycle import Move, Status, effective_status, require
 from registry.projection import PROJECTED_EVENTS, DatabaseView, MemoryView, apply
 from registry.roles import Action, Role, allowed
-from registry.rules import failing_gates, missing_signoffs, signers_by_role
+from registry.rules import check_cutoff, failing_gates, missing_signoffs, signers_by_role
 from registry.store import BlobStore
 
 if TYPE_CHECKING:
@@ -427,6 +427,12 @@ class Registry:
             )
         return max(candidates, key=lambda p: p.version)
 
+    def _next_policy_version(self, conn: Connection, policy: Policy) -> int:
+        """The first version of ``policy.id`` neither shipped nor proposed yet."""
+        taken = [p.version for p in all_policies() if p.id == policy.id]
+        taken += [r["version"] for r in DatabaseView(conn).where("policies", id=policy.id)]
+        return max([policy.version, *taken]) + 1
+
     def propose_policy(self, actor: Principal, policy: Policy) -> None:
         """Record a new policy version; it takes effect only once approved."""
         self.authorize(actor, Action.PROPOSE_POLICY)
@@ -535,8 +541,6 @@ class Registry:
         server; then only its LightGBM text model is taken, and the run's
         lineage is recorded under ``lineage["mlflow"]``.
         """
-        from decimal import Decimal, InvalidOperation
-
         self.authorize(actor, Action.SUBMIT)
         _check_name(model, "model name")
         if not protected:
@@ -545,14 +549,9 @@ class Registry:
             inputs.check_schema_suite(schema_suite)
         with self.reading() as conn:
             policy = self._adopted_policy(conn, policy_id or DEFAULT_POLICY)
+            if cutoff is not None:  # only the policy's own cutoff (another is a policy change)
+                check_cutoff(policy, cutoff, next_version=self._next_policy_version(conn, policy))
         cut = policy.decision_cutoff
-        if cutoff is not None:
-            try:
-                cut = Decimal(cutoff)
-            except InvalidOperation as exc:
-                raise InputError(f"--cutoff {cutoff!r} is not a number") from exc
-            if not Decimal(0) < cut < Decimal(1):
-                raise InputError(f"--cutoff {cutoff} must be strictly between 0 and 1")
         lineage = dict(lineage or {})
         if isinstance(artifact, str) and artifact.startswith(("runs:/", "models:/")):
             from registry.mlflow_source import fetch_model
@@ -672,7 +671,10 @@ class Registry:
     ) -> int:
         """Open evaluation N+1. ``policy_id`` (``id`` or ``id@version``) re-evaluates
         under another policy: an explicit act, recorded with the new policy;
-        results under the old policy stay in the trail."""
+        results under the old policy stay in the trail. A policy with another
+        ``decision_cutoff`` is refused: the cutoff is fixed at submission."""
+        from decimal import Decimal
+
         self.authorize(actor, Action.EVALUATE)
         with self.transaction() as conn:
             new_policy = self._adopted_policy(conn, policy_id) if policy_id else None
@@ -683,6 +685,13 @@ class Registry:
                     f"{model} v{version} was submitted by '{row['submitted_by']}'"
                 )
             require(Move.EVALUATE, self._status(row), subject=f"{model} v{version}")
+            if new_policy is not None and new_policy.decision_cutoff != Decimal(row["cutoff"]):
+                # the gates measure, and serving decides, at the cutoff recorded at submission
+                raise InputError(
+                    f"policy {new_policy.ref} decides at {new_policy.decision_cutoff}, but "
+                    f"{model} v{version} was submitted at cutoff {row['cutoff']}; a version "
+                    f"keeps its cutoff: submit the model again with --policy {new_policy.ref}"
+                )
             number = int(row["evaluation"]) + 1
             data: dict[str, Any] = {"evaluation": number}
             index: dict[str, Any] = {"evaluation": number, "status": Status.EVALUATING.value}

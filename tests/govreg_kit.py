@@ -150,6 +150,24 @@ def build_inputs(root: Path) -> Inputs:
     )
 
 
+def submit_args(files: Any, model: str = MODEL, **overrides: Any) -> list[str]:
+    """``govreg submit`` arguments for the kit's good files with ``overrides``
+    (``policy_id`` is the ``--policy`` option)."""
+    values: dict[str, Any] = {
+        "artifact": files.model,
+        "train": files.train_csv,
+        "validation": files.validation_parquet,
+        "target": TARGET,
+        "protected": ",".join(PROTECTED),
+    }
+    values.update(overrides)
+    args = ["submit", model]
+    for key, value in values.items():
+        text = ",".join(value) if isinstance(value, list) else str(value)
+        args += [f"--{key.replace('_id', '')}", text]
+    return args
+
+
 def submit_candidate(
     registry: Any, actor: Any, model: str, files: dict[str, Path], **extra: Any
 ) -> int:

@@ -412,7 +412,10 @@ def _keys(space: Workspace) -> dict[str, str]:
 def test_validator_and_compliance_guide(template: Template, tmp_path: Path) -> None:
     space = workspace(template, tmp_path)
     run_guide("validator-and-compliance.md", space.cwd, space.env, {})
-    assert statuses(space.home, template.keys) == {(MODEL, 1): "retired"}
+    assert statuses(space.home, template.keys) == {
+        (MODEL, 1): "retired",
+        (MODEL, 2): "submitted",  # under credit-risk@3, the other cutoff
+    }
     ctx = context(space.home)
     try:
         compliance = ctx.registry.authenticate(template.keys["COMPLIANCE_KEY"])
@@ -421,8 +424,22 @@ def test_validator_and_compliance_guide(template: Template, tmp_path: Path) -> N
         }
     finally:
         ctx.close()
-    assert policies[("credit-risk", 2)] == "adopted"
+    assert policies[("credit-risk", 2)] == policies[("credit-risk", 3)] == "adopted"
+    assert row_cutoff(space.home, MODEL, 2) == "0.45"
     verified(space.home)
+
+
+def row_cutoff(home: Path, model: str, version: int) -> str:
+    from registry.projection import DatabaseView
+
+    ctx = context(home)
+    try:
+        with ctx.engine.connect() as conn:
+            row = DatabaseView(conn).get("versions", (model, version))
+    finally:
+        ctx.close()
+    assert row is not None
+    return str(row["cutoff"])
 
 
 def test_auditor_guide(template: Template, tmp_path: Path) -> None:

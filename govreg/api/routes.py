@@ -158,7 +158,7 @@ async def submit_upload(
         ),
     ] = None,
     policy: Annotated[str | None, Form()] = None,
-    cutoff: Annotated[str | None, Form()] = None,
+    cutoff: Annotated[str | None, Form(description=schemas.CUTOFF)] = None,
     reasons: Annotated[str | None, Form(description="JSON object feature -> reason")] = None,
 ) -> schemas.VersionCreated:
     """Submit a candidate with uploaded files (the model uploaded or named by an MLflow URI)."""

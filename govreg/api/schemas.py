@@ -24,6 +24,10 @@ POLICY_REF = r"^[a-z][a-z0-9_\-]{0,99}(@[1-9][0-9]{0,8})?$"  # id or id@version
 # at least one character that is not white space by any of the definitions in
 # play: Python's str.strip (the service), Rust's regex (pydantic) and ECMA-262
 # (the document's readers)
+CUTOFF = (
+    "optional, kept for scripts: must equal the policy's decision_cutoff (0.50 for 0.5); "
+    "another cutoff is refused (422): it needs a policy version with that decision_cutoff"
+)
 TEXT = r"[^\s\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
 
 
@@ -55,7 +59,7 @@ class VersionByReference(_In):
     target: str
     protected: list[str] = Field(min_length=1)
     policy: str | None = Field(default=None, pattern=POLICY_REF)
-    cutoff: str | None = None
+    cutoff: str | None = Field(default=None, description=CUTOFF)
     reasons: dict[str, str] = Field(default_factory=dict)
 
 

@@ -469,7 +469,10 @@ def test_evaluate_with_real_gates(sqlite_kit: Any) -> None:
     """The only CLI run of the real gates (a small model fails some; fail closed)."""
     kit = sqlite_kit
     kit.submit()
-    shown = as_json(run(kit, "evaluate", MODEL, "1", "--json", who="ds-1"))
+    evaluated = run(kit, "evaluate", MODEL, "1", "--json", who="ds-1")
+    # the command ran and printed every result; the outcome refuses the version
+    assert (evaluated.exit_code, evaluated.stderr) == (10, "")
+    shown = json.loads(evaluated.stdout)
     assert [g["gate_id"] for g in shown["gates"]] == [
         "performance",
         "fairness",

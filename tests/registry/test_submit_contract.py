@@ -10,28 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from govreg_kit import MODEL, PROTECTED, TARGET
+from govreg_kit import MODEL
+from govreg_kit import submit_args as cli_args
 
 from core.errors import GovregError, NotFoundError, PermissionDenied
 
 LGBM_HINT = "save it with booster.save_model('model.txt')"
-
-
-def cli_args(files: Any, model: str = MODEL, **overrides: Any) -> list[str]:
-    """``govreg submit`` arguments for the kit's good files with ``overrides``."""
-    values: dict[str, Any] = {
-        "artifact": files.model,
-        "train": files.train_csv,
-        "validation": files.validation_parquet,
-        "target": TARGET,
-        "protected": ",".join(PROTECTED),
-    }
-    values.update(overrides)
-    args = ["submit", model]
-    for key, value in values.items():
-        text = ",".join(value) if isinstance(value, list) else str(value)
-        args += [f"--{key.replace('_id', '')}", text]
-    return args
 
 
 # name -> (overrides as a function of the inputs, expected message, exit code)
@@ -336,16 +320,16 @@ def test_a_good_submission_stores_content_addressed_blobs_once(kit: Any) -> None
     kit.verify()
 
 
-def test_submit_json_and_a_custom_cutoff(sqlite_kit: Any) -> None:
+def test_submit_json_and_the_policys_cutoff(sqlite_kit: Any) -> None:
     kit = sqlite_kit
     result = kit.home.cli(
-        *cli_args(kit.files, train=kit.files.train_parquet, cutoff="0.35"),
+        *cli_args(kit.files, train=kit.files.train_parquet, cutoff="0.50"),
         "--json",
         api_key=kit.key("ds-1"),
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"model": MODEL, "version": 1, "status": "submitted"}
-    assert kit.row()["cutoff"] == "0.35"
+    assert kit.row()["cutoff"] == "0.5"  # another cutoff: tests/registry/test_cutoff_policy.py
     result = kit.home.cli(*cli_args(kit.files), api_key=kit.key("ds-1"))
     assert result.exit_code == 0
     assert result.stdout == "submitted pd v2\n"
