@@ -174,16 +174,17 @@ def encode(attribute: str, values: Any) -> tuple[IntArray, list[str]]:
     import numpy as np
     import pandas as pd
 
-    series = pd.Series(values, copy=False)
+    series = values if isinstance(values, pd.Series) else pd.Series(values, copy=False)
     missing = series.isna().to_numpy()
-    text = series.astype(str).to_numpy(dtype=object)
+    # Text labels in pandas' own string type (factorized without a Python object per row).
+    text = series.astype(str)
     if missing.any():
-        if (text[~missing] == MISSING).any():
+        if bool((text[~missing] == MISSING).any()):
             raise InputError(
                 f"the protected attribute '{attribute}' has missing values and a group "
                 f"labelled '{MISSING}': rename that group"
             )
-        text[missing] = MISSING
+        text = text.mask(missing, MISSING)
     codes, uniques = pd.factorize(text, sort=True)
     return np.asarray(codes, dtype=np.int64), [str(u) for u in uniques]
 
@@ -228,7 +229,7 @@ def attribute_counts(
     for attribute in attributes:
         if attribute not in frame.columns:
             raise InputError(f"the validation data lacks the protected attribute '{attribute}'")
-        codes, labels = encode(attribute, frame[attribute].to_numpy())
+        codes, labels = encode(attribute, frame[attribute])
         encoded.append((codes, labels))
         result.append(count_groups(attribute, codes, labels, y, approved))
     if intersections and len(attributes) > 1:

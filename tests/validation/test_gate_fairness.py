@@ -577,6 +577,8 @@ def test_encode_labels_any_values_fuzz() -> None:
             data = pd.Categorical(
                 [None if m else str(v) for v, m in zip(values, missing, strict=True)]
             )
+        elif rng.random() < 0.5:  # a column of a frame whose index repeats
+            data = pd.Series(values, index=np.zeros(size, dtype=np.int64))
         named = [str(v) for v, m in zip(values, missing, strict=True) if not m]
         if missing.any() and "<missing>" in named:
             with pytest.raises(InputError, match="has missing values and a group labelled"):
