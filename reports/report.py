@@ -278,7 +278,11 @@ def _fairness(gate: dict[str, Any]) -> tuple[list[dict[str, str]], list[dict[str
                 "note": entry.get("note", ""),
                 "excluded": [
                     {
-                        **g,
+                        # results recorded before the outcome limits lack the last fields
+                        "group": g.get("group", ""),
+                        "rows": g.get("rows", "-"),
+                        "defaults": g.get("defaults", "-"),
+                        "non_defaults": g.get("non_defaults", "-"),
                         "missed": ", ".join(
                             f"{name} {thresholds.get(name, '')}".strip()
                             for name in g.get("missed", [])

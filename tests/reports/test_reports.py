@@ -590,3 +590,79 @@ def test_cli_report_export_and_offline_verify(
     assert "error: report.pdf: sha256 differs from the manifest" in bad.output
     denied = home.cli("report", MODEL, str(version), "-o", str(pdf), api_key=None)
     assert denied.exit_code == 0  # admin reads
+
+
+def test_fairness_results_recorded_before_the_outcome_limits_still_render(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    from reports.report import gate_views
+    from reports.service import render
+
+    recorded = {
+        "gate_id": "fairness",
+        "kind": "fairness",
+        "verdict": "insufficient_data",
+        "thresholds": {"min_adverse_impact_ratio": "0.8", "confidence": "0.95"},
+        "details": {
+            "attributes": {
+                "sex": {
+                    "excluded_groups": [{"group": "unknown", "rows": 12, "defaults": 2}],
+                    "reference_group": "male",
+                    "equalized_odds_difference": "0.02",
+                    "groups": [
+                        {
+                            "group": g,
+                            "rows": 500,
+                            "approved": 450,
+                            "defaults": 50,
+                            "approval_rate": "0.9",
+                            "adverse_impact_ratio": "1",
+                            "air_ci_low": "0.95",
+                            "air_ci_high": "1.05",
+                            "true_positive_rate": "0.4",
+                            "false_positive_rate": "0.05",
+                        }
+                        for g in ("female", "male")
+                    ],
+                }
+            }
+        },
+    }
+    (view,) = gate_views([recorded], None)
+    (table,) = view["fairness_tables"]
+    assert table["eod"] == "0.02"
+    assert table["eod_interval"] == ""
+    assert table["excluded"] == [
+        {
+            "group": "unknown",
+            "rows": 12,
+            "defaults": 2,
+            "non_defaults": "-",
+            "missed": "",
+            "excluded_from": "",
+        }
+    ]
+    assert table["groups"][0] == {
+        "group": "female",
+        "rows": 500,
+        "defaults": 50,
+        "approved": 450,
+        "approval_rate": "0.9000",
+        "air": "1.0000",
+        "air_ci": "0.9500 – 1.0500",
+        "tpr": "0.4000",
+        "fpr": "0.0500",
+    }
+    # and the whole report renders them
+    ctx, who = world["ctx"], world["who"]
+    gates = _constructed("passed")
+    gates[1] = {**recorded, "blocking": True, "values": {}, "message": "recorded earlier"}
+    version = _submit(ctx, who, world["files"])
+    number = ctx.registry.start_evaluation(who["ds-1"], MODEL, version)
+    ctx.registry._record_evaluation(who["ds-1"], MODEL, version, number, gates)
+    out = render(ctx.registry, who["auditor-1"], MODEL, version, public_key=world["key"])
+    path = tmp_path / "old.pdf"
+    path.write_bytes(out.pdf)
+    lines = set(_text(path).splitlines())
+    assert "unknown 12 2 -" in lines
+    assert "female 500 50 450 0.9000 1.0000 0.9500 – 1.0500 0.4000 0.0500" in lines
