@@ -70,12 +70,19 @@ class FairnessParams(GateParams):
     ``protected`` overrides the attributes declared by the submission (empty:
     take the submission's); ``reference_groups`` names the reference group of
     an attribute (default: the group with the highest approval rate).
+    A group is compared only on what its sizes support: fewer than
+    ``min_group_size`` rows leaves it out of every statistic, fewer than
+    ``min_group_defaults`` defaults out of the true positive rates, fewer than
+    ``min_group_non_defaults`` non-defaults out of the false positive rates
+    (see ``validation.fairness``).
     """
 
     kind: Literal["fairness"] = Field(default="fairness", exclude=True)
     min_adverse_impact_ratio: Fraction = Decimal("0.80")
     max_equalized_odds_difference: Fraction = Decimal("0.10")
     min_group_size: int = Field(default=30, ge=1)
+    min_group_defaults: int = Field(default=30, ge=1)
+    min_group_non_defaults: int = Field(default=30, ge=1)
     reference_groups: dict[str, str] = Field(default_factory=dict)
     protected: list[str] = Field(default_factory=list)
     intersections: bool = True

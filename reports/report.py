@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 NOT_RECORDED = "not recorded"
 EVIDENCE_NAME = "evidence.json"
 _PASSING = ("passed", "warned")
+_STATISTIC_NAMES = {
+    "adverse_impact_ratio": "AIR",
+    "true_positive_rate": "TPR",
+    "false_positive_rate": "FPR",
+}
 _INVENTORY = (
     ("purpose", "Purpose"),
     ("owner", "Owner"),
@@ -135,69 +140,159 @@ def _performance(gate: dict[str, Any], curves: Curves | None) -> list[dict[str, 
     return figures
 
 
+def _percent(confidence: str) -> str:
+    """A confidence level as the report prints it: "0.95" -> "95%"."""
+    try:
+        return f"{float(confidence) * 100:g}%"
+    except ValueError:
+        return confidence
+
+
+def _rounded(value: Any, missing: str = "-") -> str:
+    """A measured decimal string at 4 decimals for the group tables (None: ``missing``)."""
+    if value is None:
+        return missing
+    try:
+        return f"{float(value):.4f}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _group_row(group: dict[str, Any]) -> dict[str, Any]:
+    has_air = group.get("adverse_impact_ratio") is not None
+    return {
+        "group": group["group"],
+        "rows": group["rows"],
+        "defaults": group.get("defaults", ""),
+        "approved": group["approved"],
+        "approval_rate": _rounded(group["approval_rate"]),
+        "air": _rounded(group.get("adverse_impact_ratio")),
+        "air_ci": (
+            f"{_rounded(group.get('air_ci_low'))} – {_rounded(group.get('air_ci_high'))}"
+            if has_air
+            else "-"
+        ),
+        "tpr": _rounded(group.get("true_positive_rate"), "excluded"),
+        "fpr": _rounded(group.get("false_positive_rate"), "excluded"),
+    }
+
+
 def _fairness(gate: dict[str, Any]) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
     figures: list[dict[str, str]] = []
     tables: list[dict[str, Any]] = []
     thresholds = gate.get("thresholds", {})
     min_air = _f(thresholds.get("min_adverse_impact_ratio", "0.8"))
+    max_eod_text = thresholds.get("max_equalized_odds_difference", "")
+    level = _percent(thresholds.get("confidence", "0.95"))
     for attribute, entry in sorted(gate.get("details", {}).get("attributes", {}).items()):
         groups = entry.get("groups") or []
-        if not groups:
+        excluded = entry.get("excluded_groups") or []
+        if not groups and not excluded:
             continue
         ref = entry.get("reference_group", "")
-        air_bars = [
-            charts.Bar(
-                label=f"{g['group']} (n={g['rows']})",
-                value=_f(g["adverse_impact_ratio"]),
-                low=_f(g.get("air_ci_low", g["adverse_impact_ratio"])),
-                high=_f(g.get("air_ci_high", g["adverse_impact_ratio"])),
-                color=charts.RED if _f(g["adverse_impact_ratio"]) < min_air else charts.BLUE,
-                note=f"{_f(g['approval_rate']):.1%} approved",
+        rated = [g for g in groups if g.get("adverse_impact_ratio") is not None]
+        if rated:
+            air_bars = [
+                charts.Bar(
+                    label=f"{g['group']} (n={g['rows']})",
+                    value=_f(g["adverse_impact_ratio"]),
+                    low=_f(g.get("air_ci_low", g["adverse_impact_ratio"])),
+                    high=_f(g.get("air_ci_high", g["adverse_impact_ratio"])),
+                    color=charts.RED if _f(g["adverse_impact_ratio"]) < min_air else charts.BLUE,
+                    note=f"{_f(g['approval_rate']):.1%} approved",
+                )
+                for g in rated
+            ]
+            top = max([1.1, *[b.high or b.value for b in air_bars]])
+            figures.append(
+                {
+                    "title": f"{attribute}: adverse impact ratio by group vs '{ref}', "
+                    f"with {level} bootstrap confidence intervals; approval rate at right",
+                    "svg": charts.bars(
+                        air_bars,
+                        x_max=round(top + 0.05, 1),
+                        x_label="adverse impact ratio (approval rate / reference group's)",
+                        lines=[
+                            (
+                                min_air,
+                                "four-fifths line "
+                                f"{thresholds.get('min_adverse_impact_ratio', '0.8')}",
+                                charts.RED,
+                            )
+                        ],
+                    ),
+                }
             )
-            for g in groups
-        ]
-        top = max([1.1, *[b.high or b.value for b in air_bars]])
-        figures.append(
-            {
-                "title": f"{attribute}: adverse impact ratio by group vs '{ref}', "
-                "with bootstrap confidence intervals; approval rate at right",
-                "svg": charts.bars(
-                    air_bars,
-                    x_max=round(top + 0.05, 1),
-                    x_label="adverse impact ratio (approval rate / reference group's)",
-                    lines=[
-                        (
-                            min_air,
-                            f"four-fifths line {thresholds.get('min_adverse_impact_ratio', '0.8')}",
-                            charts.RED,
-                        )
-                    ],
-                ),
-            }
-        )
+        eod = entry.get("equalized_odds_difference")
         odds: list[charts.Bar] = []
         for g in groups:
-            odds.append(charts.Bar(f"{g['group']} TPR", _f(g["true_positive_rate"])))
+            if g.get("true_positive_rate") is not None:
+                odds.append(charts.Bar(f"{g['group']} TPR", _f(g["true_positive_rate"])))
+            if g.get("false_positive_rate") is not None:
+                odds.append(
+                    charts.Bar(
+                        f"{g['group']} FPR", _f(g["false_positive_rate"]), color=charts.ORANGE
+                    )
+                )
+        if eod is not None and odds:
+            over = _f(eod) > _f(max_eod_text) if max_eod_text else False
             odds.append(
-                charts.Bar(f"{g['group']} FPR", _f(g["false_positive_rate"]), color=charts.ORANGE)
+                charts.Bar(
+                    "difference",
+                    _f(eod),
+                    low=_f(entry.get("eod_ci_low", eod)),
+                    high=_f(entry.get("eod_ci_high", eod)),
+                    color=charts.RED if over else charts.GREY,
+                    note=f"CI {_f(entry.get('eod_ci_low', eod)):.3f}-"
+                    f"{_f(entry.get('eod_ci_high', eod)):.3f}",
+                )
             )
-        figures.append(
-            {
-                "title": f"{attribute}: equalized odds (true and false positive rates of "
-                f"declining, by group); difference {entry.get('equalized_odds_difference', '')}",
-                "svg": charts.bars(
-                    odds,
-                    x_max=max(0.1, round(max(b.value for b in odds) + 0.1, 1)),
-                    x_label="rate",
-                ),
-            }
-        )
+            top = max(b.high or b.value for b in odds)
+            figures.append(
+                {
+                    "title": f"{attribute}: equalized odds (true and false positive rates of "
+                    f"declining, by group); difference {eod} with its {level} bootstrap "
+                    "confidence interval",
+                    "svg": charts.bars(
+                        odds,
+                        x_max=max(0.1, round(top + 0.1, 1)),
+                        x_label="rate",
+                        lines=[(_f(max_eod_text), f"limit {max_eod_text}", charts.RED)]
+                        if max_eod_text
+                        else [],
+                    ),
+                }
+            )
         tables.append(
             {
                 "attribute": attribute,
                 "reference": ref,
-                "groups": groups,
-                "eod": entry.get("equalized_odds_difference", ""),
+                "groups": [_group_row(g) for g in groups],
+                "eod": eod or "not compared",
+                "eod_interval": (
+                    f"{entry['eod_ci_low']} – {entry['eod_ci_high']}"
+                    if eod is not None and "eod_ci_low" in entry
+                    else ""
+                ),
+                "level": level,
+                "note": entry.get("note", ""),
+                "excluded": [
+                    {
+                        # results recorded before the outcome limits lack the last fields
+                        "group": g.get("group", ""),
+                        "rows": g.get("rows", "-"),
+                        "defaults": g.get("defaults", "-"),
+                        "non_defaults": g.get("non_defaults", "-"),
+                        "missed": ", ".join(
+                            f"{name} {thresholds.get(name, '')}".strip()
+                            for name in g.get("missed", [])
+                        ),
+                        "excluded_from": ", ".join(
+                            _STATISTIC_NAMES.get(s, s) for s in g.get("excluded_from", [])
+                        ),
+                    }
+                    for g in excluded
+                ],
             }
         )
     return figures, tables

@@ -230,7 +230,8 @@ def test_full_flow_over_http(server: Server, candidate: dict[str, Path]) -> None
         gates = ds.get("/v1/models/pd/versions/1/gates").json()
         assert [(g["gate_id"], g["verdict"]) for g in gates] == [
             ("performance", "passed"),
-            ("fairness", "passed"),
+            # 10,000 validation rows: the equalized odds intervals reach above 0.10
+            ("fairness", "warned"),
             ("data-schema", "passed"),
             ("explainability", "passed"),
             ("stability", "passed"),

@@ -254,7 +254,7 @@ def test_a_supplied_expectation_suite_is_the_schema_gate(sqlite_home: Any, candi
     assert gates["data-schema"]["details"]["suite_source"] == "supplied"
     assert {g: r["verdict"] for g, r in gates.items() if g != "data-schema"} == {
         "performance": "passed",
-        "fairness": "passed",
+        "fairness": "warned",  # equalized odds intervals on 10,000 rows reach above 0.10
         "explainability": "passed",
         "stability": "passed",
         "latency": "passed",

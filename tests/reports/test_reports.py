@@ -8,6 +8,7 @@ import re
 import subprocess
 import zipfile
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -301,6 +302,75 @@ def test_a_version_not_approved_gets_a_report_that_says_so_on_page_one(
     assert headline in _one_line(first)
 
 
+def test_report_shows_the_equalized_odds_interval_and_the_excluded_groups(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    from policies.schema import GateSpec
+    from reports.service import render
+    from validation.inputs import GateInputs
+    from validation.runner import run_gate
+
+    ctx, who, files = world["ctx"], world["who"], world["files"]
+    validation = pd.read_parquet(files["validation"])
+    inputs = GateInputs(
+        model_text=files["artifact"].read_text(encoding="utf-8"),
+        train=pd.read_csv(files["train"]),
+        validation=validation,
+        target="default",
+        protected=["sex", "age_band"],
+        cutoff=Decimal("0.5"),
+        reason_texts={},
+    )
+    # Limits that leave one intersection group out by rows and one out of the TPRs.
+    sizes = validation.groupby(["sex", "age_band"])["default"].agg(["size", "sum"])
+    by_rows, by_defaults = sizes.loc[("female", "60+")], sizes.loc[("male", "60+")]
+    limits = {"min_group_size": int(by_rows["size"]) + 1, "min_group_defaults": 55}
+    assert by_rows["sum"] >= 55
+    assert by_defaults["sum"] < 55 <= by_defaults["size"]
+    result = run_gate(GateSpec(id="fairness", kind="fairness", params=limits), inputs)
+    entry = result.details["attributes"]["sex|age_band"]
+    assert [g["group"] for g in entry["excluded_groups"]] == ["female|60+", "male|60+"]
+    gates = _constructed("passed")
+    gates[1] = result.canonical()
+    version = _submit(ctx, who, files)
+    number = ctx.registry.start_evaluation(who["ds-1"], MODEL, version)
+    ctx.registry._record_evaluation(who["ds-1"], MODEL, version, number, gates)
+    out = render(ctx.registry, who["auditor-1"], MODEL, version, public_key=world["key"])
+    path = tmp_path / "fairness.pdf"
+    path.write_bytes(out.pdf)
+    text = _text(path)
+    flat = _one_line(text)
+    lines = set(text.splitlines())
+    for attribute, shown in result.details["attributes"].items():
+        assert (
+            f"{attribute} (reference group {shown['reference_group']}; equalized odds "
+            f"difference {shown['equalized_odds_difference']}, 95% CI {shown['eod_ci_low']} – "
+            f"{shown['eod_ci_high']})"
+        ) in flat
+    assert "Excluded groups of sex|age_band (below a group limit of the policy" in flat
+    rows, defaults = int(by_rows["size"]), int(by_rows["sum"])
+    assert (
+        f"female|60+ {rows} {defaults} {rows - defaults} min_group_size {rows + 1} "
+        "AIR, TPR, FPR" in lines
+    )
+    rows, defaults = int(by_defaults["size"]), int(by_defaults["sum"])
+    assert f"male|60+ {rows} {defaults} {rows - defaults} min_group_defaults 55 TPR" in lines
+    # male|60+ keeps its approval rate and FPR; its TPR is shown as excluded
+    male_60 = next(g for g in entry["groups"] if g["group"] == "male|60+")
+    four = [
+        f"{float(male_60[k]):.4f}"
+        for k in ("approval_rate", "adverse_impact_ratio", "air_ci_low", "air_ci_high")
+    ]
+    assert (
+        f"male|60+ {rows} {defaults} {male_60['approved']} {four[0]} {four[1]} {four[2]} – "
+        f"{four[3]} excluded {float(male_60['false_positive_rate']):.4f}"
+    ) in lines
+    assert "sex|age_band: groups excluded: 'female|60+'" in flat
+    (world["root"] / "fairness.pdf").write_bytes(out.pdf)
+
+
 def test_only_readers_may_download(world: dict[str, Any]) -> None:
     from core.errors import PermissionDenied
     from reports.service import export_evidence, generate_report
@@ -520,3 +590,79 @@ def test_cli_report_export_and_offline_verify(
     assert "error: report.pdf: sha256 differs from the manifest" in bad.output
     denied = home.cli("report", MODEL, str(version), "-o", str(pdf), api_key=None)
     assert denied.exit_code == 0  # admin reads
+
+
+def test_fairness_results_recorded_before_the_outcome_limits_still_render(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    from reports.report import gate_views
+    from reports.service import render
+
+    recorded = {
+        "gate_id": "fairness",
+        "kind": "fairness",
+        "verdict": "insufficient_data",
+        "thresholds": {"min_adverse_impact_ratio": "0.8", "confidence": "0.95"},
+        "details": {
+            "attributes": {
+                "sex": {
+                    "excluded_groups": [{"group": "unknown", "rows": 12, "defaults": 2}],
+                    "reference_group": "male",
+                    "equalized_odds_difference": "0.02",
+                    "groups": [
+                        {
+                            "group": g,
+                            "rows": 500,
+                            "approved": 450,
+                            "defaults": 50,
+                            "approval_rate": "0.9",
+                            "adverse_impact_ratio": "1",
+                            "air_ci_low": "0.95",
+                            "air_ci_high": "1.05",
+                            "true_positive_rate": "0.4",
+                            "false_positive_rate": "0.05",
+                        }
+                        for g in ("female", "male")
+                    ],
+                }
+            }
+        },
+    }
+    (view,) = gate_views([recorded], None)
+    (table,) = view["fairness_tables"]
+    assert table["eod"] == "0.02"
+    assert table["eod_interval"] == ""
+    assert table["excluded"] == [
+        {
+            "group": "unknown",
+            "rows": 12,
+            "defaults": 2,
+            "non_defaults": "-",
+            "missed": "",
+            "excluded_from": "",
+        }
+    ]
+    assert table["groups"][0] == {
+        "group": "female",
+        "rows": 500,
+        "defaults": 50,
+        "approved": 450,
+        "approval_rate": "0.9000",
+        "air": "1.0000",
+        "air_ci": "0.9500 – 1.0500",
+        "tpr": "0.4000",
+        "fpr": "0.0500",
+    }
+    # and the whole report renders them
+    ctx, who = world["ctx"], world["who"]
+    gates = _constructed("passed")
+    gates[1] = {**recorded, "blocking": True, "values": {}, "message": "recorded earlier"}
+    version = _submit(ctx, who, world["files"])
+    number = ctx.registry.start_evaluation(who["ds-1"], MODEL, version)
+    ctx.registry._record_evaluation(who["ds-1"], MODEL, version, number, gates)
+    out = render(ctx.registry, who["auditor-1"], MODEL, version, public_key=world["key"])
+    path = tmp_path / "old.pdf"
+    path.write_bytes(out.pdf)
+    lines = set(_text(path).splitlines())
+    assert "unknown 12 2 -" in lines
+    assert "female 500 50 450 0.9000 1.0000 0.9500 – 1.0500 0.4000 0.0500" in lines

@@ -49,6 +49,8 @@ def test_default_policy_encodes_the_six_gates() -> None:
     assert fairness.min_adverse_impact_ratio == Decimal("0.80")
     assert fairness.max_equalized_odds_difference == Decimal("0.10")
     assert fairness.protected == []  # taken from the submission
+    assert (fairness.min_group_size, fairness.min_group_defaults) == (100, 30)
+    assert fairness.min_group_non_defaults == 30
     assert isinstance(explain, ExplainabilityParams)
     assert explain.monotone == {
         "income": "decreasing",
