@@ -84,19 +84,22 @@ def verdict_line(data: dict[str, Any]) -> tuple[str, str]:
     """(headline, class) of page 1: says plainly whether the version may be used."""
     status = data["status"]
     gates = data["gates"]
-    failing = [g for g in gates if g.get("blocking") and g["verdict"] != "passed"]
+    failing = [g for g in gates if g.get("blocking") and g["verdict"] not in _PASSING]
+    warned = [g["gate_id"] for g in gates if g["verdict"] == "warned"]
     missing = data["version_record"].get("signoffs_missing", [])
+    passed = (
+        f"all {len(gates)} gates passed ({', '.join(warned)} with a warning)"
+        if warned
+        else f"all {len(gates)} gates passed"
+    )
     if status in ("approved", "promoted"):
-        return (
-            f"APPROVED: all {len(gates)} gates passed and every required sign-off is recorded.",
-            "ok",
-        )
+        return (f"APPROVED: {passed} and every required sign-off is recorded.", "ok")
     if status == "gates_failed":
         names = ", ".join(f"{g['gate_id']} ({g['verdict']})" for g in failing) or "no results"
         return f"NOT APPROVED: gates failed: {names}.", "bad"
     if status == "awaiting_signoff":
         need = ", ".join(f"{m['missing']} x {m['role']}" for m in missing)
-        return f"NOT APPROVED YET: all gates passed; awaiting sign-off: {need}.", "warn"
+        return f"NOT APPROVED YET: {passed}; awaiting sign-off: {need}.", "warn"
     if status in ("submitted", "evaluating"):
         return f"NOT APPROVED: evaluation not completed (status {status}).", "warn"
     reason = data["version_record"].get("status_reason") or ""

@@ -132,7 +132,10 @@ def test_report_text_holds_the_measured_values_thresholds_verdicts_and_signers(
     shown = ctx.registry.show_version(who["auditor-1"], MODEL, world["versions"]["approved"])
     text = _text(world["pdf"])
     flat = _one_line(text)
-    assert "APPROVED: all 6 gates passed and every required sign-off is recorded." in flat
+    assert (
+        "APPROVED: all 6 gates passed (fairness with a warning) and every required sign-off "
+        "is recorded." in flat
+    )
     assert [g["gate_id"] for g in shown["gates"]] == [
         "performance",
         "fairness",
@@ -277,7 +280,7 @@ def test_same_ledger_state_gives_the_same_pages(world: dict[str, Any], tmp_path:
     [
         (
             "awaiting",
-            "NOT APPROVED YET: all gates passed; awaiting sign-off: 1 x business_owner.",
+            "NOT APPROVED YET: all 6 gates passed; awaiting sign-off: 1 x business_owner.",
         ),
         ("failed", "NOT APPROVED: gates failed: fairness (failed)."),
     ],
