@@ -198,9 +198,10 @@ def _columns(data: bytes, fmt: str, names: list[str]) -> dict[str, FloatArray]:
 
 
 def _scores_with_lightgbm(model_text: str, data: bytes, fmt: str, target: str) -> tuple[Any, Any]:
-    import lightgbm as lgb
-
+    from core.lgbm import import_lightgbm
     from registry.inputs import load_frame
+
+    lgb = import_lightgbm()
 
     frame = load_frame(data, fmt, source="validation")
     booster = lgb.Booster(model_str=model_text)
