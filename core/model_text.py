@@ -195,7 +195,7 @@ def check_model_text(data: bytes, *, subject: str) -> ModelText:
             data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InputError(f"{subject} is not text; {SAVE_HINT}") from exc
-    if not data.startswith(b"tree\n"):
+    if not data.startswith((b"tree\n", b"tree\r\n")):  # the second refused below, by name
         raise InputError(
             f"{subject} is not a LightGBM text model (it must start with 'tree'); {SAVE_HINT}"
         )
@@ -244,7 +244,7 @@ class _Reader:
                 f"{len(sizes)})"
             )
         if not sizes:
-            raise _Refused("it has no trees: tree_sizes is empty")
+            raise _Refused("tree_sizes is empty but a Tree=0 block follows the header")
         if len(sizes) % facts.num_tree_per_iteration:
             raise _Refused(
                 f"tree_sizes lists {len(sizes)} trees, not a multiple of "
@@ -285,6 +285,8 @@ class _Reader:
         while pos < len(data):
             if data.startswith(b"Tree=", pos):
                 return values, pos
+            if data.startswith(b"end of trees\n", pos):
+                return values, -1
             line_end = data.find(b"\n", pos)
             if line_end < 0:
                 line_end = len(data)
@@ -588,8 +590,12 @@ class _Tree:
         leaf_seen = bytearray(leaves)
         for node in range(internal):
             for side, child in (("left_child", left[node]), ("right_child", right[node])):
-                if child >= 0:
-                    if child == 0 or node_seen[child]:
+                if child == 0:
+                    raise _Refused(
+                        f"{self.where} {side} of node {node} points back to the root, node 0"
+                    )
+                if child > 0:
+                    if node_seen[child]:
                         raise _Refused(
                             f"{self.where} {side} of node {node} points to node {child}, "
                             "which already has a parent"

@@ -58,7 +58,8 @@ def probe_model(
         )
     except subprocess.TimeoutExpired:
         raise InputError(
-            f"{subject} does not load as a LightGBM model (the parser took over {timeout:g} s)"
+            f"{subject} does not load as a LightGBM model (the parser aborted: no answer "
+            f"within {timeout:g} s)"
         ) from None
     if done.returncode != 0:
         raise aborted
