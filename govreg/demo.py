@@ -258,8 +258,9 @@ def _track(
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     if client.get_experiment_by_name(MODEL) is None:
         client.create_experiment(MODEL, artifact_location=(home / "mlflow-artifacts").as_uri())
-    import lightgbm
+    from core.lgbm import import_lightgbm
 
+    lightgbm = import_lightgbm()
     text = files["artifact"].read_text(encoding="utf-8")
     booster = lightgbm.Booster(model_str=text)
     validation = pd.read_csv(files["validation"])
@@ -305,10 +306,12 @@ def _score_over_http(settings: Any, api_key: str, validation: Path, count: int) 
     import threading
 
     import httpx
-    import lightgbm
     import uvicorn
 
+    from core.lgbm import import_lightgbm
     from govreg.api.app import create_app
+
+    lightgbm = import_lightgbm()
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -165,9 +165,12 @@ def train_lightgbm(
     protected attributes. ``monotone`` maps a feature to ``"increasing"`` or
     ``"decreasing"`` (predicted default must rise / fall with it).
     """
-    import lightgbm as lgb
     import numpy as np
     import pandas as pd
+
+    from core.lgbm import import_lightgbm
+
+    lgb = import_lightgbm()
 
     if features is None:
         features = [
@@ -288,10 +291,12 @@ def log_to_mlflow(
     ``register_as``, ``models_uri`` of the new registered version. MLflow's
     telemetry stays off unless the user turned it on.
     """
-    import lightgbm
     import mlflow
 
+    from core.lgbm import import_lightgbm
     from govreg.settings import apply_mlflow_defaults
+
+    lightgbm = import_lightgbm()
 
     apply_mlflow_defaults()
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)

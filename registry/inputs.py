@@ -1,9 +1,11 @@
 """Checks on what a submitter hands in, before anything is recorded.
 
-The artifact must be a LightGBM native text model (a data format; pickles
-and code are never accepted); datasets must be CSV or Parquet, non-empty,
-with a binary target and every protected column, and able to feed the model
-(its data contract: :mod:`validation.contract`).
+The artifact must be a well-formed LightGBM native text model (a data format;
+pickles and code are never accepted; see :mod:`core.model_text`), which
+LightGBM reads only in a child process (:mod:`registry.model_probe`);
+datasets must be CSV or Parquet, non-empty, with a binary target and every
+protected column, and able to feed the model (its data contract:
+:mod:`validation.contract`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
+from core.lgbm import import_lightgbm
+from core.model_text import check_model_text, token
+from registry.model_probe import probe_model
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -21,7 +26,6 @@ if TYPE_CHECKING:
     from validation.contract import DataContract
 
 LIGHTGBM_FORMAT = "lightgbm-text"
-_PICKLE_MAGIC = b"\x80"  # every binary pickle protocol (2 to 5) starts with PROTO 0x80
 
 
 def read_input_file(path: Path, what: str, *, max_bytes: int) -> bytes:
@@ -47,45 +51,35 @@ class ModelInfo:
 
 
 def load_lightgbm_text(data: bytes, *, source: str) -> Any:
-    """A LightGBM booster parsed from ``data``, if it is a native text model; else InputError.
+    """A LightGBM booster parsed in this process from ``data``, if it is a native text model.
 
-    The one format check of govreg: submission and the serving loader both
-    call it. Pickles and zip archives are refused before anything parses them.
+    The serving loader's parse, of bytes whose SHA-256 is the approved digest
+    (they passed :func:`inspect_artifact` at submission). The structural check
+    of :mod:`core.model_text` runs again first: pickles, archives and any
+    malformed text are refused before LightGBM sees a byte.
     """
-    if not data:
-        raise InputError(f"artifact {source} is empty")
-    if data.startswith(_PICKLE_MAGIC) or data[:2] == b"PK":
-        raise InputError(
-            f"artifact {source} is a pickle or zip archive; govreg accepts only LightGBM "
-            "native text models (booster.save_model('model.txt'))"
-        )
+    subject = f"artifact {source}"
+    check_model_text(data, subject=subject)
+    lgb = import_lightgbm()
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
+        return lgb.Booster(model_str=data.decode("utf-8"))
+    except lgb.basic.LightGBMError as exc:
+        # LightGBM's message can quote the file; only a short escaped piece is kept.
         raise InputError(
-            f"artifact {source} is not text; save it with booster.save_model('model.txt')"
-        ) from exc
-    if not text.startswith("tree\n"):
-        raise InputError(
-            f"artifact {source} is not a LightGBM text model (it must start with 'tree'); "
-            "save it with booster.save_model('model.txt')"
-        )
-    import lightgbm
-
-    try:
-        return lightgbm.Booster(model_str=text)
-    except lightgbm.basic.LightGBMError as exc:
-        raise InputError(f"artifact {source} does not load as a LightGBM model: {exc}") from exc
+            f"{subject} does not load as a LightGBM model (LightGBM says {token(str(exc), 80)})"
+        ) from None
 
 
 def inspect_artifact(data: bytes, *, source: str) -> ModelInfo:
-    """Parse the bytes as a LightGBM text model; refuse anything else."""
-    booster = load_lightgbm_text(data, source=source)
-    return ModelInfo(
-        format=LIGHTGBM_FORMAT,
-        features=[str(f) for f in booster.feature_name()],
-        num_trees=int(booster.num_trees()),
-    )
+    """The facts of an untrusted LightGBM text model; refuse anything else.
+
+    The structural check runs here; LightGBM itself parses the bytes only in a
+    child process (:mod:`registry.model_probe`), so no file can abort the caller.
+    """
+    subject = f"artifact {source}"
+    text = check_model_text(data, subject=subject)
+    probed = probe_model(data, subject=subject, expected=text)
+    return ModelInfo(format=LIGHTGBM_FORMAT, features=probed.features, num_trees=probed.num_trees)
 
 
 @dataclass(frozen=True)

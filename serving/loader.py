@@ -9,8 +9,9 @@ order, before a byte of the artifact is parsed (see :mod:`serving.errors`):
 4.   :func:`read_artifact`: open the content-addressed blob without
      following symlinks, refuse anything but a regular file under the size
      cap, read it once and hash exactly those bytes;
-5.   :func:`parse_model`: only a LightGBM native text model is parsed, from
-     the bytes just hashed; pickles and archives are refused unread.
+5.   :func:`parse_model`: only a well-formed LightGBM native text model is
+     parsed, from the bytes just hashed; pickles, archives and malformed
+     text are refused unread (:mod:`core.model_text`).
 
 Every load and every refusal is a ledger event (``serving.loaded``,
 ``serving.refused``).
@@ -88,8 +89,11 @@ def read_artifact(path: Path, digest: str, *, max_bytes: int, subject: str) -> b
 def parse_model(data: bytes, *, subject: str) -> Any:
     """Check 5: a LightGBM booster from these bytes, if they are a native text model.
 
-    The same format check as submission (:func:`registry.inputs.load_lightgbm_text`):
-    pickles and archives are refused before anything parses them.
+    The same structural check as submission (:mod:`core.model_text`, through
+    :func:`registry.inputs.load_lightgbm_text`) runs before anything parses
+    them. LightGBM then parses them in this process: their SHA-256 is the
+    approved digest, so they are the bytes that LightGBM already read in a
+    child process at submission (:mod:`registry.model_probe`).
     """
     from registry.inputs import load_lightgbm_text
 

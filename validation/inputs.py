@@ -8,6 +8,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
+from core.lgbm import import_lightgbm
+from core.model_text import check_model_text, token
 
 if TYPE_CHECKING:
     import lightgbm
@@ -47,15 +49,23 @@ class GateInputs:
 
     @cached_property
     def booster(self) -> lightgbm.Booster:
-        """The parsed model; a model that does not parse is an :class:`InputError`."""
-        import lightgbm as lgb
+        """The parsed model; a model that does not parse is an :class:`InputError`.
 
+        The stored bytes passed submission's checks; they are parsed in this
+        process, after the structural check of :mod:`core.model_text` again.
+        """
         if not self.model_text.strip():
             raise InputError("the model text is empty")
+        check_model_text(self.model_text.encode("utf-8"), subject="the model")
+        lgb = import_lightgbm()
         try:
-            return lgb.Booster(model_str=self.model_text)
+            booster: lightgbm.Booster = lgb.Booster(model_str=self.model_text)
         except lgb.basic.LightGBMError as exc:
-            raise InputError(f"the model is not a LightGBM text model: {exc}") from exc
+            # LightGBM's message can quote the file; only a short escaped piece is kept.
+            raise InputError(
+                f"the model does not load as a LightGBM model (LightGBM says {token(str(exc), 80)})"
+            ) from None
+        return booster
 
     @cached_property
     def features(self) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -349,6 +350,74 @@ def test_refused_submission_records_nothing(server: Server, candidate: dict[str,
     assert response.json()["detail"].startswith("artifact ")
     assert "govreg accepts only LightGBM native text models" in response.json()["detail"]
     assert _ledger_size(server) == before
+
+
+def test_broken_models_are_422_and_the_worker_lives_on(
+    server: Server, candidate: dict[str, Path], tmp_path: Path
+) -> None:
+    """Uploads that made LightGBM abort the worker (and log its memory): each is one
+    problem document, nothing is recorded, and the same worker serves on."""
+    import pandas as pd
+    from model_files import categorical_model, doctored, write_garbage
+
+    text = candidate["artifact"].read_text()
+    features = text.split("feature_names=", 1)[1].split("\n", 1)[0].split(" ")
+    categorical = categorical_model(pd.read_csv(candidate["train"]), features, "default")
+    cases = doctored(text)
+    garbage = tmp_path / "garbage.txt"
+    write_garbage(garbage, text)
+    uploads: list[tuple[str, Any, str]] = [
+        ("cut at 60%", text.encode()[: len(text) * 6 // 10], "tree_sizes says Tree="),
+        ("categorical cut", categorical.encode()[: len(categorical) // 2], "tree_sizes says"),
+        *(
+            (name, cases[name][0].encode(), cases[name][1])
+            for name in ("a million and one trees claimed", "feature index out of range")
+        ),
+        (
+            "refused by LightGBM",
+            text.replace("sigmoid:1", "sigmoid:-1").encode(),
+            "does not load as a LightGBM model (LightGBM says 'Sigmoid parameter -1.000000 "
+            "should be greater than zero')",
+        ),
+        ("200 MB of garbage", garbage, "is not a valid LightGBM text model: Tree="),
+    ]
+    store = server.home.settings().store_path
+    blobs = sorted(store.rglob("*")) if store.exists() else []
+    before = _ledger_size(server)
+    pid = server.process.pid
+    with server.client("data_scientist") as ds:
+        for name, artifact, reason in uploads:
+            opened = artifact.open("rb") if isinstance(artifact, Path) else nullcontext(artifact)
+            with opened as body:
+                response = ds.post(
+                    "/v1/models/pd/versions",
+                    files={
+                        "artifact": ("model.txt", body),
+                        "train": ("train.csv", candidate["train"].read_bytes()),
+                        "validation": ("validation.csv", candidate["validation"].read_bytes()),
+                    },
+                    data={"target": "default", "protected": "sex,age_band"},
+                )
+            assert response.status_code == 422, (name, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            detail = response.json()["detail"]
+            assert detail.startswith("artifact "), (name, detail)
+            assert reason in detail, (name, detail)
+            assert "\n" not in detail, (name, detail)
+            assert len(detail) < 400, (name, detail)
+            assert httpx.get(server.url + "/v1/health").status_code == 200, name
+        assert server.process.poll() is None
+        assert _ledger_size(server) == before
+        assert ds.get("/v1/versions").json() == []
+        assert (sorted(store.rglob("*")) if store.exists() else []) == blobs
+        created = _upload(ds, candidate)
+    assert created.status_code == 201, created.text
+    assert created.json() == {"model": "pd", "version": 1, "status": "submitted"}
+    assert server.process.pid == pid
+    assert server.process.poll() is None
+    log = next(server.home.path.glob("server-*.log")).read_text(errors="replace")
+    assert "[LightGBM]" not in log
+    assert "Traceback" not in log
 
 
 def test_upload_limit_gives_413(home: Any) -> None:
