@@ -1153,6 +1153,7 @@ class Registry:
             )
             # One pass over the version's events: its policy and the current gate results.
             policy_doc: dict[str, Any] | None = None
+            contract: dict[str, Any] | None = None
             gates = []
             for event in self.ledger.events(
                 conn,
@@ -1169,6 +1170,8 @@ class Registry:
                         gates.append({"seq": event.seq, **event.data["result"]})
                 elif "policy" in event.data:
                     policy_doc = event.data["policy"]
+                if event.type == EventType.VERSION_SUBMITTED:
+                    contract = event.data.get("contract")
             if policy_doc is None:
                 raise NotFoundError(f"{model} v{version} has no submission event")
             policy = Policy.model_validate(policy_doc)
@@ -1191,6 +1194,7 @@ class Registry:
             "target": row["target"],
             "protected": json.loads(row["protected"]),
             "features": json.loads(row["features"]),
+            "contract": contract,
             "cutoff": row["cutoff"],
             "submitted_by": row["submitted_by"],
             "submitted_at": row["submitted_at"],

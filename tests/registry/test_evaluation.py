@@ -89,7 +89,9 @@ def test_evaluate_records_one_event_per_gate_with_input_digests(home: Any, candi
     for event in events:
         assert event.data["inputs"] == inputs
         assert event.index["inputs"] == inputs
-        assert event.index["verdict"] == event.data["result"]["verdict"] == "passed"
+        expected = "warned" if event.data["gate_id"] == "fairness" else "passed"
+        # the fairness gate warns: equalized odds intervals on 10,000 rows reach above 0.10
+        assert event.index["verdict"] == event.data["result"]["verdict"] == expected
     performance = shown["gates"][0]
     assert performance["thresholds"] == {"min_auc": "0.8", "min_ks": "0.35"}
     assert float(performance["values"]["auc"]) > 0.80

@@ -126,6 +126,7 @@ def test_a_categorical_model_with_nulls_is_measured_by_every_gate_and_reported(
         # The contract: the model's own categories, the training null rate and range.
         train = lender["train"]
         contract = ctx.registry.submission("lender", version)["contract"]
+        assert ctx.registry.show_version(ds, "lender", version)["contract"] == contract
         utilisation = train["utilisation"].dropna()
         assert contract == {
             "features": [
