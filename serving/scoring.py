@@ -743,7 +743,7 @@ class Scorer:
         if self._categorical[j]:
             code = int(value)
             return Reason(name, self._code_text[j][code], contribution, self._categories[j][code])
-        return Reason(name, self._default_text[j], contribution, value)
+        return Reason(name, self._default_text[j], contribution, float(value))
 
     def reasons(self, x: npt.NDArray[np.float64]) -> list[list[Reason]]:
         """The principal reasons of every row (largest contribution towards default first)."""
