@@ -665,8 +665,9 @@ class Scorer:
             raise InputError("; ".join(problems[:MAX_PROBLEMS]))
         out = _Problems(where)
         x = np.empty((len(frame), len(self.features)), dtype=np.float64)
+        labels = dict(zip(columns, frame.columns, strict=True))  # as given (not only str)
         for j, name in enumerate(self.features):
-            x[:, j] = self._frame_column(j, frame[name], out)
+            x[:, j] = self._frame_column(j, frame[labels[name]], out)
         return self._decide(x, out)
 
     def _frame_column(
