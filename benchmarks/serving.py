@@ -12,7 +12,13 @@ loads it with ``serving.loader.load_approved`` and measures, next to raw
    decision) against ``booster.predict(x_row)`` on a prebuilt 1 x n array;
    an approved row, then a declined row (its reasons come from
    ``pred_contrib``) against ``booster.predict(x_row, pred_contrib=True)``.
-   The two sides run in alternating blocks; p50 / p99 over all calls;
+   Then the same two cases on a lender's model with categorical features
+   (``lender-pd``: the serving tests' candidate, trained on a DataFrame with
+   category columns and 8 % missing values, approved and promoted the same
+   way): a JSON row with category strings and ``null`` fields against
+   ``booster.predict`` on the same row already encoded as numbers (category
+   codes, NaN). The two sides run in alternating blocks; p50 / p99 over all
+   calls;
 2. a batch of ``--batch`` rows (the validation rows repeated): ``score``
    on dicts and ``score_frame`` on a DataFrame against ``booster.predict(X)``
    (and ``predict`` plus ``pred_contrib`` on the declined rows, the same work
@@ -48,13 +54,24 @@ from typing import Any
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
 MODEL = "credit-pd"
+LENDER = "lender-pd"
 SUSTAINABLE_P99_MS = 100.0
 TARGET_P99_MS = 10.0
 
 
 # -- the model ------------------------------------------------------------------------
+def lender_candidate(root: Path) -> dict[str, Path]:
+    """The serving tests' lender candidate (tests/serving/lender.py): one source for both."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "serving"))
+    from lender import write_lender_candidate
+
+    files: dict[str, Path] = write_lender_candidate(root)
+    return files
+
+
 def build(root: Path, database_url: str) -> dict[str, Any]:
-    """An approved model promoted to champion, a service key, and the candidate's files."""
+    """An approved model promoted to champion, a service key, and the candidate's files;
+    also the lender's categorical model (``lender-pd``, its files under ``lender_files``)."""
     from govreg.context import build as build_context
     from govreg.context import init_home
     from govreg.settings import Settings
@@ -92,23 +109,73 @@ def build(root: Path, database_url: str) -> dict[str, Any]:
     for role in ("validator", "compliance_officer", "business_owner"):
         reg.signoff(who[role], MODEL, version, role=role, approve=True, comment=f"{role}: ok")
     reg.promote(who["compliance_officer"], MODEL, version, alias="champion")
+    lender = lender_candidate(root / "lender")
+    version = reg.submit(
+        who["data_scientist"],
+        LENDER,
+        artifact=lender["artifact"],
+        train=lender["train"],
+        validation=lender["validation"],
+        target=TARGET,
+        protected=list(PROTECTED),
+        reason_texts=json.loads(lender["reasons"].read_text()),
+    )
+    reg.evaluate(who["data_scientist"], LENDER, version)
+    for role in ("validator", "compliance_officer", "business_owner"):
+        reg.signoff(who[role], LENDER, version, role=role, approve=True, comment=f"{role}: ok")
+    reg.promote(who["compliance_officer"], LENDER, version, alias="champion")
     return {
         "ctx": ctx,
         "settings": settings,
         "files": files,
+        "lender_files": lender,
         "service_key": keys["service"],
         "env": {"GOVREG_HOME": str(home), "GOVREG_DATABASE_URL": database_url},
     }
 
 
 def valid(scorer: Any, row: dict[str, Any]) -> bool:
-    from core.errors import InputError
+    """Scored without a flag: inside the training ranges, every category known."""
+    from serving.scoring import Scored
 
-    try:
-        scorer.matrix([row])
-    except InputError:
-        return False
-    return True
+    (result,) = scorer.score([row])
+    return isinstance(result, Scored) and not result.flags
+
+
+def lender_rows(built: dict[str, Any], settings: Any) -> tuple[Any, Any, list[dict[str, Any]]]:
+    """The lender's scorer (loaded as served), booster and JSON rows holding a category
+    string and two nulls each (``purpose`` and ``employment_years`` missing)."""
+    import lightgbm
+    import pandas as pd
+
+    from audits.signing import load_public_key
+    from serving.loader import ServingConfig, load_approved
+
+    scorer = load_approved(
+        built["ctx"].registry,
+        LENDER,
+        "champion",
+        config=ServingConfig(public_key=load_public_key(settings.public_key_path)),
+    )
+    files = built["lender_files"]
+    booster = lightgbm.Booster(model_str=files["artifact"].read_text())
+    frame = pd.read_csv(files["validation"])[scorer.features]
+    records = json.loads(
+        json.dumps(frame.astype(object).where(frame.notna(), None).to_dict(orient="records"))
+    )
+    rows = [
+        row
+        for row in ({**r, "purpose": None, "employment_years": None} for r in records)
+        if valid(scorer, row)
+    ]
+    assert rows
+    assert all(isinstance(r["housing"], str) for r in rows)
+    print(
+        f"lender model: {booster.num_trees()} trees, {len(scorer.features)} features, "
+        f"categorical {[f.name for f in scorer.contract.categorical]}; "
+        f"rows with nulls: {len(rows):,}"
+    )
+    return scorer, booster, rows
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -136,52 +203,69 @@ def alternate(
 
 
 # -- in process -------------------------------------------------------------------------
-def in_process(scorer: Any, booster: Any, rows: list[dict[str, Any]], args: Any) -> list[str]:
+def in_process(
+    scorer: Any,
+    booster: Any,
+    rows: list[dict[str, Any]],
+    args: Any,
+    lender: tuple[Any, Any, list[dict[str, Any]]],
+) -> list[str]:
     import numpy as np
 
-    features = scorer.features
-    x_all = np.array([[r[f] for f in features] for r in rows], dtype=np.float64)
-    p_all = booster.predict(x_all)
-    approved = rows[int(np.argmax(p_all < scorer.cutoff))]
-    declined = rows[int(np.argmax(p_all >= scorer.cutoff))]
+    def pick(scorer: Any, booster: Any, rows: list[dict[str, Any]]) -> tuple[Any, Any]:
+        p_all = booster.predict(scorer.matrix(rows))
+        return (
+            rows[int(np.argmax(p_all < scorer.cutoff))],
+            rows[int(np.argmax(p_all >= scorer.cutoff))],
+        )
+
+    approved, declined = pick(scorer, booster, rows)
+    l_scorer, l_booster, l_rows = lender
+    l_approved, l_declined = pick(l_scorer, l_booster, l_rows)
     verdicts = []
     print(f"\n1. one row in process ({args.blocks} alternating blocks of {args.calls} calls each)")
-    header = f"{'case':<34}{'govreg p50':>11}{'p99':>9}{'raw p50':>10}{'p99':>9}{'ratio':>7}"
+    header = f"{'case':<44}{'govreg p50':>11}{'p99':>9}{'raw p50':>10}{'p99':>9}{'ratio':>7}"
     print(header + "  target")
     print("-" * (len(header) + 16))
-    for label, row, contrib in (
-        ("approved row: score vs predict", approved, False),
-        ("declined row: score vs pred_contrib", declined, True),
+    for label, model, raw_model, row, contrib in (
+        ("approved row: score vs predict", scorer, booster, approved, False),
+        ("declined row: score vs pred_contrib", scorer, booster, declined, True),
+        ("categories + nulls, approved: vs predict", l_scorer, l_booster, l_approved, False),
+        ("categories + nulls, declined: vs contrib", l_scorer, l_booster, l_declined, True),
     ):
-        x_row = np.array([[row[f] for f in features]], dtype=np.float64)
+        features = model.features
+        x_row = model.matrix([row])  # the same row encoded as numbers (codes, NaN)
+        assert model._fast_row(row) is not None  # the single-row fast path takes it
         one = [row]
         if contrib:
 
-            def raw(x_row: Any = x_row) -> Any:
-                return booster.predict(x_row, pred_contrib=True)
+            def raw(x_row: Any = x_row, raw_model: Any = raw_model) -> Any:
+                return raw_model.predict(x_row, pred_contrib=True)
         else:
 
-            def raw(x_row: Any = x_row) -> Any:
-                return booster.predict(x_row)
+            def raw(x_row: Any = x_row, raw_model: Any = raw_model) -> Any:
+                return raw_model.predict(x_row)
 
         # Same answers as LightGBM, to the bit.
-        got = scorer.score(one)[0]
-        assert got.probability_of_default == float(booster.predict(x_row)[0])
+        got = model.score(one)[0]
+        assert got.probability_of_default == float(raw_model.predict(x_row)[0])
         assert (got.decision == "decline") is contrib
         if contrib:
-            c = booster.predict(x_row, pred_contrib=True)[0]
+            c = raw_model.predict(x_row, pred_contrib=True)[0]
             for reason in got.reasons:
                 assert reason.contribution == float(c[features.index(reason.feature)])
-        ours, theirs = alternate(
-            lambda one=one: scorer.score(one), raw, calls=args.calls, blocks=args.blocks
-        )
+
+        def ours_fn(one: list[Any] = one, model: Any = model) -> Any:
+            return model.score(one)
+
+        ours, theirs = alternate(ours_fn, raw, calls=args.calls, blocks=args.blocks)
         o50, o99 = percentile(ours, 50) * 1e6, percentile(ours, 99) * 1e6
         t50, t99 = percentile(theirs, 50) * 1e6, percentile(theirs, 99) * 1e6
         ratio = o50 / t50
         verdict = "met" if ratio <= 1.2 else "NOT met"
         verdicts.append(f"{label}: p50 ratio {ratio:.2f} (<= 1.2): {verdict}")
         print(
-            f"{label:<34}{o50:>9.1f}us{o99:>7.1f}us{t50:>8.1f}us{t99:>7.1f}us{ratio:>7.2f}"
+            f"{label:<44}{o50:>9.1f}us{o99:>7.1f}us{t50:>8.1f}us{t99:>7.1f}us{ratio:>7.2f}"
             f"  <= 1.2: {verdict}"
         )
     return verdicts
@@ -517,11 +601,12 @@ def main() -> None:
         records: list[dict[str, Any]] = frame[scorer.features].to_dict(orient="records")
         rows = [r for r in records if valid(scorer, r)]  # a few fall outside the training range
         print(
-            f"validation rows inside the validated ranges: {len(rows):,} of {len(records):,}; "
+            f"validation rows inside the training ranges: {len(rows):,} of {len(records):,}; "
             f"model: {booster.num_trees()} trees, {len(scorer.features)} features; "
             f"fast single-row path: {'on' if scorer._single is not None else 'off'}"
         )
-        verdicts += in_process(scorer, booster, rows, args)
+        lender = lender_rows(built, settings)
+        verdicts += in_process(scorer, booster, rows, args, lender)
         verdicts += batch(scorer, booster, rows, args)
         import numpy as np
 

@@ -11,7 +11,7 @@ an edited ``versions`` or ``aliases`` row changes no answer.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ from audits.records import envelope_record, record_leaf
 from audits.tables import EVENTS_TABLE
 from core.clock import parse
 from core.errors import GovregError, NotFoundError
-from policies.schema import Policy
+from policies.schema import Policy, ScoringRules
 from registry.rules import failing_gates, missing_signoffs, signers_by_role
 from serving.errors import Check, LoadRefused
 from serving.proof import FORMAT, SERVABLE, STANDING_EVENTS
@@ -56,11 +56,13 @@ class Approval:
     revalidate_by: str
     features: list[str]
     cutoff: str
-    reason_texts: dict[str, str]
+    reason_texts: dict[str, Any]  # recorded form: str | {"default", "categories"}
     schema_suite: dict[str, Any] | None
     retention_days: int
     proof: dict[str, Any]
     head: int
+    contract: dict[str, Any] | None = None  # canonical; None before contracts were recorded
+    scoring: ScoringRules = field(default_factory=ScoringRules)
 
     @property
     def subject(self) -> str:
@@ -232,4 +234,6 @@ def check_approval(
         retention_days=policy.decision_retention_days,
         proof=proof,
         head=checkpoint.size,
+        contract=submitted.data.get("contract"),
+        scoring=policy.scoring,
     )

@@ -9,7 +9,8 @@ writes them in batches, one transaction per batch:
     seq        = previous batch's last seq + 1, ... (gapless across processes)
     key        = the expiring data key of the month retain_until falls in
                  ("decisions/2029-01", created on first use, see below)
-    ciphertext = AES-256-GCM(key, sealed header || "\\n" || RFC 8785 inputs,
+    ciphertext = AES-256-GCM(key, sealed header || "\\n" || RFC 8785 inputs
+                                  || "\\n" || RFC 8785 reason values,
                              associated data = {key_id, model, seq, table, version})
     leaf       = SHA-256(0x00 || RFC 8785 bytes of the stored record, ciphertext included)
     root       = RFC 6962 Merkle root of the batch's leaves
@@ -26,6 +27,18 @@ origin line, so a decision-log signature never verifies as a ledger checkpoint
 and a ledger checkpoint never parses or verifies as a decision batch.
 The sealed header is a copy of the plaintext fields inside the ciphertext, so
 verification names the plaintext field that was edited.
+
+Besides the score, outcome and reason texts, a decision keeps in plaintext
+its ``flags``: the features scored outside what the model was validated on
+(``{"out_of_range": ["income"], "unseen_category": ["purpose"]}``), so
+monitoring can count them without decrypting anything. The value each
+principal reason counted (``{"feature": "housing", "value": "rent"}``) is
+the applicant's data: it is encrypted with the inputs. Decisions written
+before flags were recorded have none (``flags`` NULL) and verify as written.
+
+A request's decisions are handed over together (:meth:`DecisionLog.record_many`):
+all are checked before any is queued, and they are written in one batch, one
+transaction, so the log never holds part of a request.
 
 Retention by crypto-shredding: every decision's ``retain_until`` is
 ``recorded_at + retention_days``; its inputs are encrypted under the key of
@@ -67,7 +80,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
 from pathlib import Path
@@ -103,7 +116,9 @@ __all__ = [
     "PurgedKey",
     "SignedBatch",
     "StoredDecision",
+    "canonical_flags",
     "canonical_inputs",
+    "canonical_reason_values",
     "head",
     "purge_expired",
     "read_decisions",
@@ -150,6 +165,11 @@ class Decision:
     decision: str  # "approve" | "decline"
     reasons: list[str]  # principal reason texts, may be empty
     retention_days: int
+    # features scored outside what the model was validated on, by kind
+    flags: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    # per reason, in order: {"feature": name, "value": the value that counted}
+    # (personal data: stored encrypted with the inputs); empty or one per reason
+    reason_values: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +191,9 @@ class StoredDecision:
     retain_until: str
     key_id: str
     leaf_hash: bytes
+    flags: dict[str, list[str]] = field(default_factory=dict)
+    # None once erased, or for a decision written before reason values were kept
+    reason_values: list[dict[str, Any]] | None = None
 
     @property
     def erased(self) -> bool:
@@ -340,23 +363,41 @@ def canonical_inputs(inputs: Mapping[str, Any]) -> bytes:
 
         data: bytes = rfc8785.dumps(dict(inputs))
         return data
-    parts = []
-    for key in sorted(inputs):
-        value = inputs[key]
-        if value is None:
-            text = "null"
-        elif value is True:
-            text = "true"
-        elif value is False:
-            text = "false"
-        elif isinstance(value, str):
-            text = encode_basestring(value)
-        elif isinstance(value, int):
-            text = str(value)
-        else:
-            text = _es_number(float(value))
-        parts.append(f"{encode_basestring(key)}:{text}")
+    parts = [f"{encode_basestring(key)}:{_scalar(inputs[key])}" for key in sorted(inputs)]
     return ("{" + ",".join(parts) + "}").encode()
+
+
+def _scalar(value: Any) -> str:
+    """RFC 8785 text of a JSON scalar (checked by :func:`_check_scalar`)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return encode_basestring(value)
+    if isinstance(value, int):
+        return str(value)
+    return _es_number(float(value))
+
+
+def canonical_reason_values(values: Sequence[Mapping[str, Any]]) -> bytes:
+    """RFC 8785 bytes of a decision's reason values: ``[{"feature": ..., "value": ...}]``."""
+    parts = [
+        '{"feature":'
+        + encode_basestring(str(v["feature"]))
+        + ',"value":'
+        + _scalar(v["value"])
+        + "}"
+        for v in values
+    ]
+    return ("[" + ",".join(parts) + "]").encode()
+
+
+def canonical_flags(flags: Mapping[str, Sequence[str]]) -> str:
+    """The stored ``flags`` column: RFC 8785 text, kinds without a feature left out."""
+    return canonical_bytes({k: list(v) for k, v in flags.items() if v}).decode()
 
 
 def _check_inputs(inputs: Any) -> None:
@@ -366,27 +407,30 @@ def _check_inputs(inputs: Any) -> None:
     for key, value in inputs.items():
         if not isinstance(key, str):
             raise InputError(f"decision input name {key!r} is not a string")
-        if value is None or isinstance(value, bool):
-            continue
-        if isinstance(value, str):
-            if not value.isascii():
-                try:
-                    value.encode()
-                except UnicodeEncodeError as exc:
-                    raise InputError(f"decision input {key!r} is not valid Unicode") from exc
-            continue
-        if isinstance(value, int):
-            if abs(value) > _MAX_SAFE_INT:
-                raise InputError(f"decision input {key!r}: integer outside the I-JSON range")
-            continue
-        if isinstance(value, float):
-            if not math.isfinite(value):
-                raise InputError(f"decision input {key!r} is {value}, not a finite number")
-            continue
-        raise InputError(
-            f"decision input {key!r}: {type(value).__name__} is not a JSON scalar "
-            "(str, int, float, bool or None)"
-        )
+        _check_scalar(value, f"decision input {key!r}")
+
+
+def _check_scalar(value: Any, what: str) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError as exc:
+                raise InputError(f"{what} is not valid Unicode") from exc
+        return
+    if isinstance(value, int):
+        if abs(value) > _MAX_SAFE_INT:
+            raise InputError(f"{what}: integer outside the I-JSON range")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InputError(f"{what} is {value}, not a finite number")
+        return
+    raise InputError(
+        f"{what}: {type(value).__name__} is not a JSON scalar (str, int, float, bool or None)"
+    )
 
 
 def _check_decision(decision: Decision) -> None:
@@ -401,6 +445,20 @@ def _check_decision(decision: Decision) -> None:
     if not all(isinstance(r, str) for r in decision.reasons):
         raise InputError("reasons must be strings")
     _check_inputs(decision.inputs)
+    if not isinstance(decision.flags, Mapping) or not all(
+        isinstance(kind, str)
+        and isinstance(names, list | tuple)
+        and all(isinstance(n, str) for n in names)
+        for kind, names in decision.flags.items()
+    ):
+        raise InputError("flags must map a kind to a list of feature names")
+    values = decision.reason_values
+    if len(values) not in (0, len(decision.reasons)):
+        raise InputError("reason_values must give one value per reason (or none)")
+    for item in values:
+        if not isinstance(item, Mapping) or not isinstance(item.get("feature"), str):
+            raise InputError("each reason value needs a 'feature' name")
+        _check_scalar(item.get("value"), f"reason value of {item['feature']!r}")
 
 
 def associated_data(seq: int, model: str, version: int, key_id: str) -> bytes:
@@ -420,8 +478,9 @@ def sealed_header(  # noqa: PLR0917 - the stored columns, in table order
     decision: str,
     reasons: str,
     retain_until: str,
+    flags: str | None = None,
 ) -> dict[str, Any]:
-    return {
+    sealed = {
         "approval_seq": approval_seq,
         "decision": decision,
         "input_digest": input_digest,
@@ -432,6 +491,9 @@ def sealed_header(  # noqa: PLR0917 - the stored columns, in table order
         "score": score,
         "version": version,
     }
+    if flags is not None:  # decisions written before flags were recorded have none
+        sealed["flags"] = flags
+    return sealed
 
 
 _SEALED = (
@@ -445,7 +507,7 @@ _SEALED = (
     "reasons",
     "retain_until",
 )
-_COLUMNS = ("seq", "batch", *_SEALED, "key_id", "nonce", "ciphertext", "leaf_hash")
+_COLUMNS = ("seq", "batch", *_SEALED, "flags", "key_id", "nonce", "ciphertext", "leaf_hash")
 COLUMNS: Final = ", ".join(_COLUMNS)
 BATCH_COLUMNS: Final = (
     "batch, first_seq, last_seq, written_at, root_hash, prev_hash, batch_hash, "
@@ -456,6 +518,8 @@ BATCH_COLUMNS: Final = (
 def record_bytes(row: Mapping[str, Any]) -> bytes:
     """RFC 8785 bytes of a stored decision record (every column but the leaf hash)."""
     doc = {name: row[name] for name in ("seq", "batch", *_SEALED, "key_id")}
+    if row["flags"] is not None:  # absent from records written before flags were recorded
+        doc["flags"] = row["flags"]
     doc["nonce"] = base64.b64encode(bytes(row["nonce"])).decode()
     doc["ciphertext"] = base64.b64encode(bytes(row["ciphertext"])).decode()
     return canonical_bytes(doc)
@@ -491,6 +555,8 @@ class _Pending:
     decision: Decision
     inputs: dict[str, Any]
     reasons: tuple[str, ...]
+    flags: str | None = None  # canonical_flags(decision.flags) when given
+    reason_values: bytes | None = None  # canonical_reason_values(decision.reason_values)
 
 
 _STOP: Final = object()
@@ -541,6 +607,8 @@ class DecisionLog:
     def _start(self) -> None:
         self._pid = os.getpid()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._waiting = 0  # decisions queued, not yet taken by the writer
+        self._count_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="govreg-decision-log", daemon=True)
         self._thread.start()
 
@@ -559,21 +627,48 @@ class DecisionLog:
         or ``max_pending`` decisions are already waiting (the database is not
         keeping up): the caller should then not act on the decision.
         """
+        self.record_many([decision])
+
+    def record_many(self, decisions: Sequence[Decision]) -> None:
+        """Queue a request's decisions together: all or none.
+
+        Every decision is checked before any is queued (one malformed decision
+        refuses them all, with :class:`InputError`), and the writer puts them
+        in one batch, so one transaction commits all of them or none (a crash
+        loses a whole request's decisions or none of them). Raises
+        :class:`DecisionLogError` as :meth:`record` does, counting all of them
+        against ``max_pending``.
+        """
         if self._pid != os.getpid():
             self._after_fork()
         if self._closed:
             raise DecisionLogError("the decision log is closed; the decision was not recorded")
-        _check_decision(decision)
-        if self._queue.qsize() >= self.max_pending:
+        if not decisions:
+            return
+        for decision in decisions:
+            _check_decision(decision)
+        if self._waiting + len(decisions) > self.max_pending:
             raise DecisionLogError(
                 f"{self.max_pending} decisions are waiting to be written; the database is "
                 f"not keeping up (last error: {self.last_error!r})"
             )
         if not self._thread.is_alive():
             raise DecisionLogError("the decision log's writer thread has stopped")
-        self._queue.put(
-            _Pending(self._clock(), decision, dict(decision.inputs), tuple(decision.reasons))
+        at = self._clock()
+        group = tuple(
+            _Pending(
+                at,
+                d,
+                dict(d.inputs),
+                tuple(d.reasons),
+                canonical_flags(d.flags),
+                canonical_reason_values(d.reason_values),
+            )
+            for d in decisions
         )
+        with self._count_lock:
+            self._waiting += len(group)
+        self._queue.put(group)
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every decision recorded before this call is committed."""
@@ -610,18 +705,18 @@ class DecisionLog:
                 f"(last error: {self.last_error!r})"
             )
         # Decisions recorded by other threads while close() ran (after the stop marker).
-        late: list[_Pending] = []
+        pending: list[_Pending] = []
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(item, _Pending):
-                late.append(item)
+            if isinstance(item, tuple):
+                pending = self._take(pending, item)
             elif isinstance(item, threading.Event):
                 item.set()
-        for start in range(0, len(late), self.batch_size):
-            self._write(late[start : start + self.batch_size])
+        if pending:
+            self._write(pending)
 
     def _close_at_exit(self) -> None:
         """At interpreter exit: write what is queued, but never hang the exit on a
@@ -652,13 +747,10 @@ class DecisionLog:
             except queue.Empty:
                 item = None
             while item is not None:
-                if isinstance(item, _Pending):
+                if isinstance(item, tuple):  # one request's decisions (record_many)
                     if not pending:
                         deadline = time.monotonic() + self.flush_interval
-                    pending.append(item)
-                    if len(pending) >= self.batch_size:
-                        self._write(pending)
-                        pending = []
+                    pending = self._take(pending, item)
                 elif isinstance(item, threading.Event):  # flush(): everything before it
                     if pending:
                         self._write(pending)
@@ -675,6 +767,21 @@ class DecisionLog:
             if pending and time.monotonic() >= deadline:
                 self._write(pending)
                 pending = []
+
+    def _take(self, pending: list[_Pending], group: tuple[_Pending, ...]) -> list[_Pending]:
+        """Add one request's decisions to the batch being collected, never splitting
+        them across batches: a batch that has no room left for the whole group is
+        written first; a batch that is full is written. Returns what is still pending."""
+        with self._count_lock:
+            self._waiting -= len(group)
+        if pending and len(pending) + len(group) > self.batch_size:
+            self._write(pending)
+            pending = []
+        pending.extend(group)
+        if len(pending) >= self.batch_size:
+            self._write(pending)
+            return []
+        return pending
 
     def _write(self, items: Sequence[_Pending]) -> None:
         """Write one batch, retrying with backoff until it commits: nothing is dropped."""
@@ -701,6 +808,12 @@ class DecisionLog:
             plain_inputs = canonical_inputs(item.inputs)
             recorded_at = isoformat(item.at)
             retain_until = item.at + timedelta(days=d.retention_days)
+            flags = item.flags if item.flags is not None else canonical_flags(d.flags)
+            values = (
+                item.reason_values
+                if item.reason_values is not None
+                else canonical_reason_values(d.reason_values)
+            )
             fields = sealed_header(
                 recorded_at,
                 d.model,
@@ -711,11 +824,11 @@ class DecisionLog:
                 d.decision,
                 canonical_bytes(list(item.reasons)).decode(),
                 isoformat(retain_until),
+                flags,
             )
             period, expires = retention_period(retain_until)
-            prepared.append(
-                (fields, period, isoformat(expires), canonical_bytes(fields) + b"\n" + plain_inputs)
-            )
+            plaintext = canonical_bytes(fields) + b"\n" + plain_inputs + b"\n" + values
+            prepared.append((fields, period, isoformat(expires), plaintext))
         with self._engine.begin() as conn:
             _lock(conn)
             last = conn.execute(
@@ -877,15 +990,18 @@ def _check_erased(row: Any, now: datetime) -> None:
         )
 
 
-def _open(aes: Any, row: Any) -> tuple[bytes, bytes]:
-    """(sealed header bytes, canonical inputs) of a row; raises InvalidTag."""
+def _open(aes: Any, row: Any) -> tuple[bytes, bytes, bytes | None]:
+    """(sealed header bytes, canonical inputs, canonical reason values or None for a
+    decision written before they were kept) of a row; raises InvalidTag. RFC 8785
+    text holds no raw newline, so the parts split at the newlines between them."""
     plain: bytes = aes.decrypt(
         bytes(row.nonce),
         bytes(row.ciphertext),
         associated_data(int(row.seq), row.model, int(row.version), row.key_id),
     )
-    header, _, inputs = plain.partition(b"\n")
-    return header, inputs
+    header, _, rest = plain.partition(b"\n")
+    inputs, newline, values = rest.partition(b"\n")
+    return header, inputs, values if newline else None
 
 
 def read_decisions(
@@ -920,11 +1036,12 @@ def read_decisions(
         for row in result:
             aes = _key_for(conn, keyring, ciphers, row)
             inputs: bytes | None = None
+            values: bytes | None = None
             if aes is None:
                 _check_erased(row, at)
             else:
                 try:
-                    _, inputs = _open(aes, row)
+                    _, inputs, values = _open(aes, row)
                 except InvalidTag as exc:
                     raise DecisionVerificationFailed(
                         f"seq {row.seq}: ciphertext fails AES-GCM authentication",
@@ -945,6 +1062,8 @@ def read_decisions(
                 retain_until=row.retain_until,
                 key_id=row.key_id,
                 leaf_hash=bytes(row.leaf_hash),
+                flags={} if row.flags is None else json.loads(row.flags),
+                reason_values=None if values is None else json.loads(values),
             )
     finally:
         result.close()
@@ -978,7 +1097,7 @@ def _check_row(
         return leaf, True
     # 2. the ciphertext authenticates for this row (key, seq, model, version)
     try:
-        header, inputs = _open(aes, row)
+        header, inputs, _ = _open(aes, row)
     except InvalidTag as exc:
         raise DecisionVerificationFailed(
             f"seq {seq}: ciphertext fails AES-GCM authentication "
@@ -987,12 +1106,12 @@ def _check_row(
         ) from exc
     # 3. the plaintext fields equal their sealed copies
     sealed = json.loads(header)
-    for name in _SEALED:
+    for name in (*_SEALED, "flags"):
         stored = getattr(row, name)
-        if sealed[name] != stored:
+        if sealed.get(name) != stored:
             _fail(
                 f"seq {seq}: plaintext field '{name}' was altered "
-                f"(stored {stored!r}, sealed {sealed[name]!r})",
+                f"(stored {stored!r}, sealed {sealed.get(name)!r})",
                 seq=seq,
             )
     _check_period(row)

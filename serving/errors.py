@@ -12,6 +12,10 @@
    file or too large, or its bytes differ from the approved digest;
 5. ``format``: the bytes are not a LightGBM native text model (pickles and
    other code-carrying formats are never parsed);
+6. ``contract``: the recorded data contract (or, for a version submitted
+   before contracts were recorded, its schema suite) does not describe the
+   model's features: other names, another kind, other categories, or a
+   malformed record;
 
 plus ``proof`` for an approval proof (from the fetch endpoint) that does not
 verify offline.
@@ -33,6 +37,7 @@ class Check(StrEnum):
     DIGEST = "digest"
     FORMAT = "format"
     PROOF = "proof"
+    CONTRACT = "contract"
 
 
 class LoadRefused(IntegrityError):

@@ -6,7 +6,10 @@ the pinned key (:func:`serving.proof.verify_proof`: signature, inclusion,
 the digest of the very bytes received, standing, revalidation date), then
 parses those bytes (only a LightGBM native text model) into a
 :class:`~serving.scoring.Scorer`. The scoring metadata (cutoff, reason
-texts, input schema) comes from the same authenticated response.
+texts, the data contract and the policy's scoring rules) comes from the same
+authenticated response, so the scorer refuses, flags and explains exactly as
+the server's does; the contract's features, kinds and categories must be
+the verified model's own (:func:`serving.scoring.contract_of`).
 """
 
 from __future__ import annotations
@@ -42,12 +45,21 @@ def scorer_from_response(
     now: datetime | None = None,
 ) -> Scorer:
     """Verify a fetch response offline and parse its bytes; raise LoadRefused if it fails."""
+    from pydantic import ValidationError
+
+    from policies.schema import ScoringRules
+
     try:
         artifact = b64decode(body["artifact_base64"], validate=True)
         got = int(body["version"])
         scoring = body["scoring"]
         proof = body["proof"]
-    except (KeyError, TypeError, ValueError) as exc:
+        # The rules the server scores by (a server before they were sent: the defaults).
+        rules = ScoringRules.model_validate(scoring.get("rules") or {})
+        contract = scoring.get("contract")
+        if contract is not None and not isinstance(contract, dict):
+            raise TypeError("the data contract is not an object")
+    except (KeyError, TypeError, ValueError, AttributeError, ValidationError) as exc:
         raise LoadRefused(Check.PROOF, model, f"malformed response ({exc})") from exc
     if version is not None and got != version:
         raise LoadRefused(Check.PROOF, f"{model} v{version}", f"the server sent v{got}")
@@ -69,6 +81,8 @@ def scorer_from_response(
         retention_days=int(scoring.get("retention_days", 762)),
         proof=proof,
         head=facts.checkpoint_size,
+        contract=contract,
+        scoring=rules,
     )
     return Scorer(approval, parse_model(artifact, subject=f"{model} v{got}"))
 

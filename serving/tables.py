@@ -26,6 +26,9 @@ class DecisionRow(SQLModel, table=True):
     decision: str = Field(sa_column=Column(String(16), nullable=False))
     reasons: str = Field(sa_column=Column(Text, nullable=False))
     retain_until: str = Field(sa_column=Column(String(32), nullable=False, index=True))
+    # features scored outside what the model was validated on (RFC 8785 JSON object);
+    # NULL for decisions written before flags were recorded (migration 0005)
+    flags: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     key_id: str = Field(sa_column=Column(String(64), nullable=False))
     nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

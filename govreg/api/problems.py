@@ -86,7 +86,11 @@ def install(app: FastAPI) -> None:
     async def govreg_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, GovregError)
         status, slug = status_of(exc)
-        return problem(status, slug, exc.diagnostics())
+        # an error that names several fields lists them (serving's ApplicantsRefused)
+        errors = getattr(exc, "errors", None)
+        return problem(
+            status, slug, exc.diagnostics(), errors=errors if isinstance(errors, list) else None
+        )
 
     async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

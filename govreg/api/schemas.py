@@ -136,14 +136,24 @@ class PolicyApproval(_In):
 
 
 class ScoreRequest(_In):
-    applicants: list[dict[str, Any]] = Field(
-        min_length=1, max_length=10_000, description="feature name -> value, one object per row"
+    applicants: list[Any] = Field(
+        min_length=1,
+        max_length=10_000,
+        description=(
+            "one object per applicant: feature name -> a number, a category string, or "
+            "null where the training data had missing values; each applicant is checked "
+            "and answered on its own"
+        ),
     )
 
 
 class ReasonOut(BaseModel):
     feature: str
     reason: str
+    value: str | int | float | bool | None = Field(
+        description="the applicant's value that counted: the category, the number, "
+        "or null for a missing value"
+    )
     contribution: str
 
 
@@ -151,6 +161,16 @@ class ScoredOut(BaseModel):
     probability_of_default: str
     decision: Literal["approve", "decline"]
     reasons: list[ReasonOut]
+    flags: dict[str, list[str]] = Field(
+        description="features scored outside what the model was validated on: "
+        "out_of_range (a number outside the training range), unseen_category "
+        "(a category the model never saw, scored as missing)"
+    )
+
+
+class RefusedOut(BaseModel):
+    error: str = Field(description="what to fix, naming each bad field")
+    fields: list[str]
 
 
 class ScoreOut(BaseModel):
@@ -160,7 +180,9 @@ class ScoreOut(BaseModel):
     approval_seq: int
     artifact_digest: str
     cutoff: str
-    results: list[ScoredOut]
+    results: list[ScoredOut | RefusedOut] = Field(
+        description="one per applicant, in order: a decision, or the applicant's error"
+    )
 
 
 class ApprovedArtifact(BaseModel):

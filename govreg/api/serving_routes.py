@@ -22,6 +22,7 @@ from serving.decisions import Decision, DecisionLog
 from serving.errors import LoadRefused
 from serving.live import LiveModels
 from serving.loader import approved_bytes, record_refusal, record_serving
+from serving.scoring import ApplicantsRefused, Refused, Scored
 
 Alias = Annotated[str, Query(max_length=100, pattern=NAME_RE.pattern)]
 
@@ -40,26 +41,39 @@ def score(
     caller: Caller,
     alias: Alias = "champion",
 ) -> schemas.ScoreOut:
-    """Score applicants with ``model@alias``: probability of default, decision, reasons."""
+    """Score applicants with ``model@alias``: probability of default, decision, reasons.
+
+    Each applicant is answered on its own: a decision, or an ``error`` naming its
+    bad fields. 200 when at least one applicant was decided (only those are
+    logged, together); 422 when none was, with every applicant's errors.
+    """
     live: LiveModels = request.app.state.live
     scorer = live.get(model, alias)  # held for the whole request, whatever changes meanwhile
     scored = scorer.score(body.applicants)
-    results = [
-        schemas.ScoredOut(
+    if not any(isinstance(s, Scored) for s in scored):
+        raise ApplicantsRefused([s for s in scored if isinstance(s, Refused)])
+    results: list[schemas.ScoredOut | schemas.RefusedOut] = []
+    decisions = []
+    for applicant, s in zip(body.applicants, scored, strict=True):
+        if isinstance(s, Refused):
+            results.append(schemas.RefusedOut(error=s.error, fields=list(s.fields)))
+            continue
+        result = schemas.ScoredOut(
             probability_of_default=_decimal(s.probability_of_default),
             decision="decline" if s.decision == "decline" else "approve",
             reasons=[
                 schemas.ReasonOut(
-                    feature=r.feature, reason=r.text, contribution=_decimal(r.contribution)
+                    feature=r.feature,
+                    reason=r.text,
+                    value=r.value,
+                    contribution=_decimal(r.contribution),
                 )
                 for r in s.reasons
             ],
+            flags=s.flags,
         )
-        for s in scored
-    ]
-    log: DecisionLog = request.app.state.decisions
-    for applicant, result in zip(body.applicants, results, strict=True):
-        log.record(
+        results.append(result)
+        decisions.append(
             Decision(
                 model=model,
                 version=scorer.version,
@@ -69,8 +83,12 @@ def score(
                 decision=result.decision,
                 reasons=[r.reason for r in result.reasons],
                 retention_days=scorer.approval.retention_days,
+                flags=s.flags,
+                reason_values=[{"feature": r.feature, "value": r.value} for r in s.reasons],
             )
         )
+    log: DecisionLog = request.app.state.decisions
+    log.record_many(decisions)  # all of this request's decisions, or none
     return schemas.ScoreOut(
         model=model,
         version=scorer.version,
@@ -119,6 +137,8 @@ def fetch_approved(
         "reason_texts": approval.reason_texts,
         "schema_suite": approval.schema_suite,
         "retention_days": approval.retention_days,
+        "contract": approval.contract,
+        "rules": approval.scoring.model_dump(mode="json"),
     }
     return schemas.ApprovedArtifact(
         model=model,

@@ -13,7 +13,7 @@ from core.db import make_engine
 from migrations import runner
 
 LEDGER_TABLES = {"ledger_events", "ledger_checkpoints", "ledger_data_keys", "expiring_data_keys"}
-HEAD = "0004"
+HEAD = "0005"
 DECISION_TABLES = {"decisions", "decision_batches"}
 REGISTRY_TABLES = {
     "aliases",

@@ -46,7 +46,9 @@ from serving.decisions import (
     DecisionVerificationFailed,
     StoredDecision,
     batch_hash_of,
+    canonical_flags,
     canonical_inputs,
+    canonical_reason_values,
     head,
     make_note,
     read_decisions,
@@ -85,6 +87,12 @@ def decision(tag: str, i: int, *, secret: str = "") -> Decision:
         decision="decline" if i % 3 == 0 else "approve",
         reasons=["Debt ratio too high", "Short credit history"] if i % 3 == 0 else [],
         retention_days=762,
+        flags={"out_of_range": ["income"], "unseen_category": ["housing"]} if i % 5 == 0 else {},
+        reason_values=(
+            [{"feature": "debt_ratio", "value": 0.125}, {"feature": "housing", "value": None}]
+            if i % 3 == 0
+            else []
+        ),
     )
 
 
@@ -148,6 +156,8 @@ def _expected(stored: StoredDecision, sent: Decision) -> None:
         sent.decision,
         sent.reasons,
     )
+    assert stored.flags == sent.flags
+    assert stored.reason_values == sent.reason_values
     recorded = stored.recorded_at
     assert recorded.endswith("Z")
     assert len(recorded) == len("2026-11-24T12:00:00.123456Z")
@@ -277,11 +287,26 @@ def test_bad_decisions_are_refused_in_the_callers_thread(env: Env) -> None:
         {1: "not a string key"},
         {"s": "\ud800"},
     ]
+    good = decision("b", 3)  # a decline: two reasons, two values
     try:
         for inputs in bad_inputs:
             with pytest.raises(InputError):
                 log.record(replace(good, inputs=inputs))
-        for change in ({"decision": "maybe"}, {"retention_days": 0}, {"reasons": [1]}):
+            with pytest.raises(InputError):  # one bad decision refuses the request's others
+                log.record_many([decision("b", 2), replace(good, inputs=inputs), decision("b", 3)])
+        for change in (
+            {"decision": "maybe"},
+            {"retention_days": 0},
+            {"reasons": [1]},
+            {"flags": {"out_of_range": "income"}},
+            {"reason_values": [{"feature": "x", "value": 1}]},  # two reasons, one value
+            {
+                "reason_values": [
+                    {"feature": "x", "value": float("nan")},
+                    {"feature": "y", "value": 1},
+                ]
+            },
+        ):
             with pytest.raises(InputError):
                 log.record(replace(good, **change))
     finally:
@@ -331,6 +356,40 @@ def test_canonical_inputs_equal_rfc8785() -> None:
             else:
                 row[key] = round(rng.uniform(0, 100000), rng.randint(0, 6))
         assert canonical_inputs(row) == rfc8785.dumps(row), row
+        values = [{"feature": key, "value": value} for key, value in row.items()]
+        assert canonical_reason_values(values) == rfc8785.dumps(values), values
+    flags = {"unseen_category": ["purpose", "é"], "out_of_range": ["income"], "none": []}
+    assert (
+        canonical_flags(flags)
+        == rfc8785.dumps({"out_of_range": ["income"], "unseen_category": ["purpose", "é"]}).decode()
+    )
+
+
+def test_a_requests_decisions_are_written_in_one_batch(env: Env) -> None:
+    """record_many: a request's decisions are never split across batches (one
+    transaction each), whatever the batch size."""
+    log = env.log(batch_size=5, flush_interval=60)
+    sizes = [3, 3, 4, 7, 1]
+    for n, size in enumerate(sizes):
+        log.record_many([decision(f"r{n}", i) for i in range(size)])
+    log.close()
+    assert env.batches() == [(1, 1, 3), (2, 4, 6), (3, 7, 10), (4, 11, 17), (5, 18, 18)]
+    batches: dict[str, set[int]] = {}
+    for s in env.read():
+        batches.setdefault(str(s.inputs["applicant"]).split("-")[0], set()).add(s.batch)
+    assert batches == {"r0": {1}, "r1": {2}, "r2": {3}, "r3": {4}, "r4": {5}}
+    assert env.verify().decisions == 18
+
+
+def test_a_request_over_the_backlog_is_refused_whole(env: Env) -> None:
+    log = env.log(batch_size=5, max_pending=10, flush_interval=60)
+    try:
+        with pytest.raises(DecisionLogError, match="10 decisions are waiting"):
+            log.record_many([decision("o", i) for i in range(11)])
+        log.record_many([decision("o", i) for i in range(10)])
+    finally:
+        log.close()
+    assert env.seqs() == list(range(1, 11))
 
 
 # -- tampering ------------------------------------------------------------------------------
@@ -395,6 +454,13 @@ def test_untouched_log_verifies(written: Env) -> None:
             "seq 17: plaintext field 'retain_until' was altered",
         ),
         ("input_digest", "0" * 64, "seq 17: plaintext field 'input_digest' was altered"),
+        (
+            "flags",
+            '{"out_of_range":["income"]}',
+            "seq 17: plaintext field 'flags' was altered "
+            "(stored '{\"out_of_range\":[\"income\"]}', sealed '{}')",
+        ),
+        ("flags", None, "seq 17: plaintext field 'flags' was altered (stored None, sealed '{}')"),
         ("model", "other", "seq 17: ciphertext fails AES-GCM authentication"),
         ("version", 2, "seq 17: ciphertext fails AES-GCM authentication"),
         ("batch", 3, "seq 17: stored record does not match its leaf hash"),

@@ -180,8 +180,13 @@ def test_pickle_artifact_is_never_parsed(
     payload.write_bytes(pickle.dumps(_Sentinel(sentinel), protocol=4))
     import registry.inputs as inputs
 
-    real = inputs.inspect_artifact(kit.files.model.read_bytes(), source="model")
+    model = kit.files.model.read_bytes()
+    real = inputs.inspect_artifact(model, source="model")
     monkeypatch.setattr(inputs, "inspect_artifact", lambda data, source: real)
+    contract = inputs.data_contract
+    monkeypatch.setattr(
+        inputs, "data_contract", lambda data, frame, source: contract(model, frame, source=source)
+    )
     version = kit.submit(artifact=payload)
     monkeypatch.undo()
     kit.registry.start_evaluation(kit["ds-1"], MODEL, version)

@@ -158,25 +158,41 @@ def test_bad_payloads_name_the_field(
     unknown = {**good[0], "applicant_id": 7}
     out_of_range = {**good[0], "credit_utilisation": 55.0}
     text_value = {**good[0], "income": "lots"}
+    null_value = {**good[0], "debt_to_income": None}
     cases = [
-        ([good[1], missing], "applicants[1].income: missing"),
-        ([unknown], "applicants[0].applicant_id: unknown field"),
-        ([out_of_range], "applicants[0].credit_utilisation: 55.0 is outside the validated range"),
-        ([text_value], "applicants[0].income: must be a number, got 'lots'"),
+        ([missing], "applicants[0].income", "missing"),
+        (
+            [unknown],
+            "applicants[0].applicant_id",
+            "unknown field; the model takes only its features",
+        ),
+        ([text_value], "applicants[0].income", "must be a number, got 'lots'"),
+        (
+            [null_value],
+            "applicants[0].debt_to_income",
+            "null, but the training data had no missing values here",
+        ),
     ]
     with server.client("service") as client:
-        for rows, message in cases:
+        for rows, field, message in cases:
             response = client.post(f"/v1/models/{MODEL}/score", json={"applicants": rows})
             assert response.status_code == 422, response.text
-            assert message in response.json()["detail"]
+            problem = response.json()
+            assert problem["detail"] == f"no applicant could be scored: {field}: {message}"
+            assert problem["errors"] == [{"field": field, "message": message}]
         empty = client.post(f"/v1/models/{MODEL}/score", json={"applicants": []})
         assert empty.status_code == 422
+        # A number outside the training range is scored and flagged (credit-risk@1 scores it).
+        flagged = client.post(f"/v1/models/{MODEL}/score", json={"applicants": [out_of_range]})
+        assert flagged.status_code == 200, flagged.text
+        assert flagged.json()["results"][0]["flags"] == {"out_of_range": ["credit_utilisation"]}
         # Only the service role scores.
     with server.client("auditor") as client:
         denied = client.post(f"/v1/models/{MODEL}/score", json={"applicants": good})
         assert denied.status_code == 403
     stop(server)
-    assert _decisions(kit) == []  # nothing scored, nothing logged
+    (only,) = _decisions(kit)  # nothing refused was logged; the flagged one was
+    assert (only.inputs, only.flags) == (out_of_range, {"out_of_range": ["credit_utilisation"]})
 
 
 def test_fetch_with_a_proof_verified_offline(served: tuple[Kit, Server], tmp_path: Path) -> None:

@@ -156,3 +156,19 @@ def test_deterministic(make_inputs: Callable[..., GateInputs]) -> None:
     a = run_gate(SPEC, make_inputs())
     b = run_gate(SPEC, make_inputs())
     assert canonical_bytes(a.canonical()) == canonical_bytes(b.canonical())
+
+
+def test_categorical_model_features_read_from_csv_pass_the_type_check() -> None:
+    """A category column as pandas 3 reads it from CSV (dtype ``str``) is checked as text."""
+    import numpy as np
+
+    from validation.contract import DataContract, Feature
+    from validation.data_schema import as_gx_frame, run_suite
+
+    contract = DataContract((Feature("housing", "categorical", 0.1, ("own", "rent")),))
+    frame = pd.DataFrame({"housing": pd.Series(["own", "rent", None, "rent"])})
+    suite = derive_suite(frame, DataSchemaParams(), contract=contract)
+    shown = as_gx_frame(frame, contract)
+    assert shown["housing"].dtype == np.dtype(object)
+    result = run_suite(shown, suite)
+    assert [r["success"] for r in result["results"]] == [True] * len(suite["expectations"])
