@@ -36,6 +36,7 @@ from core.errors import (
     PermissionDenied,
     TransitionError,
 )
+from core.files import ImportedPath
 from policies.loader import DEFAULT_POLICY, all_policies
 from policies.schema import Policy, PolicyError
 from registry import inputs
@@ -523,9 +524,9 @@ class Registry:
         actor: Principal,
         model: str,
         *,
-        artifact: Path | str,
-        train: Path,
-        validation: Path,
+        artifact: Path | ImportedPath | str,
+        train: Path | ImportedPath,
+        validation: Path | ImportedPath,
         target: str,
         protected: list[str],
         policy_id: str | None = None,
@@ -539,7 +540,9 @@ class Registry:
         ``artifact`` is a file, or an MLflow ``runs:/<run_id>/<path>`` or
         ``models:/<name>/<version>`` URI read from the configured tracking
         server; then only its LightGBM text model is taken, and the run's
-        lineage is recorded under ``lineage["mlflow"]``.
+        lineage is recorded under ``lineage["mlflow"]``. A file is an
+        :class:`~core.files.ImportedPath` when named under the server's import
+        folder. Each file is read once; its bytes are hashed and parsed from that read.
         """
         self.authorize(actor, Action.SUBMIT)
         _check_name(model, "model name")
@@ -562,7 +565,7 @@ class Registry:
             artifact_bytes = fetched.data
             lineage["mlflow"] = fetched.lineage
         else:
-            artifact = Path(artifact)
+            artifact = Path(artifact) if isinstance(artifact, str) else artifact
             artifact_bytes = inputs.read_input_file(
                 artifact, "artifact", max_bytes=self.max_upload_bytes
             )
