@@ -43,16 +43,30 @@ class Kek:
 
 
 def write_secret_file(path: Path, data: bytes) -> None:
-    """Write ``path`` with mode 0600, durably (temporary file, fsync, atomic rename)."""
+    """Write ``path`` with mode 0600, durably (temporary file, fsync, atomic rename).
+
+    The temporary file has a fresh random name and is created exclusively
+    (``O_EXCL | O_NOFOLLOW``), so a file or link planted beside ``path`` is never
+    reused; it is 0600 from its creation and ``fchmod``-ed to 0600 whatever the
+    umask, before a byte is written.
+    """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, 0o600)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     # The rename must be durable too: a KEK rotation re-wraps the data keys
     # under kek.next.json right after, and losing that file loses every key.
     dir_fd = os.open(path.parent, os.O_RDONLY)
@@ -60,6 +74,22 @@ def write_secret_file(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def check_secret_modes(paths: list[Path]) -> None:
+    """Refuse a secret file (key, API key) that group or others may read or write."""
+    import stat
+
+    for path in paths:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            raise ConfigError(
+                f"secret file {path} is open to group or others (mode {mode:04o}); run "
+                f"`chmod 600 {path}`, and treat the key as exposed if anyone else could read it"
+            )
 
 
 def _new_kek() -> Kek:

@@ -54,3 +54,13 @@ class TransitionError(GovregError):
 
 class IntegrityError(GovregError):
     exit_code = 8
+
+
+def quote(value: object, limit: int = 40) -> str:
+    """``value`` as an escaped, quoted text of at most ``limit`` characters inside
+    the quotes, for error messages that name a value from a user's file: control
+    characters and non-ASCII come escaped, a long value is cut with ``...``."""
+    text = str(value).encode("unicode_escape").decode("ascii").replace("'", "\\'")
+    if len(text) > limit:
+        text = text[: max(limit - 3, 1)] + "..."
+    return f"'{text}'"

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from core.errors import ConfigError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sqlalchemy.engine import Engine
 
     from audits.ledger import Ledger
@@ -77,6 +79,28 @@ def build(settings: Settings, *, require_home: bool = True) -> Context:
     return Context(settings, engine, ledger, registry)
 
 
+def secret_files(settings: Settings) -> list[Path]:
+    """The files whose bytes are secrets: the KEK (and a pending one), the checkpoint
+    signing key, the bootstrap admin's API key. Each must be 0600."""
+    from audits.keyring import KEK_FILE, KEK_NEXT_FILE
+    from audits.signing import SIGNING_KEY_FILE
+
+    keys = settings.keys_path
+    return [
+        keys / KEK_FILE,
+        keys / KEK_NEXT_FILE,
+        keys / SIGNING_KEY_FILE,
+        settings.resolved_home / "admin.key",
+    ]
+
+
+def check_secrets(settings: Settings) -> None:
+    """ConfigError naming a secret file that group or others may read, and the fix."""
+    from audits.keyring import check_secret_modes
+
+    check_secret_modes(secret_files(settings))
+
+
 @dataclass(frozen=True)
 class InitResult:
     created: bool
@@ -98,6 +122,7 @@ def init_home(settings: Settings) -> InitResult:
     try:
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         keys.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(keys, 0o700)  # mkdir's mode applies only to a folder it creates
     except OSError as exc:
         raise ConfigError(
             f"cannot create the govreg home {home}: {exc.strerror}; set GOVREG_HOME to a "
@@ -108,6 +133,7 @@ def init_home(settings: Settings) -> InitResult:
         messages.append(f"created the key-encryption key {keys / 'kek.json'} (0600)")
     if create_signing_key(keys):
         messages.append(f"created the checkpoint signing key {keys / 'checkpoint.key'} (0600)")
+    check_secrets(settings)  # keys made now are 0600; an earlier one may not be
     settings.anchors_path.mkdir(parents=True, exist_ok=True)
     ctx = build(settings)
     try:
@@ -130,4 +156,5 @@ def init_home(settings: Settings) -> InitResult:
     if not created:
         messages.append(f"govreg home {home} is already initialised; nothing changed")
     os.chmod(home, 0o700)
+    check_secrets(settings)
     return InitResult(created, fpr, str(admin_path) if admin_path.exists() else None, messages)

@@ -11,11 +11,13 @@ protected column, and able to feed the model (its data contract:
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import InputError
+from core.errors import InputError, quote
+from core.files import ImportedPath, read_beneath, read_file
 from core.lgbm import import_lightgbm
 from core.model_text import check_model_text, token
 from registry.model_probe import probe_model
@@ -26,21 +28,16 @@ if TYPE_CHECKING:
     from validation.contract import DataContract
 
 LIGHTGBM_FORMAT = "lightgbm-text"
+_PLAIN = re.compile(r"[A-Za-z0-9_.\- ]{1,40}")  # column names shown as they are
 
 
-def read_input_file(path: Path, what: str, *, max_bytes: int) -> bytes:
-    """Read a user's file once; refuse symlinks to nowhere, folders, huge files."""
-    if not path.exists():
-        raise InputError(f"{what} file {path} does not exist; check the path")
-    if not path.is_file():
-        raise InputError(f"{what} path {path} is not a file")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise InputError(f"{what} file {path} is {size} bytes, over the {max_bytes}-byte limit")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{what} file {path} is unreadable: {exc.strerror}") from exc
+def read_input_file(path: Path | ImportedPath, what: str, *, max_bytes: int) -> bytes:
+    """Read a user's file once, from one descriptor: a regular file within the size
+    limit. A file named under the server's import folder is opened relative to
+    that folder without following symbolic links (:mod:`core.files`)."""
+    if isinstance(path, ImportedPath):
+        return read_beneath(path, what, max_bytes=max_bytes)
+    return read_file(path, what, max_bytes=max_bytes)
 
 
 @dataclass(frozen=True)
@@ -92,7 +89,7 @@ class DatasetInfo:
         return {"format": self.format, "rows": self.rows, "columns": self.columns}
 
 
-def dataset_format(path: Path) -> str:
+def dataset_format(path: Path | ImportedPath) -> str:
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return "csv"
@@ -117,6 +114,12 @@ def describe_frame(frame: pd.DataFrame, fmt: str) -> DatasetInfo:
     return DatasetInfo(format=fmt, rows=len(frame), columns=columns)
 
 
+def _column(name: object) -> str:
+    """A column name for a message: as it is if plain, else escaped and cut short."""
+    text = str(name)
+    return text if _PLAIN.fullmatch(text) else quote(text)
+
+
 def check_dataset(
     frame: pd.DataFrame,
     *,
@@ -130,14 +133,18 @@ def check_dataset(
     if target not in frame.columns:
         raise InputError(
             f"dataset {source} has no target column '{target}'; pass --target with one of "
-            f"{', '.join(map(str, frame.columns[:12]))}"
+            f"{', '.join(map(_column, frame.columns[:12]))}"
         )
     labels = frame[target]
     values = set(labels.dropna().unique().tolist())
     if labels.isna().any() or not values <= {0, 1} or len(values) != 2:
+        # a few short escaped values only: the file may be anything (even a key)
+        found = sorted(map(str, values))
+        shown = ", ".join(quote(v, 8) for v in found[:3])
+        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
         raise InputError(
             f"target column '{target}' in {source} is not binary: it must hold 0 and 1 "
-            f"only, both present, no missing values (found {sorted(map(str, values))[:6]})"
+            f"only, both present, no missing values (found [{shown}]{more})"
         )
     for column in protected:
         if column not in frame.columns:

@@ -9,6 +9,7 @@ approved) live here and in :mod:`registry.roles` / :mod:`registry.lifecycle`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -35,7 +36,9 @@ from core.errors import (
     NotFoundError,
     PermissionDenied,
     TransitionError,
+    quote,
 )
+from core.files import ImportedPath
 from policies.loader import DEFAULT_POLICY, all_policies
 from policies.schema import Policy, PolicyError
 from registry import inputs
@@ -53,6 +56,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# ASCII letters, digits, '.', '_', '-'. The pattern's '^' and '$' are for the API's
+# JSON Schema readers (where '$' ends the text); Python checks with fullmatch,
+# since its '$' also matches before a final newline.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,99}$")
 BOOTSTRAP_ACTOR = "govreg-init"
 KEY_PREFIX = "grk"
@@ -75,12 +81,31 @@ class Principal:
 
 
 def _check_name(value: str, what: str) -> str:
-    if not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise InputError(
-            f"{what} {value!r} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
+            f"{what} {quote(value)} is not allowed: use 1-100 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
     return value
+
+
+def name_key(name: str) -> str:
+    """What two names must not share: NFKC-normalised and case-folded (``DS-1`` is
+    ``ds-1``; ``ｄｓ-1`` too, should a name with such characters exist)."""
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def _refuse_lookalike(rows: list[dict[str, Any]], name: str, what: str) -> None:
+    """Refuse a new name that only case or compatibility forms tell from an existing one."""
+    key = name_key(name)
+    for row in rows:
+        if row["name"] != name and name_key(row["name"]) == key:
+            raise InputError(
+                f"{what} '{name}' is too like the existing {what} {quote(row['name'])} "
+                "(names may not differ only in case or Unicode form); choose another name"
+            )
 
 
 def _key_hash(api_key: str) -> str:
@@ -316,13 +341,17 @@ class Registry:
         self.authorize(actor, Action.MANAGE_PRINCIPALS)
         _check_name(name, "principal name")
         if role not in set(Role):
-            raise InputError(f"unknown role {role!r}; choose one of {', '.join(Role)}")
+            raise InputError(f"unknown role {quote(role)}; choose one of {', '.join(Role)}")
+        if expires_at is not None and expires_at.utcoffset() is None:
+            raise InputError("expires_at has no time zone; give one, e.g. 2030-01-31T00:00:00Z")
         if expires_at is not None and expires_at <= self.clock():
             raise InputError("expiry is in the past; give a future time")
         expiry = isoformat(expires_at) if expires_at else None
         with self.transaction() as conn:
-            if DatabaseView(conn).get("principals", (name,)) is not None:
+            view = DatabaseView(conn)
+            if view.get("principals", (name,)) is not None:
                 raise InputError(f"principal '{name}' exists; choose another name")
+            _refuse_lookalike(view.where("principals"), name, "principal")
             event, api_key = self._new_principal_event(actor.name, name, role, expiry)
             self.record(conn, [event])
         return Principal(name, role, expiry), api_key
@@ -330,9 +359,10 @@ class Registry:
     def revoke_principal(self, actor: Principal, name: str) -> None:
         self.authorize(actor, Action.MANAGE_PRINCIPALS)
         with self.transaction() as conn:
-            row = DatabaseView(conn).get("principals", (name,))
+            # no principal has a NUL byte in its name (and PostgreSQL refuses one in a query)
+            row = None if "\x00" in name else DatabaseView(conn).get("principals", (name,))
             if row is None:
-                raise NotFoundError(f"no principal '{name}'; see `govreg principals list`")
+                raise NotFoundError(f"no principal {quote(name)}; see `govreg principals list`")
             if row["revoked_at"]:
                 # a state the request conflicts with, not bad input (HTTP 409)
                 raise TransitionError(f"principal '{name}' is already revoked")
@@ -523,9 +553,9 @@ class Registry:
         actor: Principal,
         model: str,
         *,
-        artifact: Path | str,
-        train: Path,
-        validation: Path,
+        artifact: Path | ImportedPath | str,
+        train: Path | ImportedPath,
+        validation: Path | ImportedPath,
         target: str,
         protected: list[str],
         policy_id: str | None = None,
@@ -539,7 +569,9 @@ class Registry:
         ``artifact`` is a file, or an MLflow ``runs:/<run_id>/<path>`` or
         ``models:/<name>/<version>`` URI read from the configured tracking
         server; then only its LightGBM text model is taken, and the run's
-        lineage is recorded under ``lineage["mlflow"]``.
+        lineage is recorded under ``lineage["mlflow"]``. A file is an
+        :class:`~core.files.ImportedPath` when named under the server's import
+        folder. Each file is read once; its bytes are hashed and parsed from that read.
         """
         self.authorize(actor, Action.SUBMIT)
         _check_name(model, "model name")
@@ -562,7 +594,7 @@ class Registry:
             artifact_bytes = fetched.data
             lineage["mlflow"] = fetched.lineage
         else:
-            artifact = Path(artifact)
+            artifact = Path(artifact) if isinstance(artifact, str) else artifact
             artifact_bytes = inputs.read_input_file(
                 artifact, "artifact", max_bytes=self.max_upload_bytes
             )
@@ -600,6 +632,7 @@ class Registry:
                 view = DatabaseView(conn)
                 events: list[NewEvent] = []
                 if view.get("models", (model,)) is None:
+                    _refuse_lookalike(view.where("models"), model, "model")
                     events.append(
                         NewEvent(
                             type=EventType.MODEL_REGISTERED,
@@ -1221,9 +1254,18 @@ class Registry:
         }
 
     def audit_log(self, actor: Principal, *, model: str | None = None) -> Iterator[Event]:
+        """The decrypted trail, oldest first. Only an admin sees the API-key hashes
+        of ``principal.created`` events (the chain hashes the stored envelopes, so
+        what is left out here changes nothing a verifier checks)."""
         self.authorize(actor, Action.READ)
+        admin = actor.role == Role.ADMIN
         with self.reading() as conn:
-            yield from self.ledger.events(conn, model=model)
+            for event in self.ledger.events(conn, model=model):
+                if admin or "key_hash" not in event.data:
+                    yield event
+                else:
+                    data = {k: v for k, v in event.data.items() if k != "key_hash"}
+                    yield dataclasses.replace(event, data=data)
 
     # -- verification ----------------------------------------------------------------
     def verify(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -26,16 +27,26 @@ class Server:
     home: Any
     keys: dict[str, str]
     process: subprocess.Popen[bytes]
+    verify: ssl.SSLContext | bool = True
 
     def client(self, role: str | None = None, token: str | None = None) -> httpx.Client:
         headers = {}
         credential = token or (self.keys[role] if role else None)
         if credential:
             headers["Authorization"] = f"Bearer {credential}"
-        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60, verify=self.verify)
 
 
-def start_server(home: Any, env: dict[str, str] | None = None, workers: int = 1) -> Server:
+def start_server(
+    home: Any,
+    env: dict[str, str] | None = None,
+    workers: int = 1,
+    *,
+    args: tuple[str, ...] = (),
+    verify: ssl.SSLContext | bool = True,
+) -> Server:
+    """``govreg serve`` with ``args`` (HTTPS if they name a certificate; ``verify`` is
+    then the SSL context httpx checks it with), once its health endpoint answers."""
     port = _free_port()
     govreg = str(Path(sys.executable).with_name("govreg"))
     full_env = {**os.environ, **home.env, **(env or {})}
@@ -43,17 +54,18 @@ def start_server(home: Any, env: dict[str, str] | None = None, workers: int = 1)
     log = home.path / f"server-{port}.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [govreg, "serve", "--port", str(port), "--workers", str(workers)],
+            [govreg, "serve", "--port", str(port), "--workers", str(workers), *args],
             env=full_env,
             stdout=sink,
             stderr=sink,
         )
-    url = f"http://127.0.0.1:{port}"
+    scheme = "https" if "--tls-cert" in args else "http"
+    url = f"{scheme}://127.0.0.1:{port}"
     # generous: worker start-up imports a lot, and a loaded 2-core machine is slow
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
+            if httpx.get(url + "/v1/health", timeout=1, verify=verify).status_code == 200:
                 break
         except httpx.TransportError:
             time.sleep(0.1)
@@ -63,7 +75,9 @@ def start_server(home: Any, env: dict[str, str] | None = None, workers: int = 1)
         process.kill()
         process.wait()
         raise RuntimeError(f"server did not start within 90 s:\n{log.read_text()}")
-    return Server(url=url, home=home, keys={"admin": home.admin_key}, process=process)
+    return Server(
+        url=url, home=home, keys={"admin": home.admin_key}, process=process, verify=verify
+    )
 
 
 def stop(server: Server) -> None:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     from govreg.api import (
+        headers,
         problems,
         serving_routes,  # noqa: F401 - registers the serving endpoints
     )
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     problems.install(app)
+    headers.install(app)
     app.include_router(router)
 
     @app.get("/v1/health", tags=["health"])

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.clock import parse
-from core.errors import AuthError, ConfigError
+from core.errors import AuthError, ConfigError, quote
 from registry.roles import Role
 from registry.services import KEY_PREFIX, Principal
 
@@ -74,7 +74,7 @@ class OidcVerifier:
             header = jwt.get_unverified_header(token)
             if header.get("alg") not in self.algorithms:
                 raise AuthError(
-                    f"bearer token algorithm {header.get('alg')!r} is not accepted "
+                    f"bearer token algorithm {quote(header.get('alg'))} is not accepted "
                     f"(accepted: {', '.join(self.algorithms)})"
                 )
             claims = jwt.decode(
@@ -88,8 +88,10 @@ class OidcVerifier:
         except jwt.PyJWTError as exc:
             raise AuthError(f"bearer token refused: {exc}") from exc
         role = claims.get(self.role_claim)
-        if role not in set(Role):
-            raise AuthError(f"bearer token has no valid '{self.role_claim}' claim (got {role!r})")
+        if not isinstance(role, str) or role not in set(Role):
+            # one role name as a string; anything else (a list, say) is named, never crashes
+            got = quote(role) if isinstance(role, str) else _json_kind(role)
+            raise AuthError(f"bearer token has no valid '{self.role_claim}' claim (got {got})")
         return Principal(name=f"oidc:{claims['sub']}", role=str(role))
 
 
@@ -127,6 +129,13 @@ class PrincipalCache:
         if len(self._entries) >= 10_000:
             self._entries.clear()
         self._entries[_digest(credential)] = (head, principal)
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "no such claim"
+    kinds = {list: "array", dict: "object", bool: "boolean", int: "number", float: "number"}
+    return "a JSON " + kinds.get(type(value), "value")
 
 
 def _digest(credential: str) -> bytes:

@@ -28,6 +28,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
 from core.errors import InputError, NotFoundError
+from core.files import ImportedPath, components
 from govreg.api import schemas
 from govreg.api.auth import OidcVerifier, authenticate
 from govreg.api.problems import responses
@@ -202,15 +203,14 @@ async def submit_upload(
     return schemas.VersionCreated(model=model, version=number, status="submitted")
 
 
-def _import_path(ctx: Context, relative: str) -> Path:
+def _import_path(ctx: Context, relative: str, field: str) -> ImportedPath:
+    """A file named inside the import folder; it is opened (once, relative to the
+    folder, following no symbolic link) only when the submission reads it."""
     base = ctx.settings.import_dir
     if base is None:
         raise InputError("submission by reference is off: the server has no GOVREG_IMPORT_DIR")
-    root = base.expanduser().resolve()
-    candidate = (root / relative).resolve()
-    if not candidate.is_relative_to(root):
-        raise InputError(f"path {relative!r} is outside the server's import folder")
-    return candidate
+    components(relative, what=field)  # refuse '..', absolute paths, NUL bytes now
+    return ImportedPath(base.expanduser(), relative)
 
 
 @endpoint(
@@ -225,9 +225,9 @@ def submit_reference(
         model,
         artifact=body.artifact
         if body.artifact.startswith(("runs:/", "models:/"))
-        else _import_path(ctx, body.artifact),
-        train=_import_path(ctx, body.train),
-        validation=_import_path(ctx, body.validation),
+        else _import_path(ctx, body.artifact, "artifact"),
+        train=_import_path(ctx, body.train, "train"),
+        validation=_import_path(ctx, body.validation, "validation"),
         target=body.target,
         protected=body.protected,
         policy_id=body.policy,

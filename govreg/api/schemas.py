@@ -6,10 +6,9 @@ Input models forbid unknown fields, so a client can never set ``status``,
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from registry.roles import Role
 from registry.services import NAME_RE
@@ -34,7 +33,9 @@ TEXT = r"[^\s\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\
 class PrincipalCreate(_In):
     name: str = Field(pattern=NAME)
     role: Role
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="with its time zone, e.g. 2030-01-31T00:00:00Z"
+    )
 
 
 class PrincipalPublic(BaseModel):

@@ -90,6 +90,38 @@ def test_bad_claims_are_refused(
     assert response.json()["detail"] == detail
 
 
+def test_claims_of_another_json_type_are_refused_by_name(
+    oidc_server: Server, signing_key: Any
+) -> None:
+    """A role claim that is a list (it was a 500), an object, a number, missing or
+    long: a 401 naming the claim, its value quoted short."""
+    cases: list[tuple[dict[str, Any], str]] = [
+        (
+            {"govreg_role": ["admin", "auditor"]},
+            "bearer token has no valid 'govreg_role' claim (got a JSON array)",
+        ),
+        (
+            {"govreg_role": {"admin": True}},
+            "bearer token has no valid 'govreg_role' claim (got a JSON object)",
+        ),
+        ({"govreg_role": 7}, "bearer token has no valid 'govreg_role' claim (got a JSON number)"),
+        (
+            {"govreg_role": None},
+            "bearer token has no valid 'govreg_role' claim (got no such claim)",
+        ),
+        (
+            {"govreg_role": "auditor\n" + "x" * 100},
+            f"bearer token has no valid 'govreg_role' claim (got 'auditor\\n{'x' * 28}...')",
+        ),
+        ({"sub": ["user-123"]}, "bearer token refused: Subject must be a string"),
+    ]
+    for overrides, detail in cases:
+        response = _get(oidc_server, _token(signing_key, **overrides))
+        assert response.status_code == 401, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["detail"] == detail
+
+
 def test_alg_none_and_algorithm_confusion_are_refused(
     oidc_server: Server, signing_key: Any
 ) -> None:
