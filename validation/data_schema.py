@@ -202,7 +202,8 @@ def as_gx_frame(frame: pd.DataFrame, contract: DataContract | None = None) -> pd
     for c in convert:
         column = frame[c].astype(object)
         if c in categorical:
-            column = column.map(lambda v: None if pd.isna(v) else category_key(v))
+            # astype(object) again: pandas infers a string dtype for map's result
+            column = column.map(lambda v: None if pd.isna(v) else category_key(v)).astype(object)
         out[c] = column
     return out
 
