@@ -355,11 +355,11 @@ def train_lightgbm(
     label = df[target].to_numpy(dtype=np.float64)
     if any(constraints):
         params["monotone_constraints"] = constraints
-        # LightGBM 4's "advanced" method breaks its constraints when features have
-        # missing values (a swept row's prediction moves the wrong way); "intermediate"
-        # keeps them there.
+        # With missing values in the features, LightGBM 4.7's "advanced" and
+        # "intermediate" methods break their constraints (rows whose monotone or other
+        # features are missing see the prediction move the wrong way); "basic" keeps them.
         missing = bool(df[features].isna().to_numpy().any())
-        params["monotone_constraints_method"] = "intermediate" if missing else "advanced"
+        params["monotone_constraints_method"] = "basic" if missing else "advanced"
     if any(categorical(f) for f in features):
         # LightGBM's pandas path: category columns become categorical features.
         data = lgb.Dataset(df[features], label=label, free_raw_data=True)

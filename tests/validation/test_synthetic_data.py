@@ -191,8 +191,9 @@ def test_a_model_on_realistic_data_uses_the_categories_and_keeps_its_monotone_re
     assert booster.feature_name() == features
     assert booster.pandas_categorical == [list(c) for c in CATEGORIES.values()]
     assert "[categorical_feature: 11,12,13]" in text
-    # LightGBM's "advanced" method breaks monotone constraints with missing values
-    assert "[monotone_constraints_method: intermediate]" in text
+    # LightGBM's "advanced" and "intermediate" methods break monotone constraints where
+    # features have missing values; the model is trained with "basic"
+    assert "[monotone_constraints_method: basic]" in text
     contract = derive(text, train, source="train")
     x_train, x_valid = contract.encode(train), contract.encode(valid)
     np.testing.assert_array_equal(booster.predict(x_valid), booster.predict(valid[features]))
@@ -200,7 +201,7 @@ def test_a_model_on_realistic_data_uses_the_categories_and_keeps_its_monotone_re
         j = features.index(feature)
         column = x_train[:, j][~np.isnan(x_train[:, j])]
         grid = np.unique(np.quantile(column, np.linspace(0.01, 0.99, 21)))
-        assert monotone_violations(booster, x_valid[:300], j, grid, direction)[0] == 0, feature
+        assert monotone_violations(booster, x_valid, j, grid, direction)[0] == 0, feature
     y = valid["default"].to_numpy()
     assert roc_auc_score(y, booster.predict(valid[features])) > 0.80
 
