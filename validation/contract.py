@@ -392,7 +392,7 @@ def unseen_categories(feature: Feature, series: pd.Series[Any]) -> dict[str, Any
     if not unknown:
         return {"rows": 0, "examples": []}
     # examples as the rows hold them (-0.0 and 0.0 are one distinct value, two texts)
-    held = series.to_numpy(dtype=object)[np.isin(positions, unknown)]
+    held = series.astype(object).to_numpy()[np.isin(positions, unknown)]
     return {"rows": int(held.size), "examples": sorted({str(v) for v in held})[:5]}
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from validation.contract import Feature, _category_codes, unseen_categories
@@ -37,6 +37,8 @@ _values = st.one_of(
 
 
 @settings(max_examples=400, deadline=None)
+@example(values=[0, None], categories=[], kind="category")  # ints made floats by NaN
+@example(values=[-0.0, 0.0, True, 1], categories=["1"], kind="object")
 @given(
     values=st.lists(_values, max_size=30),
     categories=st.lists(st.sampled_from(["2", "True", "1", "rent", "own", "0", "-1"]), unique=True),
