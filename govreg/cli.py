@@ -420,7 +420,7 @@ def _read_suite(path: Path) -> Any:
         raise InputError(f"expectation suite {path} is not readable JSON: {exc}") from exc
 
 
-def _read_reasons(path: Path) -> dict[str, str]:
+def _read_reasons(path: Path) -> dict[str, Any]:
     import yaml
 
     from core.errors import InputError
@@ -431,7 +431,8 @@ def _read_reasons(path: Path) -> dict[str, str]:
         raise InputError(f"reasons file {path} is unreadable: {exc}") from exc
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise InputError(f"reasons file {path} must map feature names to reason texts")
-    return {str(k): str(v) for k, v in data.items()}
+    # A categorical feature's {default, categories} stays a mapping (the registry checks it).
+    return {str(k): v if isinstance(v, dict) else str(v) for k, v in data.items()}
 
 
 @cli.command()

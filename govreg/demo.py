@@ -1,20 +1,29 @@
 """``govreg demo``: the main job, end to end, in a fresh demo home.
 
 Initialise a home; create principals for each role; generate synthetic
-credit data; train two LightGBM candidates tracked in MLflow (a SQLite
-tracking store in the demo home): one on data with a known bias against one
-group, one on fair data; submit both from MLflow (``runs:/`` and
-``models:/``); evaluate every gate of the default policy; show a
-segregation-of-duties refusal; have three distinct people sign the passing
-candidate; promote it (govreg mirrors it into MLflow's registry); score a few
-applicants through the HTTP scoring API and show a declined applicant's
-reasons; export the PDF report and the evidence bundle and check the bundle
-offline; verify the ledger and the decision log; print what happened and
-where everything is. Running it again starts from a fresh demo home.
+credit data with categorical columns (housing, loan purpose, employment type)
+and missing values that mean something (no delinquency ever, income not
+verified); train two LightGBM candidates on it, the categories as pandas
+``category`` columns, tracked in MLflow (a SQLite tracking store in the demo
+home): one on data with a known bias against one group (its files CSV), one
+on fair data (its files Parquet); submit both from MLflow (``runs:/`` and
+``models:/``) with reason texts per category; evaluate every gate of the
+default policy; show a segregation-of-duties refusal; have three distinct
+people sign the passing candidate; promote it (govreg mirrors it into MLflow's
+registry); score a few applicants (category strings, a ``null`` where training
+had missing values) through the HTTP scoring API and show a declined
+applicant's reasons; export the PDF report and the evidence bundle and check
+the bundle offline; verify the ledger and the decision log; print what
+happened and where everything is. Running it again starts from a fresh demo
+home.
+
+If a step after submission fails (the scoring API refuses the applicants),
+the remaining steps still run, and the demo ends with an error naming it.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -33,6 +42,18 @@ PEOPLE = {
     "lending-service": "service",
 }
 APPLICANTS = 8
+# Validation rows per training row: women over 60 are ~4 % of applicants, and the
+# fairness gate's group rates need a few hundred of them to be more than noise.
+VALIDATION_FACTOR = 4
+FORMATS = {"biased": "csv", "fair": "parquet"}
+
+
+class DemoIncomplete(click.ClickException):
+    """A step of the demo failed; the others ran. ``result`` is what happened."""
+
+    def __init__(self, message: str, result: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 def _step(text: str) -> None:
@@ -55,7 +76,7 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
     from audits.signing import load_public_key
     from govreg.context import build, init_home
     from govreg.settings import Settings
-    from govreg.synthetic import PROTECTED, REASON_TEXTS, TARGET, write_candidate
+    from govreg.synthetic import PROTECTED, TARGET, write_candidate
     from registry.services import Registry
 
     started = time.perf_counter()
@@ -82,9 +103,11 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
             click.echo(f"    {name:18} {role}")
 
         _step(
-            f"generate synthetic credit data ({rows} applicants per set) and train two candidates"
+            f"generate synthetic credit data ({rows} training and {rows * VALIDATION_FACTOR} "
+            "validation applicants) and train two candidates"
         )
-        # Both candidates respect the monotone relations the policy declares.
+        # Both candidates respect the monotone relations the policy declares and use
+        # the categorical columns (pandas category dtype) and the missing values.
         # The fair one leaves out age and the area score; the biased one uses
         # every column and learns the area score as a proxy for sex.
         files: dict[str, dict[str, Path]] = {}
@@ -95,18 +118,33 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
         ) as bar:
             for label, biased in bar:
                 files[label] = write_candidate(
-                    home / "data" / label, rows=rows, seed=seed, biased=biased
+                    home / "data" / label,
+                    rows=rows,
+                    validation_rows=rows * VALIDATION_FACTOR,
+                    seed=seed,
+                    biased=biased,
+                    realistic=True,
+                    train_format=FORMATS[label],
+                    validation_format=FORMATS[label],
                 )
                 tracked[label] = _track(
                     home, tracking_uri, label, files[label], rows=rows, seed=seed
                 )
         for label in ("biased", "fair"):
-            click.echo(f"    {label:7} MLflow run {tracked[label]['run_id']}")
+            click.echo(
+                f"    {label:7} MLflow run {tracked[label]['run_id']}; "
+                f"data {files[label]['train'].name}, {files[label]['validation'].name}"
+            )
+        click.echo("    " + _data_summary(files["fair"]["train"]))
         sources = {"biased": tracked["biased"]["runs_uri"], "fair": tracked["fair"]["models_uri"]}
 
-        _step(f"submit both candidates of '{MODEL}' from MLflow as {actors['ds-team'].name}")
+        _step(
+            f"submit both candidates of '{MODEL}' from MLflow as {actors['ds-team'].name}, "
+            "with reason texts per category"
+        )
         versions: dict[str, int] = {}
         for label in ("biased", "fair"):
+            reasons = json.loads(files[label]["reasons"].read_text(encoding="utf-8"))
             versions[label] = registry.submit(
                 actors["ds-team"],
                 MODEL,
@@ -115,7 +153,7 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
                 validation=files[label]["validation"],
                 target=TARGET,
                 protected=list(PROTECTED),
-                reason_texts=REASON_TEXTS,
+                reason_texts=reasons,
             )
             click.echo(f"    {label:7} {sources[label]} -> {MODEL} v{versions[label]}")
 
@@ -139,6 +177,7 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
         fair = versions["fair"]
         scored: dict[str, Any] = {}
         mirrored: dict[str, int] = {}
+        failed_steps: list[str] = []
         _step("segregation of duties: the submitter tries to sign their own version")
         from core.errors import GovregError
 
@@ -174,9 +213,9 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
             click.echo(f"    MLflow registry: {MODEL} aliases {mirrored} (mirrored by govreg)")
 
             _step(f"a lending service scores {APPLICANTS} applicants through the HTTP API")
-            scored = _score_over_http(
-                settings, keys["lending-service"], files["fair"]["validation"], APPLICANTS
-            )
+            scored = _score_over_http(settings, keys["lending-service"], files["fair"], APPLICANTS)
+            if "refused" in scored:
+                failed_steps.append(f"scoring: {scored['refused']}")
 
         _step(f"the auditor exports the PDF report and the evidence bundle of v{fair}")
         from reports.bundle import verify_bundle
@@ -228,7 +267,7 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
     env = f"GOVREG_HOME={home} GOVREG_API_KEY=$(cat {home}/admin.key)"
     click.echo(f"      {env} govreg audit log")
     click.echo(f"      {env} govreg versions show {MODEL} {versions['fair']}")
-    return {
+    happened = {
         "home": home,
         "versions": versions,
         "outcome": outcome,
@@ -242,7 +281,13 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
         "tracking_uri": tracking_uri,
         "scored": scored,
         "decisions": decisions.decisions,
+        "failed_steps": failed_steps,
     }
+    if failed_steps:
+        raise DemoIncomplete(
+            "the demo ran every step, but these failed: " + "; ".join(failed_steps), happened
+        )
+    return happened
 
 
 def _track(
@@ -250,10 +295,9 @@ def _track(
 ) -> dict[str, str]:
     """Log a candidate to MLflow as its data scientist would (the fair one is registered)."""
     import mlflow
-    import pandas as pd
     from sklearn.metrics import roc_auc_score
 
-    from govreg.synthetic import TARGET, log_to_mlflow
+    from govreg.synthetic import TARGET, log_to_mlflow, with_category_dtypes
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     if client.get_experiment_by_name(MODEL) is None:
@@ -263,7 +307,8 @@ def _track(
     lightgbm = import_lightgbm()
     text = files["artifact"].read_text(encoding="utf-8")
     booster = lightgbm.Booster(model_str=text)
-    validation = pd.read_csv(files["validation"])
+    # LightGBM's pandas path: the categorical columns as category dtype (a CSV reads text)
+    validation = with_category_dtypes(_read(files["validation"]))
     auc = roc_auc_score(validation[TARGET], booster.predict(validation[booster.feature_name()]))
     return log_to_mlflow(
         text,
@@ -282,26 +327,65 @@ def _mlflow_aliases(tracking_uri: str) -> dict[str, int]:
     return {k: int(v) for k, v in found.get_registered_model(MODEL).aliases.items()}
 
 
-def _applicants(settings: Any, validation: Path, count: int) -> list[dict[str, Any]]:
-    """Applicants from held-out data, inside the ranges the model was validated on:
+def _read(path: Path) -> Any:
+    import pandas as pd
+
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+
+
+def _data_summary(train: Path) -> str:
+    """One line on the categorical columns and the missing values of the training data."""
+    from govreg.synthetic import CATEGORIES
+
+    frame = _read(train)
+    nulls = frame.isna().mean()
+    shown = ", ".join(f"{c} {100 * nulls[c]:.1f} %" for c in nulls.index if nulls[c] > 0)
+    return (
+        f"categorical: {', '.join(c for c in CATEGORIES if c in frame.columns)}; missing: {shown}"
+    )
+
+
+def _applicants(files: dict[str, Path], features: list[str], count: int) -> list[dict[str, Any]]:
+    """Applicants from held-out data as a lending service sends them (JSON: category
+    strings, ``null`` for a missing value), inside the ranges the model was validated on:
     the first few, and the riskiest-looking ones, so at least one is likely declined."""
     import pandas as pd
 
-    from govreg.synthetic import feature_names
+    from govreg.synthetic import CATEGORIES
 
-    train = pd.read_csv(validation.with_name("train.csv"))
-    frame = pd.read_csv(validation)
-    features = [f for f in feature_names() if f in frame.columns]
-    inside = (frame[features] >= train[features].min()) & (frame[features] <= train[features].max())
+    train = _read(files["train"])
+    frame = _read(files["validation"])
+    numeric = [f for f in features if f not in CATEGORIES]
+    values = frame[numeric]
+    inside = values.isna() | ((values >= train[numeric].min()) & (values <= train[numeric].max()))
     frame = frame[inside.all(axis=1)]
     risk = frame["debt_to_income"] + frame["credit_utilisation"] + frame["delinquencies_2y"]
     chosen = pd.concat([frame.head(count - 2), frame.loc[risk.nlargest(2).index]])
-    rows: list[dict[str, Any]] = chosen[features].to_dict(orient="records")
+    rows: list[dict[str, Any]] = []
+    for record in chosen[features].astype(object).to_dict(orient="records"):
+        rows.append(
+            {
+                str(k): None if pd.isna(v) else (str(v) if k in CATEGORIES else v)
+                for k, v in record.items()
+            }
+        )
     return rows
 
 
-def _score_over_http(settings: Any, api_key: str, validation: Path, count: int) -> dict[str, Any]:
-    """Start the API on a loopback port, score applicants as the service, stop it cleanly."""
+def _describe(applicant: dict[str, Any]) -> str:
+    from govreg.synthetic import CATEGORIES
+
+    categories = ", ".join(str(applicant[c]) for c in CATEGORIES if c in applicant)
+    missing = [k for k, v in applicant.items() if v is None]
+    return f"{categories}; null: {', '.join(missing) or '-'}"
+
+
+def _score_over_http(
+    settings: Any, api_key: str, files: dict[str, Path], count: int
+) -> dict[str, Any]:
+    """Start the API on a loopback port, score applicants as the service, stop it cleanly.
+
+    A refusal by the API is returned as ``{"refused": ...}`` (the demo goes on)."""
     import socket
     import threading
 
@@ -327,34 +411,40 @@ def _score_over_http(settings: Any, api_key: str, validation: Path, count: int) 
             time.sleep(0.05)
         url = f"http://127.0.0.1:{port}"
         click.echo(f"    API on {url}; POST /v1/models/{MODEL}/score as lending-service")
-        model_text = (validation.parent / "model.txt").read_text(encoding="utf-8")
+        model_text = files["artifact"].read_text(encoding="utf-8")
         features = lightgbm.Booster(model_str=model_text).feature_name()
-        applicants = [
-            {f: row[f] for f in features} for row in _applicants(settings, validation, count)
-        ]
+        applicants = _applicants(files, features, count)
         response = httpx.post(
             f"{url}/v1/models/{MODEL}/score",
             json={"applicants": applicants},
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=60,
         )
-        response.raise_for_status()
-        body: dict[str, Any] = response.json()
     finally:
         server.should_exit = True  # the lifespan closes the decision log: nothing lost
         thread.join(timeout=30)
+    if response.status_code != 200:
+        try:
+            detail = str(response.json().get("detail") or response.text)
+        except ValueError:
+            detail = response.text
+        refused = f"HTTP {response.status_code}: {detail}"
+        click.secho(f"    the scoring API refused the applicants ({refused})", fg="red")
+        return {"refused": refused, "applicants": applicants}
+    body: dict[str, Any] = response.json()
     click.echo(
         f"    served by {MODEL} v{body['version']} (approval event {body['approval_seq']}), "
         f"cutoff {body['cutoff']}"
     )
-    for i, result in enumerate(body["results"], 1):
+    for i, (applicant, result) in enumerate(zip(applicants, body["results"], strict=True), 1):
         click.echo(
-            f"      applicant {i}: probability of default {result['probability_of_default']}"
-            f" -> {result['decision']}"
+            f"      applicant {i} ({_describe(applicant)}): probability of default "
+            f"{result['probability_of_default']} -> {result['decision']}"
         )
     declined = [r for r in body["results"] if r["decision"] == "decline"]
     if declined:
         click.echo("    principal reasons for the first declined applicant:")
         for reason in declined[0]["reasons"]:
             click.echo(f"      - {reason['reason']} ({reason['feature']})")
+    body["applicants"] = applicants
     return body

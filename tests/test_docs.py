@@ -391,6 +391,8 @@ def test_operator_guide(tmp_path: Path, database_url: str) -> None:
 
 
 def test_data_scientist_guide(template: Template, tmp_path: Path) -> None:
+    import pandas as pd
+
     space = workspace(template, tmp_path, fresh_home=True)
     run_guide("data-scientist.md", space.cwd, space.env, {})
     assert statuses(space.home, {**template.keys, **_keys(space)}) == {
@@ -399,10 +401,36 @@ def test_data_scientist_guide(template: Template, tmp_path: Path) -> None:
         (MODEL, 3): "submitted",  # models:/credit-pd/1
         (MODEL, 4): "awaiting_signoff",  # the SDK
         ("card-pd", 1): "gates_failed",  # own data, explainability under credit-risk@1
+        ("loan-pd", 1): "awaiting_signoff",  # categories and missing values, after a refusal
     }
     assert (space.cwd / "applications_train.csv").exists()
     assert (space.cwd / "applications_validation.parquet").exists()
+    assert list(pd.read_csv(space.cwd / "loans_train.csv").columns)[:6] == LOAN_FEATURES
+    ctx = context(space.home)
+    try:
+        submitted = ctx.registry.submission("loan-pd", 1)
+    finally:
+        ctx.close()
+    contract = {f["name"]: f for f in submitted["contract"]["features"]}
+    assert list(contract) == LOAN_FEATURES
+    assert contract["housing"]["categories"] == ["mortgage", "own", "rent"]
+    assert contract["loan_purpose"]["kind"] == "categorical"
+    assert float(contract["income"]["null_rate"]) > 0.02
+    assert submitted["reason_texts"]["housing"] == {
+        "default": "Housing status",
+        "categories": {"rent": "Renting rather than owning or buying a home"},
+    }
     verified(space.home)
+
+
+LOAN_FEATURES = [
+    "income",
+    "debt_to_income",
+    "credit_utilisation",
+    "delinquencies_2y",
+    "housing",
+    "loan_purpose",
+]
 
 
 def _keys(space: Workspace) -> dict[str, str]:

@@ -376,31 +376,62 @@ class DataContract:
 
 def unseen_categories(feature: Feature, series: pd.Series[Any]) -> dict[str, Any]:
     """How many present values of ``series`` are categories ``feature`` does not know."""
-    values = series[series.notna()].astype(object)
-    mask = values.map(lambda v: feature.code(v) is None).astype(bool)
-    return {
-        "rows": int(mask.sum()),
-        "examples": sorted({str(v) for v in values[mask].tolist()})[:5],
-    }
+    import numpy as np
+
+    found = _distinct(series)
+    if found is None:
+        values = series[series.notna()].astype(object)
+        mask = values.map(lambda v: feature.code(v) is None).astype(bool)
+        return {
+            "rows": int(mask.sum()),
+            "examples": sorted({str(v) for v in values[mask].tolist()})[:5],
+        }
+    positions, distinct = found
+    counts = np.bincount(positions[positions >= 0], minlength=len(distinct))
+    unknown = [i for i, v in enumerate(distinct) if counts[i] and feature.code(v) is None]
+    if not unknown:
+        return {"rows": 0, "examples": []}
+    # examples as the rows hold them (-0.0 and 0.0 are one distinct value, two texts)
+    held = series.astype(object).to_numpy()[np.isin(positions, unknown)]
+    return {"rows": int(held.size), "examples": sorted({str(v) for v in held})[:5]}
 
 
-def _category_codes(feature: Feature, series: pd.Series[Any]) -> npt.NDArray[np.float64]:
+# Column types whose distinct values pandas tells apart exactly as category_key does
+# (in a mixed column True and 1 hash alike, but are the categories "True" and "1").
+_HOMOGENEOUS = frozenset({"string", "integer", "floating", "boolean", "empty"})
+
+
+def _distinct(series: pd.Series[Any]) -> tuple[npt.NDArray[np.intp], list[Any]] | None:
+    """``(positions, distinct values)``: each row's position among the column's distinct
+    values (-1 where missing), so that each value is mapped once; None for a mixed column."""
     import numpy as np
     import pandas as pd
 
     if isinstance(series.dtype, pd.CategoricalDtype):
-        # Map each of the column's own categories once, then its codes.
-        own = list(series.cat.categories)
-        table = np.array(
-            [np.nan if (c := feature.code(v)) is None else float(c) for v in own] + [np.nan],
-            dtype=np.float64,
-        )
-        own_codes = series.cat.codes.to_numpy()
-        mapped: npt.NDArray[np.float64] = table[np.where(own_codes < 0, len(own), own_codes)]
-        return mapped
-    keys = series.map(lambda v: None if _is_missing(v) else feature.code(v))
-    codes: npt.NDArray[np.float64] = keys.to_numpy(dtype=np.float64, na_value=np.nan)
-    return codes
+        codes = np.asarray(series.cat.codes.to_numpy(), dtype=np.intp)
+        return codes, list(series.cat.categories)
+    if pd.api.types.infer_dtype(series, skipna=True) not in _HOMOGENEOUS:
+        return None
+    positions, distinct = pd.factorize(series, use_na_sentinel=True)
+    return np.asarray(positions, dtype=np.intp), list(distinct)
+
+
+def _category_codes(feature: Feature, series: pd.Series[Any]) -> npt.NDArray[np.float64]:
+    import numpy as np
+
+    found = _distinct(series)
+    if found is None:
+        keys = series.map(lambda v: None if _is_missing(v) else feature.code(v))
+        codes: npt.NDArray[np.float64] = keys.to_numpy(dtype=np.float64, na_value=np.nan)
+        return codes
+    # Map each distinct value once, then the rows' positions (missing: the last, NaN).
+    positions, distinct = found
+    table = np.array(
+        [np.nan if (c := feature.code(v)) is None else float(c) for v in distinct] + [np.nan],
+        dtype=np.float64,
+    )
+    mapped: npt.NDArray[np.float64] = table[np.where(positions < 0, len(distinct), positions)]
+    return mapped
 
 
 def _is_missing(value: Any) -> bool:

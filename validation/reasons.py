@@ -44,6 +44,8 @@ def _text(value: Any, where: str) -> str:
 
 def normalise(raw: Any) -> ReasonTexts:
     """The reason texts in their recorded form; a malformed mapping is an InputError."""
+    from validation.contract import quote
+
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
@@ -52,7 +54,7 @@ def normalise(raw: Any) -> ReasonTexts:
     for feature, value in raw.items():
         if not isinstance(feature, str):
             raise InputError(f"reason texts: feature name {feature!r} must be text")
-        where = f"feature '{feature}'"
+        where = f"feature {quote(feature)}"  # escaped: a name may hold a newline
         if isinstance(value, Mapping):
             unknown = sorted(set(value) - {"default", "categories"})
             if unknown:

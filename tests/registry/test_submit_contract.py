@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from govreg_kit import MODEL
 from govreg_kit import submit_args as cli_args
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from core.errors import GovregError, NotFoundError, PermissionDenied
 
@@ -334,3 +336,275 @@ def test_submit_json_and_the_policys_cutoff(sqlite_kit: Any) -> None:
     assert result.exit_code == 0
     assert result.stdout == "submitted pd v2\n"
     kit.verify()
+
+
+# -- the data contract: categorical features and missing values ---------------------------
+@pytest.fixture(scope="module")
+def categorical(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A model on categorical columns with missing values, its good files and bad ones."""
+    import lightgbm as lgb
+    import yaml
+
+    from govreg.synthetic import MONOTONE, make_credit_data, reason_texts, train_lightgbm
+
+    root = tmp_path_factory.mktemp("categorical")
+    data = make_credit_data(1500, seed=3, realistic=True)
+    train, validation = data.iloc[:1000], data.iloc[1000:].reset_index(drop=True)
+    files = {
+        "model": root / "model.txt",
+        "train": root / "train.csv",
+        "validation": root / "validation.parquet",
+        "reasons": root / "reasons.yaml",
+    }
+    files["model"].write_text(
+        train_lightgbm(train, num_boost_round=15, monotone=MONOTONE), encoding="utf-8"
+    )
+    train.to_csv(files["train"], index=False)
+    validation.to_parquet(files["validation"], index=False)
+    texts = reason_texts(realistic=True)
+    files["reasons"].write_text(yaml.safe_dump(texts, sort_keys=False), encoding="utf-8")
+
+    def write(name: str, frame: Any) -> None:
+        files[name] = root / f"{name}.csv"
+        frame.to_csv(files[name], index=False)
+
+    typed = train.astype({"income": object})
+    typed.loc[typed.index[6], "income"] = "unknown"  # pandas reads 'n/a', 'NA', '' as missing
+    write("text_in_train", typed)
+    typed = validation.astype({"loan_amount": object})
+    typed.loc[typed.index[2], "loan_amount"] = "12,500"
+    write("text_in_validation", typed)
+    boat = train.astype({"housing": object})
+    boat.loc[boat.index[:3], "housing"] = "boat"
+    write("unseen_in_train", boat)
+
+    # a model trained on a column named with a space: LightGBM calls it loan_purpose
+    spaced = train.rename(columns={"loan_purpose": "loan purpose"})
+    features = ["income", "debt_to_income", "housing", "loan purpose"]
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "seed": 0},
+        lgb.Dataset(spaced[features], spaced[TARGET_COLUMN]),
+        num_boost_round=5,
+    )
+    assert booster.feature_name()[-1] == "loan_purpose"
+    files["model_spaced"] = root / "model_spaced.txt"
+    files["model_spaced"].write_text(booster.model_to_string(), encoding="utf-8")
+    write("train_spaced", spaced)
+    # a categorical feature of integer codes: the model has no category names
+    codes = train.assign(housing=train["housing"].cat.codes)
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "seed": 0},
+        lgb.Dataset(codes[["income", "housing"]], codes[TARGET_COLUMN], categorical_feature=[1]),
+        num_boost_round=5,
+    )
+    files["model_codes"] = root / "model_codes.txt"
+    files["model_codes"].write_text(booster.model_to_string(), encoding="utf-8")
+    write("train_codes", codes)
+
+    without = {k: v for k, v in texts.items() if k != "housing"}
+    files["reasons_without_housing"] = root / "reasons_without_housing.yaml"
+    files["reasons_without_housing"].write_text(yaml.safe_dump(without), encoding="utf-8")
+    unknown = {**texts, "housing": {"default": "Housing", "categories": {"caravan": "A van"}}}
+    files["reasons_unknown_category"] = root / "reasons_unknown_category.yaml"
+    files["reasons_unknown_category"].write_text(yaml.safe_dump(unknown), encoding="utf-8")
+    return files
+
+
+TARGET_COLUMN = "default"
+CATEGORICAL_HINT = "write a number, or leave the cell empty for a missing value"
+# name -> (overrides of the categorical files, expected message)
+ContractCase = tuple[Callable[[dict[str, Path]], dict[str, Path]], Callable[[dict[str, Path]], str]]
+CONTRACT_CASES: dict[str, ContractCase] = {
+    "text in a numeric training column": (
+        lambda f: {"train": f["text_in_train"]},
+        lambda f: (
+            f"column 'income' of {f['text_in_train']} must be numeric (the model treats it as "
+            f"a number), but row 7 holds 'unknown'; {CATEGORICAL_HINT}"
+        ),
+    ),
+    "text in a numeric validation column": (
+        lambda f: {"validation": f["text_in_validation"]},
+        lambda f: (
+            f"column 'loan_amount' of {f['text_in_validation']} must be numeric (the model "
+            f"treats it as a number), but row 3 holds '12,500'; {CATEGORICAL_HINT}"
+        ),
+    ),
+    "a column LightGBM renamed": (
+        lambda f: {"artifact": f["model_spaced"], "train": f["train_spaced"]},
+        lambda f: (
+            f"dataset {f['train_spaced']} lacks the model's features loan_purpose; LightGBM "
+            "renamed columns when the model was trained ('loan purpose' -> 'loan_purpose'): "
+            "rename them so in your data, or train on names without spaces"
+        ),
+    ),
+    "a categorical feature of integer codes": (
+        lambda f: {"artifact": f["model_codes"], "train": f["train_codes"]},
+        lambda f: (
+            "feature 'housing' is categorical in the model, but the model carries no category "
+            "names for it; train on a pandas DataFrame with the column as dtype 'category' so "
+            "the model records its categories"
+        ),
+    ),
+    "training categories the model does not know": (
+        lambda f: {"train": f["unseen_in_train"]},
+        lambda f: (
+            f"column 'housing' of {f['unseen_in_train']} holds 3 rows with categories the model "
+            "does not know (e.g. 'boat'); the model's categories are ['own', 'mortgage', "
+            "'rent', 'other']: was it trained on this data?"
+        ),
+    ),
+    "reasons without a feature": (
+        lambda f: {"reasons": f["reasons_without_housing"]},
+        lambda f: "reason texts lack 1 of the model's features: housing; give each feature a text",
+    ),
+    "reasons naming a category the model does not know": (
+        lambda f: {"reasons": f["reasons_unknown_category"]},
+        lambda f: (
+            "reason texts for 'housing' name category 'caravan', which the model does not know; "
+            "its categories are 'own', 'mortgage', 'rent', 'other'"
+        ),
+    ),
+}
+
+
+def contract_args(files: dict[str, Path], overrides: dict[str, Path]) -> dict[str, Any]:
+    """Registry.submit arguments (the reasons file read as the CLI reads it)."""
+    import yaml
+
+    chosen = {
+        "artifact": files["model"],
+        "train": files["train"],
+        "validation": files["validation"],
+        "reasons": files["reasons"],
+        **overrides,
+    }
+    texts = yaml.safe_load(chosen.pop("reasons").read_text(encoding="utf-8"))
+    return {**chosen, "reason_texts": texts}
+
+
+def contract_cli(files: dict[str, Path], overrides: dict[str, Path]) -> list[str]:
+    chosen = {
+        "artifact": files["model"],
+        "train": files["train"],
+        "validation": files["validation"],
+        "reasons": files["reasons"],
+        **overrides,
+    }
+    args = ["submit", MODEL, "--target", TARGET_COLUMN, "--protected", "sex,age_band"]
+    for key, path in chosen.items():
+        args += [f"--{key}", str(path)]
+    return args
+
+
+@pytest.mark.parametrize("case", sorted(CONTRACT_CASES))
+def test_data_that_cannot_feed_the_model_is_refused_by_name(
+    sqlite_kit: Any, categorical: dict[str, Path], case: str
+) -> None:
+    kit = sqlite_kit
+    overrides_of, message_of = CONTRACT_CASES[case]
+    overrides, message = overrides_of(categorical), message_of(categorical)
+    kit.people("ds-1")
+    before = kit.state()
+
+    with pytest.raises(GovregError) as caught:
+        kit.submit(**contract_args(categorical, overrides))
+    assert str(caught.value) == message
+    assert caught.value.exit_code == 2
+    assert kit.state() == before
+
+    result = kit.home.cli(*contract_cli(categorical, overrides), api_key=kit.key("ds-1"))
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == f"error: {message}\n"
+    assert kit.state() == before
+    assert kit.row() is None
+    assert kit.rows("models") == []
+    kit.verify()
+
+
+def test_contract_refusals_record_nothing_on_either_database(
+    kit: Any, categorical: dict[str, Path]
+) -> None:
+    assert kit.submit(**contract_args(categorical, {})) == 1
+    before = kit.state()
+    for case, (overrides_of, message_of) in sorted(CONTRACT_CASES.items()):
+        with pytest.raises(GovregError) as caught:
+            kit.submit(**contract_args(categorical, overrides_of(categorical)))
+        assert str(caught.value) == message_of(categorical), case
+        assert kit.state() == before, case
+    assert kit.row(MODEL, 2) is None
+    kit.verify()
+
+
+def test_a_categorical_submission_through_the_cli_records_categories_and_texts(
+    sqlite_kit: Any, categorical: dict[str, Path]
+) -> None:
+    import pandas as pd
+
+    from govreg.synthetic import CATEGORIES, reason_texts
+
+    kit = sqlite_kit
+    result = kit.home.cli(*contract_cli(categorical, {}), api_key=kit.key("ds-1"))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"submitted {MODEL} v1\n"
+    submitted = kit.events(model=MODEL, version=1, types=["version.submitted"])[0].data
+    contract = {f["name"]: f for f in submitted["contract"]["features"]}
+    for name, categories in CATEGORIES.items():
+        assert contract[name] == {
+            "name": name,
+            "kind": "categorical",
+            "null_rate": "0.0",
+            "categories": list(categories),
+        }
+    train = pd.read_csv(categorical["train"])
+    assert contract["income"]["null_rate"] == repr(float(train["income"].isna().mean()))
+    assert float(contract["months_since_last_delinquency"]["null_rate"]) > 0.4
+    # The reasons file's texts per category are recorded as written, not as text.
+    texts = reason_texts(realistic=True)
+    assert submitted["reason_texts"]["housing"] == texts["housing"]
+    assert submitted["reason_texts"]["loan_purpose"]["categories"]["business"] == (
+        "Credit requested for business purposes"
+    )
+    assert submitted["reason_texts"] == {f: texts[f] for f in contract}
+    kit.verify()
+
+
+_yaml_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner),
+    max_leaves=12,
+)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@example(document={"a\nb": {"default": ""}})  # a name with a newline, echoed escaped
+@given(document=st.dictionaries(st.text(max_size=12), _yaml_values, max_size=5) | _yaml_values)
+def test_any_reasons_file_is_read_and_checked_or_refused_in_one_line(
+    tmp_path: Path, document: Any
+) -> None:
+    """The CLI's reasons reader and the checks behind it: an InputError, never a crash."""
+    import yaml
+
+    from core.errors import InputError
+    from govreg.cli import _read_reasons
+    from validation.contract import DataContract, Feature
+    from validation.reasons import check, normalise
+
+    path = tmp_path / "reasons.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    contract = DataContract(
+        (
+            Feature("income", "numeric", 0.0),
+            Feature("housing", "categorical", 0.0, ("own", "rent")),
+        )
+    )
+    try:
+        recorded = check(normalise(_read_reasons(path)), contract)
+    except InputError as refused:
+        message = str(refused)
+    else:
+        assert set(recorded) <= {"income", "housing"}
+        return
+    assert message
+    assert "\n" not in message  # one line, whatever the file holds
