@@ -20,7 +20,8 @@ _recording: list[list[tuple[Any, int]]] = []
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     # os.open and open() both raise the "open" audit event: (path, mode, flags)
-    if event == "open" and _recording:
+    # (a descriptor opened as a file, e.g. the model probe's pipe, is not a path: skipped)
+    if event == "open" and _recording and isinstance(args[0], str | bytes | os.PathLike):
         _recording[-1].append((args[0], args[2]))
 
 
