@@ -136,7 +136,7 @@ class RemoteRegistry:
         protected: list[str],
         policy_id: str | None = None,
         cutoff: str | None = None,
-        reason_texts: dict[str, str] | None = None,
+        reason_texts: dict[str, Any] | None = None,
         schema_suite: dict[str, Any] | None = None,
     ) -> int:
         if schema_suite is not None:

@@ -161,7 +161,7 @@ class Client:
         protected: list[str] | tuple[str, ...],
         policy: str | None = None,
         cutoff: str | None = None,
-        reasons: dict[str, str] | None = None,
+        reasons: dict[str, Any] | None = None,
     ) -> Submitted:
         """Submit a candidate: a LightGBM text model file or an MLflow
         ``runs:/<run_id>/<path>`` / ``models:/<name>/<version>`` URI, and the datasets.

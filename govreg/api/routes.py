@@ -160,14 +160,14 @@ async def submit_upload(
     ] = None,
     policy: Annotated[str | None, Form()] = None,
     cutoff: Annotated[str | None, Form(description=schemas.CUTOFF)] = None,
-    reasons: Annotated[str | None, Form(description="JSON object feature -> reason")] = None,
+    reasons: Annotated[str | None, Form(description=schemas.REASONS)] = None,
 ) -> schemas.VersionCreated:
     """Submit a candidate with uploaded files (the model uploaded or named by an MLflow URI)."""
     import json
 
     from starlette.concurrency import run_in_threadpool
 
-    reason_texts: dict[str, str] = {}
+    reason_texts: dict[str, Any] = {}
     if reasons:
         try:
             loaded = json.loads(reasons)
@@ -175,7 +175,7 @@ async def submit_upload(
             raise InputError(f"reasons is not JSON: {exc}") from exc
         if not isinstance(loaded, dict):
             raise InputError("reasons must be a JSON object mapping feature to reason text")
-        reason_texts = {str(k): str(v) for k, v in loaded.items()}
+        reason_texts = loaded  # the service checks the texts (one per feature or per category)
     if (artifact is None) == (artifact_uri is None):
         raise InputError("send the model as the 'artifact' file or as 'artifact_uri', not both")
     if artifact_uri is not None and not artifact_uri.startswith(("runs:/", "models:/")):
@@ -232,7 +232,9 @@ def submit_reference(
         protected=body.protected,
         policy_id=body.policy,
         cutoff=body.cutoff,
-        reason_texts=body.reasons,
+        reason_texts={
+            k: v if isinstance(v, str) else v.model_dump() for k, v in body.reasons.items()
+        },
     )
     return schemas.VersionCreated(model=model, version=number, status="submitted")
 

@@ -18,6 +18,16 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+REASONS = "JSON object: feature -> reason text, or -> {default, categories: {category: text}}"
+
+
+class ReasonsByCategory(_In):
+    """A categorical feature's reason texts: a default and texts per category."""
+
+    default: str
+    categories: dict[str, str] = Field(default_factory=dict)
+
+
 NAME = NAME_RE.pattern  # names as the registry accepts them
 POLICY_REF = r"^[a-z][a-z0-9_\-]{0,99}(@[1-9][0-9]{0,8})?$"  # id or id@version
 # at least one character that is not white space by any of the definitions in
@@ -61,7 +71,7 @@ class VersionByReference(_In):
     protected: list[str] = Field(min_length=1)
     policy: str | None = Field(default=None, pattern=POLICY_REF)
     cutoff: str | None = Field(default=None, description=CUTOFF)
-    reasons: dict[str, str] = Field(default_factory=dict)
+    reasons: dict[str, str | ReasonsByCategory] = Field(default_factory=dict)
 
 
 class VersionCreated(BaseModel):

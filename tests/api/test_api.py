@@ -511,3 +511,37 @@ def test_several_workers_listen_as_tcp_so_connections_get_nodelay() -> None:
                 assert accepted.proto == socket.IPPROTO_TCP  # asyncio sets TCP_NODELAY on it
     finally:
         fixed.close()
+
+
+def test_reason_texts_per_category_arrive_as_given_over_http(
+    server: Server, home: Any, tmp_path: Path
+) -> None:
+    import json
+
+    from govreg.synthetic import write_candidate
+
+    files = write_candidate(tmp_path, rows=3000, realistic=True)
+    sent = json.loads(files["reasons"].read_text())
+    assert isinstance(sent["housing"], dict)  # the realistic candidate's texts per category
+    with server.client("data_scientist") as client:
+        made = _upload(client, files)
+        assert made.status_code == 201, made.text
+        number = made.json()["version"]
+        bad = dict(sent, housing={"default": "Housing", "categories": {"castle": "A castle"}})
+        refused = _upload(client, {**files, "reasons": _write(tmp_path / "bad.json", bad)})
+    assert refused.status_code == 422
+    assert "name category 'castle', which the model does not know" in refused.json()["detail"]
+    ctx = home.context()
+    try:
+        recorded = ctx.registry.submission("pd", number)["reason_texts"]
+    finally:
+        ctx.close()
+    assert recorded["housing"] == sent["housing"]
+    assert recorded["income"] == sent["income"]
+
+
+def _write(path: Path, data: Any) -> Path:
+    import json
+
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
