@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from validation.contract import Feature
     from validation.inputs import GateInputs
 
 SHARE_FLOOR = 1e-4
@@ -88,11 +89,19 @@ def categorical_psi(train: Any, valid: Any) -> tuple[float, list[dict[str, Any]]
     return psi_from_shares(np.asarray(e_share), np.asarray(a_share)), table
 
 
-def _labels(series: Any) -> Any:
-    """A categorical column as category texts (``2``, ``2.0`` and ``"2"`` alike), nulls kept."""
+def _labels(feature: Feature, series: Any, codes: npt.NDArray[np.float64]) -> Any:
+    """A categorical column as category texts from its model codes (``2``, ``2.0`` and
+    ``"2"`` alike), nulls kept; a category the model never saw keeps its own text."""
+    import numpy as np
     import pandas as pd
 
-    return series.astype(object).map(lambda v: None if pd.isna(v) else category_key(v))
+    names = np.array([category_key(c) for c in feature.categories] + [None], dtype=object)
+    missing = np.isnan(codes)
+    labels = names[np.where(missing, len(feature.categories), codes).astype(np.int64)]
+    unseen = missing & series.notna().to_numpy()
+    if unseen.any():  # few rows: their own texts, one by one
+        labels[unseen] = [category_key(v) for v in series.to_numpy(dtype=object)[unseen]]
+    return pd.Series(labels, dtype=object)
 
 
 def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
@@ -108,7 +117,8 @@ def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
             psis[name], tables[name] = numeric_psi(x_train[:, j], x_valid[:, j], params.bins)
         else:
             psis[name], tables[name] = categorical_psi(
-                _labels(inputs.train[name]), _labels(inputs.validation[name])
+                _labels(feature, inputs.train[name], x_train[:, j]),
+                _labels(feature, inputs.validation[name], x_valid[:, j]),
             )
     psis[SCORE], tables[SCORE] = numeric_psi(inputs.pred_train, inputs.pred_validation, params.bins)
     # Model feature order, then the score.

@@ -1,6 +1,6 @@
 """Exit codes and the JSON error object of every command that takes --json.
 
-The same outcomes through GOVREG_URL: tests/api/test_exit_codes.py.
+The same outcomes through GOVREG_URL: tests/api/test_remote_exit_codes.py.
 """
 
 from __future__ import annotations

@@ -259,5 +259,11 @@ def test_an_unseen_validation_category_fails_the_data_schema_gate_by_name(
             "expect_column_values_to_be_in_set(housing) unexpected ['caravan']"
             in (schema["message"])
         )
+        # The stability gate gives the unseen category a bin of its own, by its text.
+        stability = next(g for g in show["gates"] if g["gate_id"] == "stability")
+        bins = {b["category"]: b for b in stability["details"]["bins"]["housing"]}
+        assert sorted(bins) == sorted([*HOUSING, "caravan"])
+        assert bins["caravan"]["expected_share"] == "0"
+        assert float(bins["caravan"]["actual_share"]) == pytest.approx(40 / 1500, abs=1e-11)
     finally:
         ctx.close()
