@@ -35,6 +35,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import InputError
+from core.errors import quote as errors_quote
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,9 +49,11 @@ _QUOTE_LIMIT = 40
 
 
 def quote(value: Any) -> str:
-    """A value for an error message: escaped, and cut to a few dozen characters."""
-    text = repr(value)
-    return text if len(text) <= _QUOTE_LIMIT else text[: _QUOTE_LIMIT - 4] + "...'"
+    """A value for an error message: a number as it is, a text escaped, quoted and cut
+    to a few dozen characters (:func:`core.errors.quote`)."""
+    if isinstance(value, int | float) and len(repr(value)) <= _QUOTE_LIMIT:
+        return repr(value)
+    return errors_quote(value, _QUOTE_LIMIT)
 
 
 def category_key(value: Any) -> str:

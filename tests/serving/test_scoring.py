@@ -214,7 +214,7 @@ def test_unseen_category_refused_or_scored_as_missing(lender: Lender) -> None:
     (escaped,) = lender.scorer(REFUSE).score([hostile])
     assert isinstance(escaped, Refused)
     assert escaped.error == (
-        "applicants[0].purpose: '\\x1b[31mxxxxxxxxxxxxxxxxxxxxxxxxxxx...' is not a category the "
+        "applicants[0].purpose: '\\x1b[31mxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' is not a category the "
         "model was trained on (its categories: 'car', 'debt_consolidation', 'education', "
         "'home_improvement', 'other')"
     )
@@ -300,10 +300,10 @@ def test_a_mixed_batch_answers_each_row(lender: Lender) -> None:
         ({"housing": float("nan")}, "applicants[0].housing: must be a category, got nan"),
         (
             {"housing": "x" * 2000},
-            "applicants[0].housing: 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...'",
+            "applicants[0].housing: 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...'",
         ),
         ({"housing": "\ud800"}, "applicants[0].housing: '\\ud800' is not valid Unicode text"),
-        ({"x" * 100: 1}, "applicants[0].'" + "x" * 35 + "...': unknown field"),
+        ({"x" * 100: 1}, "applicants[0].'" + "x" * 37 + "...': unknown field"),
     ],
 )
 def test_the_fast_paths_refuse_what_the_field_check_refuses(
