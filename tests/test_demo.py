@@ -50,7 +50,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert biased["status_reason"] == "fairness failed"
     assert {g["gate_id"]: g["verdict"] for g in fair["gates"]} == {
         "performance": "passed",
-        "fairness": "warned",  # equalized odds intervals on 10,000 rows reach above 0.10
+        "fairness": "warned",  # equalized odds intervals on 40,000 rows reach above 0.10
         "data-schema": "passed",
         "explainability": "passed",
         "stability": "passed",
