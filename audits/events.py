@@ -12,6 +12,7 @@ from typing import Any
 
 class EventType(StrEnum):
     LEDGER_INITIALISED = "ledger.initialised"
+    PERSON_CREATED = "person.created"
     PRINCIPAL_CREATED = "principal.created"
     PRINCIPAL_REVOKED = "principal.revoked"
     DATA_KEY_ROTATED = "key.data_key_rotated"

@@ -113,6 +113,7 @@ PROJECTED_EVENTS: frozenset[str] = frozenset(
     {
         EventType.POLICY_PROPOSED,
         EventType.POLICY_APPROVED,
+        EventType.PERSON_CREATED,
         EventType.PRINCIPAL_CREATED,
         EventType.PRINCIPAL_REVOKED,
         EventType.MODEL_REGISTERED,
@@ -155,12 +156,39 @@ def apply(view: View, event: Event) -> None:
     """Apply one event to the projection held by ``view``."""
     d = event.data
     kind = event.type
-    if kind == EventType.PRINCIPAL_CREATED:
+    if kind == EventType.PERSON_CREATED:
+        view.put(
+            "persons",
+            {
+                "id": d["id"],
+                "display": d["display"],
+                "created_at": event.recorded_at,
+                "created_by": event.actor,
+            },
+        )
+    elif kind == EventType.PRINCIPAL_CREATED:
+        person = d.get("person")
+        if person is None:
+            # recorded before persons existed: the principal is a person of its own name
+            person = d["name"]
+            if view.get("persons", (person,)) is None:
+                view.put(
+                    "persons",
+                    {
+                        "id": person,
+                        "display": person,
+                        "created_at": event.recorded_at,
+                        "created_by": event.actor,
+                    },
+                )
+        models = d.get("models")
         view.put(
             "principals",
             {
                 "name": d["name"],
                 "role": d["role"],
+                "person": person,
+                "models": json.dumps(models, separators=(",", ":")) if models is not None else None,
                 "key_prefix": d["key_prefix"],
                 "key_hash": d["key_hash"],
                 "created_at": event.recorded_at,
@@ -296,6 +324,7 @@ def apply(view: View, event: Event) -> None:
                 "version": event.version,
                 "role": d["role"],
                 "principal": event.actor,
+                "person": d.get("person") or event.actor,
                 "decision": d["decision"],
                 "evidence_digest": d["evidence_digest"],
                 "signed_at": event.recorded_at,

@@ -10,6 +10,7 @@ it serves a byte. One rule, two readers of the evidence.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from core.errors import InputError
@@ -48,28 +49,94 @@ def failing_gates(policy: Policy, results: Iterable[Mapping[str, Any]]) -> list[
     return failed
 
 
-def signers_by_role(
-    signoffs: Iterable[Mapping[str, Any]], *, evidence: str, submitter: str
-) -> dict[str, list[str]]:
-    """The people whose approving sign-offs count, by role.
+@dataclass(frozen=True)
+class Seat:
+    """Who holds a place on a version's path (its submission or one sign-off).
 
-    ``signoffs`` (``principal``, ``role``, ``decision``, ``evidence_digest``)
-    in the order they were recorded. A sign-off counts when it approves the
-    current ``evidence``, is not the submitter's, and its person has not
-    already counted (for this role or another).
+    ``person`` is the human behind the principal; ``creators`` the persons who
+    created the principal and its person record (empty for an OpenID Connect
+    principal, whose person the identity provider vouches for, and for events
+    recorded before persons existed).
+    """
+
+    principal: str
+    person: str
+    creators: frozenset[str] = frozenset()
+
+
+def seat_of(actor: str, data: Mapping[str, Any]) -> Seat:
+    """The seat an event's ``actor`` took, from the event's recorded ``person`` and
+    ``creators``. Events recorded before persons existed name none: their person is
+    the principal's own name (as the upgrade maps every earlier principal)."""
+    return Seat(
+        principal=actor,
+        person=str(data.get("person") or actor),
+        creators=frozenset(str(c) for c in data.get("creators") or ()),
+    )
+
+
+def seat_conflict(seat: Seat, submitter: Seat, counted: Iterable[Seat]) -> str | None:
+    """Why ``seat`` may not count beside the ``submitter`` and the ``counted`` signers,
+    or None. One person holds one seat on a version's path; and a person who holds a
+    seat did not create the principal (or person record) of another seat, so an
+    admin who also submits or signs cannot mint the other seats ("creator
+    independence"). The sentence names the person and the reason."""
+    if seat.person == submitter.person:
+        return (
+            f"person '{seat.person}' submitted this version (as '{submitter.principal}') "
+            f"and may not sign it (as '{seat.principal}')"
+        )
+    if submitter.person in seat.creators:
+        return (
+            f"principal '{seat.principal}' (person '{seat.person}') was created by person "
+            f"'{submitter.person}', who submitted this version"
+        )
+    if seat.person in submitter.creators:
+        return (
+            f"person '{seat.person}' created the principal '{submitter.principal}' that "
+            "submitted this version"
+        )
+    for other in counted:
+        if seat.person == other.person:
+            return (
+                f"person '{seat.person}' has already signed this version (as "
+                f"'{other.principal}'); each sign-off needs a distinct person"
+            )
+        if other.person in seat.creators:
+            return (
+                f"principal '{seat.principal}' (person '{seat.person}') was created by person "
+                f"'{other.person}', who has already signed this version"
+            )
+        if seat.person in other.creators:
+            return (
+                f"person '{seat.person}' created the principal '{other.principal}' that has "
+                "already signed this version"
+            )
+    return None
+
+
+def signers_by_role(
+    signoffs: Iterable[Mapping[str, Any]], *, evidence: str, submitter: Seat
+) -> dict[str, list[str]]:
+    """The principals whose approving sign-offs count, by role.
+
+    ``signoffs`` (``principal``, ``role``, ``decision``, ``evidence_digest`` and,
+    when recorded, ``person`` and ``creators``) in the order they were recorded.
+    A sign-off counts when it approves the current ``evidence`` and its seat has
+    no :func:`seat_conflict` with the submitter and the sign-offs counted before
+    it: sign-offs count distinct persons, never the submitter's.
     """
     counted: dict[str, list[str]] = {}
-    people: set[str] = set()
+    seats: list[Seat] = []
     for s in signoffs:
-        who = str(s["principal"])
+        seat = seat_of(str(s["principal"]), s)
         if (
             s["decision"] == "approve"
             and s["evidence_digest"] == evidence
-            and who != submitter
-            and who not in people
+            and seat_conflict(seat, submitter, seats) is None
         ):
-            people.add(who)
-            counted.setdefault(str(s["role"]), []).append(who)
+            seats.append(seat)
+            counted.setdefault(str(s["role"]), []).append(seat.principal)
     return counted
 
 

@@ -45,7 +45,15 @@ from registry import inputs
 from registry.lifecycle import Move, Status, effective_status, require
 from registry.projection import PROJECTED_EVENTS, DatabaseView, MemoryView, apply
 from registry.roles import Action, Role, allowed
-from registry.rules import check_cutoff, failing_gates, missing_signoffs, signers_by_role
+from registry.rules import (
+    Seat,
+    check_cutoff,
+    failing_gates,
+    missing_signoffs,
+    seat_conflict,
+    seat_of,
+    signers_by_role,
+)
 from registry.store import BlobStore
 
 if TYPE_CHECKING:
@@ -66,18 +74,45 @@ KEY_PREFIX = "grk"
 
 @dataclass(frozen=True)
 class Principal:
+    """Who acts. ``person`` is the human behind it (a person record, or ``oidc:<sub>``;
+    empty means the principal's own name). ``models`` scopes a service principal to
+    the models it may score and fetch; None is unscoped (every model)."""
+
     name: str
     role: str
     expires_at: str | None = None
     revoked_at: str | None = None
+    person: str = ""
+    models: tuple[str, ...] | None = None
+
+    @property
+    def person_id(self) -> str:
+        return self.person or self.name
+
+    def may_serve(self, model: str) -> bool:
+        return self.models is None or model in self.models
 
     def public(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "role": self.role,
+            "person": self.person_id,
+            "models": list(self.models) if self.models is not None else None,
             "expires_at": self.expires_at,
             "revoked_at": self.revoked_at,
         }
+
+
+def _principal_from_row(row: dict[str, Any]) -> Principal:
+    models = row.get("models")
+    return Principal(
+        row["name"],
+        row["role"],
+        row["expires_at"],
+        row["revoked_at"],
+        person=row["person"],
+        models=tuple(json.loads(models)) if models is not None else None,
+    )
 
 
 def _check_name(value: str, what: str) -> str:
@@ -106,6 +141,46 @@ def _refuse_lookalike(rows: list[dict[str, Any]], name: str, what: str) -> None:
                 f"{what} '{name}' is too like the existing {what} {quote(row['name'])} "
                 "(names may not differ only in case or Unicode form); choose another name"
             )
+
+
+def _check_display(value: str) -> str:
+    """A person's display name: 1-200 printable characters, as shown in listings."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not text or len(text) > 200 or not text.isprintable():
+        raise InputError(
+            f"display {quote(value)} is not allowed: give 1-200 printable characters "
+            '(e.g. --display "Credit risk validator")'
+        )
+    return text
+
+
+def _check_scope(role: str, models: Sequence[str] | None) -> list[str] | None:
+    """The models a service principal may score and fetch (sorted, no repeats), or
+    None for an unscoped principal. Only a service principal has a scope."""
+    if models is None:
+        return None
+    if role != Role.SERVICE:
+        raise InputError(f"--models scopes a service principal; a {role} has no model scope")
+    names = sorted({_check_name(m, "model name in --models") for m in models})
+    if not names:
+        raise InputError("--models names no model; give one or more, e.g. --models credit-risk")
+    return names
+
+
+def _person_created(actor: str, person_id: str, display: str) -> NewEvent:
+    return NewEvent(
+        type=EventType.PERSON_CREATED,
+        actor=actor,
+        data={"id": person_id, "display": display},
+        index={"id": person_id},
+    )
+
+
+def _person_of(view: DatabaseView, principal_name: str) -> str:
+    """The person behind a principal name; a name no principal has (``govreg-init``)
+    stands for itself."""
+    row = view.get("principals", (principal_name,))
+    return str(row["person"]) if row is not None else principal_name
 
 
 def _key_hash(api_key: str) -> str:
@@ -236,9 +311,7 @@ class Registry:
         if not row or not hmac.compare_digest(row[0]["key_hash"], _key_hash(api_key.strip())):
             raise AuthError("API key is not known")
         found = row[0]
-        principal = Principal(
-            found["name"], found["role"], found["expires_at"], found["revoked_at"]
-        )
+        principal = _principal_from_row(found)
         # a genuine key that is no longer valid: refused, and recorded
         if found["revoked_at"]:
             raise self.refused(
@@ -297,21 +370,32 @@ class Registry:
         return error
 
     def _new_principal_event(
-        self, actor: str, name: str, role: str, expires_at: str | None
+        self,
+        actor: str,
+        name: str,
+        role: str,
+        expires_at: str | None,
+        *,
+        person: str,
+        models: list[str] | None = None,
     ) -> tuple[NewEvent, str]:
         prefix = secrets.token_hex(4)
         api_key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+        data: dict[str, Any] = {
+            "name": name,
+            "role": role,
+            "person": person,
+            "key_prefix": prefix,
+            "key_hash": _key_hash(api_key),
+            "expires_at": expires_at,
+        }
+        if models is not None:
+            data["models"] = models
         event = NewEvent(
             type=EventType.PRINCIPAL_CREATED,
             actor=actor,
-            data={
-                "name": name,
-                "role": role,
-                "key_prefix": prefix,
-                "key_hash": _key_hash(api_key),
-                "expires_at": expires_at,
-            },
-            index={"name": name, "role": role, "key_prefix": prefix},
+            data=data,
+            index={"name": name, "role": role, "person": person, "key_prefix": prefix},
         )
         return event, api_key
 
@@ -331,17 +415,58 @@ class Registry:
                 data={"checkpoint_key": key_fingerprint},
                 index={"checkpoint_key": key_fingerprint},
             )
-            admin, api_key = self._new_principal_event(BOOTSTRAP_ACTOR, "admin", Role.ADMIN, None)
-            self.record(conn, [init, admin], checkpoint=True)
+            person = _person_created(BOOTSTRAP_ACTOR, "admin", "the first administrator")
+            admin, api_key = self._new_principal_event(
+                BOOTSTRAP_ACTOR, "admin", Role.ADMIN, None, person="admin"
+            )
+            self.record(conn, [init, person, admin], checkpoint=True)
         return api_key
 
+    def create_person(self, actor: Principal, person_id: str, *, display: str) -> dict[str, Any]:
+        """Record a person: the human that principals belong to, so that sign-offs
+        count people, not principal names. Recorded with who created it."""
+        self.authorize(actor, Action.MANAGE_PRINCIPALS)
+        _check_name(person_id, "person id")
+        display = _check_display(display)
+        with self.transaction() as conn:
+            view = DatabaseView(conn)
+            if view.get("persons", (person_id,)) is not None:
+                raise InputError(f"person '{person_id}' exists; choose another id")
+            _refuse_lookalike(
+                [{"name": r["id"]} for r in view.where("persons")], person_id, "person"
+            )
+            self.record(conn, [_person_created(actor.name, person_id, display)])
+            created = view.get("persons", (person_id,))
+        assert created is not None  # just recorded in this transaction
+        return created
+
+    def list_persons(self, actor: Principal) -> list[dict[str, Any]]:
+        self.authorize(actor, Action.MANAGE_PRINCIPALS)
+        with self.reading() as conn:
+            rows = DatabaseView(conn).where("persons")
+        return sorted(rows, key=lambda r: r["id"])
+
     def create_principal(
-        self, actor: Principal, name: str, role: str, *, expires_at: datetime | None = None
+        self,
+        actor: Principal,
+        name: str,
+        role: str,
+        *,
+        person: str | None = None,
+        models: Sequence[str] | None = None,
+        expires_at: datetime | None = None,
     ) -> tuple[Principal, str]:
+        """A principal of ``person`` (an existing person record). ``person=None`` records
+        a new person of the principal's own name with it (what the upgrade gives every
+        earlier principal; the CLI and the API always name the person). ``models``
+        scopes a service principal (the CLI and the API require it for one)."""
         self.authorize(actor, Action.MANAGE_PRINCIPALS)
         _check_name(name, "principal name")
         if role not in set(Role):
             raise InputError(f"unknown role {quote(role)}; choose one of {', '.join(Role)}")
+        if person is not None:
+            _check_name(person, "person id")
+        scope = _check_scope(role, models)
         if expires_at is not None and expires_at.utcoffset() is None:
             raise InputError("expires_at has no time zone; give one, e.g. 2030-01-31T00:00:00Z")
         if expires_at is not None and expires_at <= self.clock():
@@ -352,9 +477,40 @@ class Registry:
             if view.get("principals", (name,)) is not None:
                 raise InputError(f"principal '{name}' exists; choose another name")
             _refuse_lookalike(view.where("principals"), name, "principal")
-            event, api_key = self._new_principal_event(actor.name, name, role, expiry)
-            self.record(conn, [event])
-        return Principal(name, role, expiry), api_key
+            events: list[NewEvent] = []
+            if person is None:
+                person = name
+                if view.get("persons", (person,)) is not None:
+                    raise InputError(
+                        f"person '{name}' exists; name the principal's person with --person"
+                    )
+                events.append(_person_created(actor.name, person, name))
+            elif view.get("persons", (person,)) is None:
+                raise NotFoundError(
+                    f"no person '{person}'; create it first with `govreg persons create "
+                    f'{person} --display "..."`'
+                )
+            event, api_key = self._new_principal_event(
+                actor.name, name, role, expiry, person=person, models=scope
+            )
+            self.record(conn, [*events, event])
+        models_out = tuple(scope) if scope is not None else None
+        return Principal(name, role, expiry, person=person, models=models_out), api_key
+
+    def seat(self, conn: Connection, principal: Principal) -> Seat:
+        """``principal``'s seat on a version's path: its person, and the persons who
+        created its principal record and its person record (what creator
+        independence compares). A principal not in the table (OpenID Connect) has
+        its token's person and no creators: the identity provider vouches for it."""
+        view = DatabaseView(conn)
+        row = view.get("principals", (principal.name,))
+        if row is None:
+            return Seat(principal.name, principal.person_id)
+        creators = {_person_of(view, row["created_by"])}
+        person = view.get("persons", (row["person"],))
+        if person is not None:
+            creators.add(_person_of(view, person["created_by"]))
+        return Seat(principal.name, row["person"], frozenset(creators))
 
     def revoke_principal(self, actor: Principal, name: str) -> None:
         self.authorize(actor, Action.MANAGE_PRINCIPALS)
@@ -382,10 +538,7 @@ class Registry:
         self.authorize(actor, Action.MANAGE_PRINCIPALS)
         with self.reading() as conn:
             rows = DatabaseView(conn).where("principals")
-        return [
-            Principal(r["name"], r["role"], r["expires_at"], r["revoked_at"])
-            for r in sorted(rows, key=lambda r: r["name"])
-        ]
+        return [_principal_from_row(r) for r in sorted(rows, key=lambda r: r["name"])]
 
     # -- keys ------------------------------------------------------------------
     def rotate_data_key(self, actor: Principal) -> str:
@@ -644,6 +797,7 @@ class Registry:
                     )
                 existing = view.where("versions", model=model)
                 number = max((r["version"] for r in existing), default=0) + 1
+                seat = self.seat(conn, actor)
                 events.append(
                     NewEvent(
                         type=EventType.VERSION_SUBMITTED,
@@ -665,6 +819,8 @@ class Registry:
                             "reason_texts": reasons,
                             "schema_suite": schema_suite,
                             "lineage": lineage,
+                            "person": seat.person,
+                            "creators": sorted(seat.creators),
                         },
                         index={
                             "status": Status.SUBMITTED.value,
@@ -942,11 +1098,6 @@ class Registry:
             row = self._version_row(conn, model, version)
             subject = f"{model} v{version}"
             require(Move.SIGN, self._status(row), subject=subject)
-            if row["submitted_by"] == actor.name:
-                raise PermissionDenied(
-                    f"'{actor.name}' submitted {subject} and may not sign it "
-                    "(segregation of duties)"
-                )
             policy = self._policy_from_ledger(conn, model, version)
             required = {req.role: req.count for req in policy.signoffs.required}
             if role not in required:
@@ -954,15 +1105,23 @@ class Registry:
                     f"policy {policy.ref} does not ask for a {role} sign-off; "
                     f"it asks for {', '.join(required)}"
                 )
+            submitter, signed = self._path(conn, model, version)
             current = [
                 s
-                for s in DatabaseView(conn).where("signoffs", model=model, version=version)
+                for s in signed
                 if s["evidence_digest"] == row["evidence_digest"] and s["decision"] == "approve"
             ]
-            if any(s["principal"] == actor.name for s in current):
+            counted = signers_by_role(current, evidence=row["evidence_digest"], submitter=submitter)
+            seat = self.seat(conn, actor)
+            holders = [
+                seat_of(str(s["principal"]), s)
+                for s in current
+                if s["principal"] in {p for ps in counted.values() for p in ps}
+            ]
+            conflict = seat_conflict(seat, submitter, holders)
+            if conflict is not None:
                 raise PermissionDenied(
-                    f"'{actor.name}' has already signed {subject}; each sign-off needs a "
-                    "distinct person"
+                    f"'{actor.name}' may not sign {subject}: {conflict} (segregation of duties)"
                 )
             same_role = [s for s in current if s["role"] == role]
             if approve and len(same_role) >= required[role]:
@@ -982,6 +1141,8 @@ class Registry:
                         "decision": decision,
                         "evidence_digest": row["evidence_digest"],
                         "comment": comment,
+                        "person": seat.person,
+                        "creators": sorted(seat.creators),
                     },
                     index={
                         "role": role,
@@ -1004,9 +1165,9 @@ class Registry:
                     )
                 )
             else:
-                signoffs = [*current, {"principal": actor.name, **events[0].index}]
+                signoffs = [*current, {"principal": actor.name, **events[0].data}]
                 counted = signers_by_role(
-                    signoffs, evidence=row["evidence_digest"], submitter=row["submitted_by"]
+                    signoffs, evidence=row["evidence_digest"], submitter=submitter
                 )
                 if not missing_signoffs(policy, counted):
                     status = Status.APPROVED
@@ -1051,6 +1212,28 @@ class Registry:
         if latest is None:
             raise NotFoundError(f"{model} v{version} has no submission event")
         return Policy.model_validate(latest)
+
+    def _path(
+        self, conn: Connection, model: str, version: int
+    ) -> tuple[Seat, list[dict[str, Any]]]:
+        """The version's submitter seat and its sign-offs (``principal`` plus the
+        event's data), oldest first, from the ledger events the serving loader
+        reads too: both count persons from the same recorded evidence."""
+        submitter: Seat | None = None
+        signoffs: list[dict[str, Any]] = []
+        for event in self.ledger.events(
+            conn,
+            model=model,
+            version=version,
+            types=[EventType.VERSION_SUBMITTED, EventType.SIGNOFF_RECORDED],
+        ):
+            if event.type == EventType.VERSION_SUBMITTED:
+                submitter = seat_of(event.actor, event.data)
+            else:
+                signoffs.append({"principal": event.actor, **event.data})
+        if submitter is None:
+            raise NotFoundError(f"{model} v{version} has no submission event")
+        return submitter, signoffs
 
     # -- after approval ------------------------------------------------------------
     def promote(self, actor: Principal, model: str, version: int, *, alias: str) -> None:
@@ -1208,9 +1391,8 @@ class Registry:
             if policy_doc is None:
                 raise NotFoundError(f"{model} v{version} has no submission event")
             policy = Policy.model_validate(policy_doc)
-        counted = signers_by_role(
-            signoffs, evidence=row["evidence_digest"], submitter=row["submitted_by"]
-        )
+            submitter, signed = self._path(conn, model, version)
+        counted = signers_by_role(signed, evidence=row["evidence_digest"], submitter=submitter)
         missing = [
             {"role": m["role"], "missing": m["missing"]} for m in missing_signoffs(policy, counted)
         ]
@@ -1230,6 +1412,7 @@ class Registry:
             "contract": contract,
             "cutoff": row["cutoff"],
             "submitted_by": row["submitted_by"],
+            "submitted_by_person": submitter.person,
             "submitted_at": row["submitted_at"],
             "evaluation": row["evaluation"],
             "evidence_digest": row["evidence_digest"],
@@ -1243,6 +1426,7 @@ class Registry:
                     "seq": s["seq"],
                     "role": s["role"],
                     "principal": s["principal"],
+                    "person": s["person"],
                     "decision": s["decision"],
                     "signed_at": s["signed_at"],
                     "evidence_digest": s["evidence_digest"],

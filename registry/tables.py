@@ -16,11 +16,25 @@ def _s(length: int, *, pk: bool = False, nullable: bool = False, index: bool = F
     return Column(String(length), primary_key=pk, nullable=nullable, index=index)
 
 
+class PersonRow(SQLModel, table=True):
+    """A human that principals belong to: sign-offs count persons, not principal names."""
+
+    __tablename__ = "persons"
+
+    id: str = Field(sa_column=_s(200, pk=True))
+    display: str = Field(sa_column=_s(200))
+    created_at: str = Field(sa_column=_s(32))
+    created_by: str = Field(sa_column=_s(200))
+
+
 class PrincipalRow(SQLModel, table=True):
     __tablename__ = "principals"
 
     name: str = Field(sa_column=_s(200, pk=True))
     role: str = Field(sa_column=_s(40))
+    person: str = Field(sa_column=_s(200, index=True))
+    # a service principal's scope: canonical JSON list of model names; NULL is unscoped
+    models: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     key_prefix: str = Field(sa_column=Column(String(16), nullable=False, unique=True))
     key_hash: str = Field(sa_column=_s(64))
     created_at: str = Field(sa_column=_s(32))
@@ -107,6 +121,7 @@ class SignoffRow(SQLModel, table=True):
     version: int = Field(sa_column=Column(Integer, nullable=False))
     role: str = Field(sa_column=_s(40))
     principal: str = Field(sa_column=_s(200))
+    person: str = Field(sa_column=_s(200))
     decision: str = Field(sa_column=_s(16))
     evidence_digest: str = Field(sa_column=_s(64))
     signed_at: str = Field(sa_column=_s(32))
@@ -140,6 +155,7 @@ class PolicyRow(SQLModel, table=True):
 
 PROJECTION_TABLES: dict[str, type[SQLModel]] = {
     "policies": PolicyRow,
+    "persons": PersonRow,
     "principals": PrincipalRow,
     "models": ModelRow,
     "versions": VersionRow,

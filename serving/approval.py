@@ -22,7 +22,7 @@ from audits.tables import EVENTS_TABLE
 from core.clock import parse
 from core.errors import GovregError, NotFoundError
 from policies.schema import Policy, ScoringRules
-from registry.rules import failing_gates, missing_signoffs, signers_by_role
+from registry.rules import failing_gates, missing_signoffs, seat_of, signers_by_role
 from serving.errors import Check, LoadRefused
 from serving.proof import FORMAT, SERVABLE, STANDING_EVENTS
 
@@ -151,7 +151,7 @@ def check_approval(
     counted = signers_by_role(
         ({"principal": e.actor, **e.data} for e in events if e.type == EventType.SIGNOFF_RECORDED),
         evidence=evidence,
-        submitter=submitted.actor,
+        submitter=seat_of(submitted.actor, submitted.data),
     )
     missing = missing_signoffs(policy, counted)
     if missing:

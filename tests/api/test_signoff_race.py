@@ -134,7 +134,9 @@ def test_twenty_signoff_clients_race(pg_home: Home, tmp_path: Path) -> None:
             assert body["detail"].startswith(f"cannot sign pd v{version}: it is approved")
         elif code == 403:
             assert body["detail"] == (
-                f"'{name}' has already signed pd v{version}; each sign-off needs a distinct person"
+                f"'{name}' may not sign pd v{version}: person '{name}' has already signed this "
+                f"version (as '{name}'); each sign-off needs a distinct person "
+                "(segregation of duties)"
             )
 
     # every response is accounted for by exactly its events, no more, no fewer

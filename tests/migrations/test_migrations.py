@@ -13,7 +13,7 @@ from core.db import make_engine
 from migrations import runner
 
 LEDGER_TABLES = {"ledger_events", "ledger_checkpoints", "ledger_data_keys", "expiring_data_keys"}
-HEAD = "0005"
+HEAD = "0006"
 DECISION_TABLES = {"decisions", "decision_batches"}
 REGISTRY_TABLES = {
     "aliases",
@@ -21,6 +21,7 @@ REGISTRY_TABLES = {
     "datasets",
     "gate_results",
     "models",
+    "persons",
     "policies",
     "principals",
     "signoffs",

@@ -46,7 +46,10 @@ def test_a_segregation_refusal_inside_a_use_case_is_recorded_after_rollback(kit:
     signoffs = kit.rows("signoffs")
     with pytest.raises(PermissionDenied) as caught:
         reg.signoff(kit["validator-1"], MODEL, 1, role="validator", approve=True, comment="again")
-    message = "'validator-1' has already signed pd v1; each sign-off needs a distinct person"
+    message = (
+        "'validator-1' may not sign pd v1: person 'validator-1' has already signed this "
+        "version (as 'validator-1'); each sign-off needs a distinct person (segregation of duties)"
+    )
     assert str(caught.value) == message
     assert kit.rows("signoffs") == signoffs
     [event] = _denied(kit)

@@ -69,6 +69,8 @@ def test_the_last_signoff_approves_in_the_same_transaction(kit: Any) -> None:
         "decision": "approve",
         "evidence_digest": evidence,
         "comment": "go",
+        "person": "owner-1",
+        "creators": ["admin"],
     }
     revalidate_by = isoformat(NOW + timedelta(days=365))
     row = kit.row()
@@ -210,7 +212,8 @@ def test_the_submitter_never_signs_their_own_version(kit: Any) -> None:
     refused(
         kit,
         PermissionDenied,
-        "'ds-1' submitted pd v1 and may not sign it (segregation of duties)",
+        "'ds-1' may not sign pd v1: person 'ds-1' submitted this version (as 'ds-1') and "
+        "may not sign it (as 'ds-1') (segregation of duties)",
         lambda: kit.registry.signoff(
             submitter, MODEL, 1, role="validator", approve=True, comment="mine"
         ),
@@ -218,7 +221,8 @@ def test_the_submitter_never_signs_their_own_version(kit: Any) -> None:
     refused(
         kit,
         PermissionDenied,
-        "'ds-1' submitted pd v1 and may not sign it (segregation of duties)",
+        "'ds-1' may not sign pd v1: person 'ds-1' submitted this version (as 'ds-1') and "
+        "may not sign it (as 'ds-1') (segregation of duties)",
         lambda: kit.registry.signoff(
             submitter, MODEL, 1, role="validator", approve=False, comment="mine"
         ),
@@ -233,7 +237,8 @@ def test_one_person_one_signoff(kit: Any) -> None:
     refused(
         kit,
         PermissionDenied,
-        "'validator-1' has already signed pd v1; each sign-off needs a distinct person",
+        "'validator-1' may not sign pd v1: person 'validator-1' has already signed this "
+        "version (as 'validator-1'); each sign-off needs a distinct person (segregation of duties)",
         lambda: kit.registry.signoff(
             vera_again, MODEL, 1, role="compliance_officer", approve=True, comment="again"
         ),
@@ -241,7 +246,8 @@ def test_one_person_one_signoff(kit: Any) -> None:
     refused(
         kit,
         PermissionDenied,
-        "'validator-1' has already signed pd v1; each sign-off needs a distinct person",
+        "'validator-1' may not sign pd v1: person 'validator-1' has already signed this "
+        "version (as 'validator-1'); each sign-off needs a distinct person (segregation of duties)",
         lambda: kit.sign("validator-1"),
     )
 
