@@ -214,6 +214,43 @@ def init(as_json: bool) -> None:
     _emit(as_json, result.__dict__, human)
 
 
+# -- persons --------------------------------------------------------------------
+@cli.group()
+def persons() -> None:
+    """Create and list persons, the people principals belong to (admin only)."""
+
+
+@persons.command("create")
+@click.argument("person_id", metavar="ID")
+@click.option("--display", required=True, help="how the person is shown, e.g. a job title")
+@json_option
+@click.pass_obj
+def persons_create(obj: dict[str, Any], person_id: str, display: str, as_json: bool) -> None:
+    """Record person ID; sign-offs count persons, so give each human one person."""
+    with _context(obj) as ctx:
+        person = ctx.registry.create_person(ctx.principal(), person_id, display=display)
+    _emit(
+        as_json,
+        person,
+        lambda: click.echo(f"created person {person['id']} ({person['display']})"),
+    )
+
+
+@persons.command("list")
+@json_option
+@click.pass_obj
+def persons_list(obj: dict[str, Any], as_json: bool) -> None:
+    """List persons, with who created each."""
+    with _context(obj) as ctx:
+        found = ctx.registry.list_persons(ctx.principal())
+
+    def human() -> None:
+        for p in found:
+            click.echo(f"{p['id']:24} {p['display']:32} created by {p['created_by']}")
+
+    _emit(as_json, found, human)
+
+
 # -- principals -----------------------------------------------------------------
 @cli.group()
 def principals() -> None:
@@ -223,16 +260,34 @@ def principals() -> None:
 @principals.command("create")
 @click.argument("name")
 @click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--person", required=True, help="the person it belongs to (govreg persons create)")
+@click.option(
+    "--models",
+    metavar="NAME,...",
+    help="the models a service principal may score and fetch (required for --role service)",
+)
 @click.option("--expires", "expires", metavar="ISO-8601", help="optional expiry, UTC")
 @json_option
 @click.pass_obj
 def principals_create(
-    obj: dict[str, Any], name: str, role: str, expires: str | None, as_json: bool
+    obj: dict[str, Any],
+    name: str,
+    role: str,
+    person: str,
+    models: str | None,
+    expires: str | None,
+    as_json: bool,
 ) -> None:
-    """Create NAME with ROLE; prints its API key once."""
+    """Create NAME with ROLE for PERSON; prints its API key once."""
     from datetime import UTC, datetime
 
     from core.errors import InputError
+
+    scope = None
+    if models is not None:
+        scope = [m.strip() for m in models.split(",") if m.strip()]
+    elif role == "service":
+        raise InputError("--role service needs --models: the models it may score and fetch")
 
     expiry = None
     if expires:
@@ -243,13 +298,13 @@ def principals_create(
         expiry = expiry if expiry.tzinfo else expiry.replace(tzinfo=UTC)
     with _context(obj) as ctx:
         principal, api_key = ctx.registry.create_principal(
-            ctx.principal(), name, role, expires_at=expiry
+            ctx.principal(), name, role, person=person, models=scope, expires_at=expiry
         )
     _emit(
         as_json,
         {**principal.public(), "api_key": api_key},
         lambda: click.echo(
-            f"created {principal.name} ({principal.role})\n"
+            f"created {principal.name} ({principal.role}) for person {principal.person_id}\n"
             f"API key (shown once, keep it secret): {api_key}"
         ),
     )
@@ -266,7 +321,8 @@ def principals_list(obj: dict[str, Any], as_json: bool) -> None:
     def human() -> None:
         for p in found:
             state = f"revoked {p.revoked_at}" if p.revoked_at else "active"
-            click.echo(f"{p.name:24} {p.role:20} {state}")
+            scope = f" models {','.join(p.models)}" if p.models is not None else ""
+            click.echo(f"{p.name:24} {p.role:20} {p.person_id:24} {state}{scope}")
 
     _emit(as_json, [p.public() for p in found], human)
 

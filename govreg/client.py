@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -105,20 +105,36 @@ class RemoteRegistry:
         return self._call(method, path, **kwargs).json()
 
     # -- principals ---------------------------------------------------------------
+    def create_person(self, actor: Principal, person_id: str, *, display: str) -> dict[str, Any]:
+        made: dict[str, Any] = self._json(
+            "POST", "/persons", json={"id": person_id, "display": display}
+        )
+        return made
+
+    def list_persons(self, actor: Principal) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._json("GET", "/persons")
+        return found
+
     def create_principal(
-        self, actor: Principal, name: str, role: str, *, expires_at: datetime | None = None
+        self,
+        actor: Principal,
+        name: str,
+        role: str,
+        *,
+        person: str | None = None,
+        models: Sequence[str] | None = None,
+        expires_at: datetime | None = None,
     ) -> tuple[Principal, str]:
-        body: dict[str, Any] = {"name": name, "role": role}
+        body: dict[str, Any] = {"name": name, "role": role, "person": person or name}
+        if models is not None:
+            body["models"] = list(models)
         if expires_at is not None:
             body["expires_at"] = expires_at.isoformat()
         made = self._json("POST", "/principals", json=body)
-        return Principal(made["name"], made["role"], made["expires_at"]), made["api_key"]
+        return _principal(made), made["api_key"]
 
     def list_principals(self, actor: Principal) -> list[Principal]:
-        return [
-            Principal(p["name"], p["role"], p["expires_at"], p["revoked_at"])
-            for p in self._json("GET", "/principals")
-        ]
+        return [_principal(p) for p in self._json("GET", "/principals")]
 
     def revoke_principal(self, actor: Principal, name: str) -> None:
         self._call("DELETE", f"/principals/{name}")
@@ -295,3 +311,15 @@ class RemoteContext:
 
     def close(self) -> None:
         self.registry.close()
+
+
+def _principal(shown: dict[str, Any]) -> Principal:
+    models = shown.get("models")
+    return Principal(
+        shown["name"],
+        shown["role"],
+        shown.get("expires_at"),
+        shown.get("revoked_at"),
+        person=str(shown.get("person") or ""),
+        models=tuple(models) if models is not None else None,
+    )

@@ -93,11 +93,18 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
     try:
         admin = registry.authenticate(Path(result.admin_key_path or "").read_text().strip())
 
-        _step("create one principal per role (each gets its own API key)")
+        _step(
+            "create one person per role and their principal (each gets its own API key; "
+            "sign-offs count persons, and the service may score only the demo model)"
+        )
         actors = {}
         keys: dict[str, str] = {}
         for name, role in PEOPLE.items():
-            _principal, key = registry.create_principal(admin, name, role)
+            registry.create_person(admin, name, display=role.replace("_", " "))
+            scope = [MODEL] if role == "service" else None
+            _principal, key = registry.create_principal(
+                admin, name, role, person=name, models=scope
+            )
             actors[name] = registry.authenticate(key)
             keys[name] = key
             click.echo(f"    {name:18} {role}")

@@ -339,6 +339,22 @@ class Registry:
                 action=action.value,
             )
 
+    def authorize_model(self, principal: Principal, action: Action, model: str) -> None:
+        """Refuse ``action`` on ``model`` outside a service principal's model scope (an
+        unscoped principal, from before scopes, may serve every model); recorded."""
+        self.authorize(principal, action)
+        if not principal.may_serve(model):
+            scope = ", ".join(principal.models or ())
+            raise self.refused(
+                principal,
+                PermissionDenied(
+                    f"'{principal.name}' ({principal.role}) is scoped to the models {scope} "
+                    f"and may not {action.value.replace('_', ' ')} {quote(model)}"
+                ),
+                action=action.value,
+                model=model,
+            )
+
     def refused(
         self,
         principal: Principal,

@@ -86,3 +86,27 @@ def stop(server: Server) -> None:
         server.process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         server.process.kill()
+
+
+def make_principal(
+    admin: httpx.Client,
+    name: str,
+    role: str,
+    *,
+    person: str | None = None,
+    models: list[str] | None = None,
+    **extra: Any,
+) -> httpx.Response:
+    """``POST /v1/principals`` for ``person`` (default: a person of the principal's own
+    name, created here first if it does not exist); a service principal is scoped to
+    ``models`` (default: the model ``pd`` the API tests score)."""
+    person = person or name
+    if admin.get("/v1/persons").status_code == 200 and person not in {
+        p["id"] for p in admin.get("/v1/persons").json()
+    }:
+        made = admin.post("/v1/persons", json={"id": person, "display": role.replace("_", " ")})
+        assert made.status_code == 201, made.text
+    body: dict[str, Any] = {"name": name, "role": role, "person": person, **extra}
+    if role == "service":
+        body["models"] = models or ["pd"]
+    return admin.post("/v1/principals", json=body)

@@ -92,7 +92,8 @@ class OidcVerifier:
             # one role name as a string; anything else (a list, say) is named, never crashes
             got = quote(role) if isinstance(role, str) else _json_kind(role)
             raise AuthError(f"bearer token has no valid '{self.role_claim}' claim (got {got})")
-        return Principal(name=f"oidc:{claims['sub']}", role=str(role))
+        person = f"oidc:{claims['sub']}"  # the identity provider vouches for the person
+        return Principal(name=person, role=str(role), person=person)
 
 
 class PrincipalCache:

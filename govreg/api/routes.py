@@ -33,7 +33,7 @@ from govreg.api import schemas
 from govreg.api.auth import OidcVerifier, authenticate
 from govreg.api.problems import responses
 from govreg.context import Context
-from registry.roles import Action
+from registry.roles import Action, Role
 from registry.services import NAME_RE, Principal
 
 router = APIRouter(prefix="/v1")
@@ -494,6 +494,18 @@ def audit_verify(ctx: Ctx, caller: Caller) -> schemas.VerifyOut:
     )
 
 
+@endpoint("GET", "/persons", Action.MANAGE_PRINCIPALS)
+def list_persons(ctx: Ctx, caller: Caller) -> list[schemas.PersonOut]:
+    """Every person, with who created it."""
+    return [schemas.PersonOut(**p) for p in ctx.registry.list_persons(caller)]
+
+
+@endpoint("POST", "/persons", Action.MANAGE_PRINCIPALS, errors=(422,), status_code=201)
+def create_person(body: schemas.PersonCreate, ctx: Ctx, caller: Caller) -> schemas.PersonOut:
+    """Record a person; principals belong to persons, and sign-offs count persons."""
+    return schemas.PersonOut(**ctx.registry.create_person(caller, body.id, display=body.display))
+
+
 @endpoint("GET", "/principals", Action.MANAGE_PRINCIPALS)
 def list_principals(ctx: Ctx, caller: Caller) -> list[schemas.PrincipalPublic]:
     return [schemas.PrincipalPublic(**p.public()) for p in ctx.registry.list_principals(caller)]
@@ -504,8 +516,15 @@ def create_principal(
     body: schemas.PrincipalCreate, ctx: Ctx, caller: Caller
 ) -> schemas.PrincipalCreated:
     """Create a principal with one role; its API key is in this response only."""
+    if body.role == Role.SERVICE and body.models is None:
+        raise InputError("a service principal needs models: the models it may score and fetch")
     principal, key = ctx.registry.create_principal(
-        caller, body.name, body.role, expires_at=body.expires_at
+        caller,
+        body.name,
+        body.role,
+        person=body.person,
+        models=body.models,
+        expires_at=body.expires_at,
     )
     return schemas.PrincipalCreated(**principal.public(), api_key=key)
 

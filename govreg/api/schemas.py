@@ -6,7 +6,7 @@ Input models forbid unknown fields, so a client can never set ``status``,
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -40,9 +40,29 @@ CUTOFF = (
 TEXT = r"[^\s\x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
 
 
+class PersonCreate(_In):
+    id: str = Field(pattern=NAME, description="the person's id, e.g. an employee number")
+    display: str = Field(min_length=1, max_length=200, description="how the person is shown")
+
+
+class PersonOut(BaseModel):
+    id: str
+    display: str
+    created_at: str
+    created_by: str
+
+
 class PrincipalCreate(_In):
     name: str = Field(pattern=NAME)
     role: Role
+    person: str = Field(pattern=NAME, description="the person it belongs to (POST /v1/persons)")
+    models: list[Annotated[str, Field(pattern=NAME)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="the models a service principal may score and fetch; "
+        "required for the service role, refused for the others",
+    )
     expires_at: AwareDatetime | None = Field(
         default=None, description="with its time zone, e.g. 2030-01-31T00:00:00Z"
     )
@@ -51,6 +71,8 @@ class PrincipalCreate(_In):
 class PrincipalPublic(BaseModel):
     name: str
     role: str
+    person: str
+    models: list[str] | None = None
     expires_at: str | None = None
     revoked_at: str | None = None
 

@@ -47,6 +47,7 @@ def score(
     bad fields. 200 when at least one applicant was decided (only those are
     logged, together); 422 when none was, with every applicant's errors.
     """
+    ctx.registry.authorize_model(caller, Action.SCORE, model)
     live: LiveModels = request.app.state.live
     scorer = live.get(model, alias)  # held for the whole request, whatever changes meanwhile
     scored = scorer.score(body.applicants)
@@ -111,6 +112,7 @@ def fetch_approved(
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> schemas.ApprovedArtifact:
     """The approved artifact's bytes and an approval proof the client verifies offline."""
+    ctx.registry.authorize_model(caller, Action.FETCH_MODEL, model)
     live: LiveModels = request.app.state.live
     shown_alias = None if version is not None else alias
     try:

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_server import Server, start_server, stop
+from api_server import Server, make_principal, start_server, stop
 from govreg_kit import LIFECYCLE_EVENTS
 
 from govreg.api.routes import ENDPOINTS
@@ -28,7 +28,7 @@ def server(home: Any, request: pytest.FixtureRequest) -> Iterator[Server]:
         for role in ROLES:
             if role == "admin":
                 continue
-            made = admin.post("/v1/principals", json={"name": f"{role}-1", "role": role})
+            made = make_principal(admin, f"{role}-1", role)
             assert made.status_code == 201, made.text
             srv.keys[role] = made.json()["api_key"]
     yield srv
@@ -189,7 +189,8 @@ def test_mass_assignment_is_refused(server: Server) -> None:
     assert response.json()["detail"] == "status: Extra inputs are not permitted"
     with server.client("admin") as admin:
         response = admin.post(
-            "/v1/principals", json={"name": "x", "role": "admin", "approved_by": "me"}
+            "/v1/principals",
+            json={"name": "x", "role": "admin", "person": "admin", "approved_by": "me"},
         )
     assert response.status_code == 422
     assert response.json()["errors"] == [
@@ -424,7 +425,7 @@ def test_upload_limit_gives_413(home: Any) -> None:
     srv = start_server(home, env={"GOVREG_MAX_UPLOAD_BYTES": "1000"})
     try:
         with srv.client("admin") as admin:
-            key = admin.post("/v1/principals", json={"name": "ds-1", "role": "data_scientist"})
+            key = make_principal(admin, "ds-1", "data_scientist")
         with srv.client(token=key.json()["api_key"]) as ds:
             response = ds.post(
                 "/v1/models/pd/versions",
@@ -466,9 +467,8 @@ def test_several_workers_share_one_ledger(home: Any) -> None:
 
         def create(i: int) -> int:
             with srv.client("admin") as admin:
-                response = admin.post(
-                    "/v1/principals", json={"name": f"service-{i:02d}", "role": "service"}
-                )
+                body = {"name": f"service-{i:02d}", "role": "service", "person": "admin"}
+                response = admin.post("/v1/principals", json={**body, "models": ["pd"]})
                 return response.status_code
 
         with ThreadPoolExecutor(max_workers=8) as pool:

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_server import Server, start_server, stop
+from api_server import Server, make_principal, start_server, stop
 from govreg_kit import PROTECTED, TARGET, Inputs
 
 from govreg.api.headers import API_POLICY, DOCS_POLICY
@@ -22,7 +22,7 @@ def server(home: Any) -> Iterator[Server]:
     srv = start_server(home)
     with srv.client("admin") as admin:
         for name, role in (("ds-1", "data_scientist"), ("auditor-1", "auditor")):
-            made = admin.post("/v1/principals", json={"name": name, "role": role})
+            made = make_principal(admin, name, role)
             assert made.status_code == 201, made.text
             srv.keys[role] = made.json()["api_key"]
     yield srv
@@ -57,10 +57,14 @@ def test_names_that_look_like_others_are_refused(server: Server, inputs: Inputs)
     before = _size(server)
     with server.client("admin") as admin:
         for name in ("ds-1\n", "ds-1\r\n", " ds-1", "ds\u20101", "ｄｓ-1", "ds-1\x00"):
-            response = admin.post("/v1/principals", json={"name": name, "role": "validator"})
+            response = admin.post(
+                "/v1/principals", json={"name": name, "role": "validator", "person": "ds-1"}
+            )
             assert _problem(response, 422).startswith("name: String should match pattern")
         for name, existing in (("DS-1", "ds-1"), ("Ds-1", "ds-1"), ("ADMIN", "admin")):
-            response = admin.post("/v1/principals", json={"name": name, "role": "validator"})
+            response = admin.post(
+                "/v1/principals", json={"name": name, "role": "validator", "person": "ds-1"}
+            )
             assert _problem(response, 422) == (
                 f"principal '{name}' is too like the existing principal '{existing}' (names "
                 "may not differ only in case or Unicode form); choose another name"
@@ -92,7 +96,12 @@ def test_inputs_that_were_server_errors_are_problems_naming_the_field(server: Se
     with server.client("admin") as admin:
         naive = admin.post(
             "/v1/principals",
-            json={"name": "later", "role": "auditor", "expires_at": "2099-01-01T00:00:00"},
+            json={
+                "name": "later",
+                "role": "auditor",
+                "person": "ds-1",
+                "expires_at": "2099-01-01T00:00:00",
+            },
         )
         assert _problem(naive, 422) == "expires_at: Input should have timezone info"
         assert naive.json()["errors"] == [
@@ -102,7 +111,12 @@ def test_inputs_that_were_server_errors_are_problems_naming_the_field(server: Se
         assert _problem(nul, 404) == "no principal 'a\\x00b'; see `govreg principals list`"
         aware = admin.post(
             "/v1/principals",
-            json={"name": "later", "role": "auditor", "expires_at": "2099-01-01T00:00:00+02:00"},
+            json={
+                "name": "later",
+                "role": "auditor",
+                "person": "ds-1",
+                "expires_at": "2099-01-01T00:00:00+02:00",
+            },
         )
         assert aware.status_code == 201, aware.text
         assert aware.json()["expires_at"] == "2098-12-31T22:00:00.000000Z"
@@ -128,12 +142,12 @@ def test_every_response_carries_the_security_headers(server: Server) -> None:
         redoc = anonymous.get("/redoc")
         _security_headers(redoc, DOCS_POLICY)
     with server.client("admin") as admin:
-        made = admin.post("/v1/principals", json={"name": "svc-1", "role": "service"})
+        made = make_principal(admin, "svc-1", "service")
         assert made.status_code == 201
         assert made.json()["api_key"].startswith("grk_")
         assert made.headers["cache-control"] == "no-store"
         _security_headers(made)
-        refused = admin.post("/v1/principals", json={"name": "svc-1", "role": "service"})
+        refused = make_principal(admin, "svc-1", "service")
         assert refused.status_code == 422
         _security_headers(refused)
 

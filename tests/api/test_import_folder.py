@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_server import Server, start_server, stop
+from api_server import Server, make_principal, start_server, stop
 from govreg_kit import PROTECTED, TARGET
 
 PEM_HEADER = "-----BEGIN PRIVATE KEY-----"
@@ -46,7 +46,7 @@ def server(home: Any, imports: Path) -> Iterator[Server]:
     srv = start_server(home, env={"GOVREG_IMPORT_DIR": str(imports)})
     with srv.client("admin") as admin:
         for name, role in (("ds-1", "data_scientist"), ("auditor-1", "auditor")):
-            made = admin.post("/v1/principals", json={"name": name, "role": role})
+            made = make_principal(admin, name, role)
             assert made.status_code == 201, made.text
             srv.keys[role] = made.json()["api_key"]
     yield srv

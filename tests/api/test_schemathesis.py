@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from api_server import Server, start_server, stop
+from api_server import Server, make_principal, start_server, stop
 from govreg_homes import make_home
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
@@ -74,7 +74,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = start_server(home)
     with srv.client("admin") as admin:
         for role in sorted(set(ACTING_ROLE.values()) - {Role.ADMIN}):
-            made = admin.post("/v1/principals", json={"name": f"{role}-1", "role": role})
+            made = make_principal(admin, f"{role}-1", role)
             assert made.status_code == 201, made.text
             srv.keys[role] = made.json()["api_key"]
     yield srv
