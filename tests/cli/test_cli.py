@@ -124,18 +124,34 @@ def test_init_twice_changes_nothing(kit: Any) -> None:
 
 
 def test_principals_create_list_revoke(kit: Any) -> None:
-    created = as_json(run(kit, "principals", "create", "val-1", "--role", "validator", "--json"))
+    created = as_json(
+        run(
+            kit,
+            "principals",
+            "create",
+            "val-1",
+            "--role",
+            "validator",
+            "--person",
+            "admin",
+            "--json",
+        )
+    )
     key = created.pop("api_key")
     assert created == {
         "name": "val-1",
         "role": "validator",
+        "person": "admin",
+        "models": None,
         "expires_at": None,
         "revoked_at": None,
     }
     assert re.fullmatch(r"grk_[0-9a-f]{8}_[A-Za-z0-9_\-]{43}", key)
-    human = ok(run(kit, "principals", "create", "owner-1", "--role", "business_owner"))
+    human = ok(
+        run(kit, "principals", "create", "owner-1", "--role", "business_owner", "--person", "admin")
+    )
     lines = human.stdout.splitlines()
-    assert lines[0] == "created owner-1 (business_owner)"
+    assert lines[0] == "created owner-1 (business_owner) for person admin"
     assert lines[1].startswith("API key (shown once, keep it secret): grk_")
 
     listed = as_json(run(kit, "principals", "list", "--json"))
@@ -155,12 +171,12 @@ def test_principals_create_list_revoke(kit: Any) -> None:
     before = kit.state()
     for args, code, message in (
         (
-            ("principals", "create", "val-1", "--role", "auditor"),
+            ("principals", "create", "val-1", "--role", "auditor", "--person", "admin"),
             2,
             "principal 'val-1' exists; choose another name",
         ),
         (
-            ("principals", "create", "bad name", "--role", "auditor"),
+            ("principals", "create", "bad name", "--role", "auditor", "--person", "admin"),
             2,
             "principal name 'bad name' is not allowed: use 1-100 letters, digits, '.', '_' or "
             "'-', starting with a letter or digit",
@@ -173,7 +189,9 @@ def test_principals_create_list_revoke(kit: Any) -> None:
     ):
         result = run(kit, *args)
         assert (result.exit_code, result.stderr) == (code, f"error: {message}\n"), args
-    result = kit.home.cli("principals", "create", "x", "--role", "auditor", api_key=key)
+    result = kit.home.cli(
+        "principals", "create", "x", "--role", "auditor", "--person", "admin", api_key=key
+    )
     assert result.exit_code == 6
     assert result.stderr == "error: 'val-1' (validator) may not manage principals\n"
     result = kit.home.cli("principals", "list", api_key=key)
@@ -239,13 +257,33 @@ def test_an_expired_key_is_refused(sqlite_kit: Any, monkeypatch: Any) -> None:
     import registry.services
 
     result = run(
-        kit, "principals", "create", "temp", "--role", "auditor", "--expires", "2020-01-01T00:00:00"
+        kit,
+        "principals",
+        "create",
+        "temp",
+        "--role",
+        "auditor",
+        "--person",
+        "admin",
+        "--expires",
+        "2020-01-01T00:00:00",
     )
     assert (result.exit_code, result.stderr) == (
         2,
         "error: expiry is in the past; give a future time\n",
     )
-    result = run(kit, "principals", "create", "temp", "--role", "auditor", "--expires", "soon")
+    result = run(
+        kit,
+        "principals",
+        "create",
+        "temp",
+        "--role",
+        "auditor",
+        "--person",
+        "admin",
+        "--expires",
+        "soon",
+    )
     assert (result.exit_code, result.stderr) == (
         2,
         "error: --expires 'soon' is not an ISO-8601 time\n",
@@ -259,6 +297,8 @@ def test_an_expired_key_is_refused(sqlite_kit: Any, monkeypatch: Any) -> None:
             "temp",
             "--role",
             "auditor",
+            "--person",
+            "admin",
             "--expires",
             expires.strftime("%Y-%m-%dT%H:%M:%S"),
             "--json",
@@ -451,7 +491,7 @@ def test_keys_rotate_as_admin_only(kit: Any) -> None:
     log = as_json(run(kit, "audit", "log", "--json"))
     assert log[-1]["type"] == "key.kek_rotated"
     assert log[-1]["data"] == {"kek_id": kek["kek_id"], "rewrapped": 2}
-    assert log[1]["data"]["name"] == "admin"
+    assert log[2]["data"]["name"] == "admin"  # after the admin's person.created
     fresh = kit.home.context()
     try:
         from audits.signing import load_public_key
@@ -566,6 +606,8 @@ def test_expiry_is_read_as_utc(sqlite_kit: Any, when: str) -> None:
             "t",
             "--role",
             "auditor",
+            "--person",
+            "admin",
             "--expires",
             when,
             "--json",
