@@ -47,7 +47,20 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="sign a checkpoint every N events"
     )
     api_key: SecretStr | None = Field(default=None, description="the acting principal's API key")
-    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    max_upload_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=1,
+        description="largest submission upload: the whole multipart body, and each "
+        "file read by reference",
+    )
+    max_json_bytes: int = Field(
+        default=1024 * 1024, ge=1, description="largest JSON body of an endpoint but scoring"
+    )
+    max_score_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1,
+        description="largest scoring body (10,000 applicants of about 40 features)",
+    )
     import_dir: Path | None = Field(
         default=None,
         description="folder the API may read submissions by reference from (off if unset)",

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     from govreg.api import (
+        gate,
         headers,
         problems,
         serving_routes,  # noqa: F401 - registers the serving endpoints
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     headers.install(app)
     app.include_router(router)
+    gate.install(app, config)
 
     @app.get("/v1/health", tags=["health"])
     def health() -> dict[str, str]:

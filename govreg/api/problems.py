@@ -79,18 +79,23 @@ def problem(
     )
 
 
+def for_error(exc: GovregError) -> JSONResponse:
+    """The problem document of a govreg error (the routes' handler and the gate send it)."""
+    status, slug = status_of(exc)
+    # an error that names several fields lists them (serving's ApplicantsRefused)
+    errors = getattr(exc, "errors", None)
+    return problem(
+        status, slug, exc.diagnostics(), errors=errors if isinstance(errors, list) else None
+    )
+
+
 def install(app: FastAPI) -> None:
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException
 
     async def govreg_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, GovregError)
-        status, slug = status_of(exc)
-        # an error that names several fields lists them (serving's ApplicantsRefused)
-        errors = getattr(exc, "errors", None)
-        return problem(
-            status, slug, exc.diagnostics(), errors=errors if isinstance(errors, list) else None
-        )
+        return for_error(exc)
 
     async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -140,14 +145,15 @@ def document(openapi: dict[str, Any]) -> dict[str, Any]:
     own 422 (``HTTPValidationError``); the server answers every error with a
     :class:`Problem` as ``application/problem+json``. Every operation with
     parameters or a body can answer 422, and one with a body 400 (a body that
-    cannot be parsed).
+    cannot be parsed) and 413 (a body over the endpoint's limit).
     """
     problem_ref = {"$ref": "#/components/schemas/Problem"}
     for operations in openapi.get("paths", {}).values():
         for operation in operations.values():
             answers = operation.setdefault("responses", {})
-            if operation.get("requestBody") and "400" not in answers:
-                answers["400"] = {"description": _DESCRIBED[400]}
+            if operation.get("requestBody"):
+                for code in (400, 413):
+                    answers.setdefault(str(code), {"description": _DESCRIBED[code]})
             if (operation.get("parameters") or operation.get("requestBody")) or "422" in answers:
                 answers["422"] = {"description": _DESCRIBED[422]}
             for code, answer in answers.items():
@@ -165,7 +171,8 @@ _DESCRIBED = {
     403: "the principal's role may not do this, or segregation of duties refuses it",
     404: "unknown model, version, principal or policy",
     409: "the lifecycle does not allow this transition now",
-    413: "upload larger than the configured limit",
+    413: "body larger than the endpoint's limit (uploads: GOVREG_MAX_UPLOAD_BYTES; "
+    "scoring: GOVREG_MAX_SCORE_BYTES; other JSON: GOVREG_MAX_JSON_BYTES)",
     422: "invalid input; `detail` names the field and what to fix",
 }
 

@@ -31,6 +31,7 @@ from core.errors import InputError, NotFoundError
 from core.files import ImportedPath, components
 from govreg.api import schemas
 from govreg.api.auth import OidcVerifier, authenticate
+from govreg.api.gate import ADMITTED, PRINCIPAL
 from govreg.api.problems import responses
 from govreg.context import Context
 from registry.roles import Action, Role
@@ -40,8 +41,11 @@ router = APIRouter(prefix="/v1")
 F = TypeVar("F", bound=Callable[..., Any])
 
 # (method, path, action): the one table of who may call what, filled in by
-# @endpoint below; each route also checks its action before it parses a body.
+# @endpoint below; the gate (govreg.api.gate) checks it before a body is read.
 ENDPOINTS: list[tuple[str, str, Action]] = []
+# (method, path) -> the Settings field that caps the endpoint's body, where it is
+# not max_json_bytes (uploads, scoring)
+LIMITS: dict[tuple[str, str], str] = {}
 POLICY_ID = r"^[a-z][a-z0-9_\-]{0,99}"  # as policies.schema.Policy.id
 AUTH = responses(401, 403)
 
@@ -57,6 +61,10 @@ Ctx = Annotated[Context, Depends(get_context)]
 def current_principal(
     request: Request, ctx: Ctx, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
+    """The principal the gate admitted; authenticated here only where no gate ran."""
+    admitted: Principal | None = getattr(request.state, PRINCIPAL, None)
+    if admitted is not None:
+        return admitted
     oidc: OidcVerifier = request.app.state.oidc
     return authenticate(ctx.registry, oidc, authorization, request.app.state.principals)
 
@@ -75,7 +83,9 @@ AdoptRef = Annotated[
 
 
 def _permit(action: Action) -> Callable[..., None]:
-    def permit(ctx: Ctx, caller: Caller) -> None:
+    def permit(request: Request, ctx: Ctx, caller: Caller) -> None:
+        if getattr(request.state, ADMITTED, None) is action:
+            return  # the gate authorised it before the body was read (a 403 is recorded once)
         ctx.registry.authorize(caller, action)
 
     return permit
@@ -89,12 +99,17 @@ def endpoint(
     errors: tuple[int, ...] = (),
     status_code: int = 200,
     success: dict[int | str, dict[str, Any]] | None = None,
+    body_limit: str | None = None,
 ) -> Callable[[F], F]:
-    """Register a route with the action it needs (checked before the body is read)."""
+    """Register a route with the action it needs and, if not ``max_json_bytes``, the
+    setting that caps its body (both checked by the gate before the body is read)."""
 
     def decorate(function: F) -> F:
         # the table and the OpenAPI document name paths without converters
-        ENDPOINTS.append((method, "/v1" + re.sub(r":\w+}", "}", path), action))
+        full_path = "/v1" + re.sub(r":\w+}", "}", path)
+        ENDPOINTS.append((method, full_path, action))
+        if body_limit is not None:
+            LIMITS[(method, full_path)] = body_limit
         router.add_api_route(
             path,
             function,
@@ -127,6 +142,8 @@ def list_versions(model: Model, ctx: Ctx, caller: Caller) -> list[dict[str, Any]
 
 
 async def _save_upload(upload: UploadFile, folder: Path, name: str, limit: int) -> Path:
+    """Copy one uploaded file into ``folder``. The gate has already capped the whole
+    body at ``limit``; the per-file check stays for an app run without the gate."""
     from fastapi import HTTPException
 
     suffix = Path(upload.filename or "").suffix.lower()
@@ -141,7 +158,14 @@ async def _save_upload(upload: UploadFile, folder: Path, name: str, limit: int) 
     return path
 
 
-@endpoint("POST", "/models/{model}/versions", Action.SUBMIT, errors=(413, 422), status_code=201)
+@endpoint(
+    "POST",
+    "/models/{model}/versions",
+    Action.SUBMIT,
+    errors=(413, 422),
+    status_code=201,
+    body_limit="max_upload_bytes",
+)
 async def submit_upload(
     model: Model,
     ctx: Ctx,

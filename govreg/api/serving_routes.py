@@ -31,7 +31,13 @@ def _decimal(value: float, places: int = 6) -> str:
     return str(Decimal(repr(value)).quantize(Decimal(1).scaleb(-places)))
 
 
-@endpoint("POST", "/models/{model}/score", Action.SCORE, errors=(404, 409, 422))
+@endpoint(
+    "POST",
+    "/models/{model}/score",
+    Action.SCORE,
+    errors=(404, 409, 422),
+    body_limit="max_score_bytes",
+)
 def score(
     model: Model,
     *,
