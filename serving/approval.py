@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from audits.events import EventType
+from audits.events import Event, EventType
+from audits.ledger import COLUMNS, envelope_bytes, leaf_of
 from audits.merkle import inclusion_proof, root
 from audits.records import envelope_record, record_leaf
 from audits.tables import EVENTS_TABLE
@@ -86,6 +87,77 @@ def resolve_alias(conn: Connection, model: str, alias: str) -> tuple[int, int]:
     raise NotFoundError(f"{model}@{alias} is not set; promote an approved version to it first")
 
 
+def believed_event(conn: Connection, ledger: Ledger, row: Any, *, subject: str) -> Event:
+    """Decrypt a row selected by its plaintext columns, if its sealed header agrees.
+
+    The rows are selected by ``model`` and ``version``, which are plaintext;
+    the AES-GCM payload starts with a sealed copy of them (as ``audit verify``
+    compares), so a row moved here from another version is refused, naming
+    its seq.
+    """
+    try:
+        header, _ = ledger.open_row(conn, row)
+    except GovregError as exc:
+        raise LoadRefused(Check.CHECKPOINT, subject, str(exc)) from exc
+    stored = {
+        "recorded_at": row.recorded_at,
+        "actor": row.actor,
+        "model": row.model,
+        "version": None if row.version is None else int(row.version),
+        "index": json.loads(row.index_fields),
+    }
+    for name, value in stored.items():
+        if header.get(name) != value:
+            raise LoadRefused(
+                Check.CHECKPOINT,
+                subject,
+                f"event {row.seq}: its plaintext column '{name}' differs from its sealed header",
+            )
+    return ledger.decrypt_row(conn, row)
+
+
+def envelope_leaves(conn: Connection, size: int, *, subject: str) -> list[bytes]:
+    """Leaves 1..size recomputed from every stored envelope, each equal to its stored leaf.
+
+    Selecting a version's rows by plaintext columns cannot see a row whose
+    ``version`` or ``model`` column was edited away (a suspension moved to
+    v999); its recomputed leaf no longer equals its stored one, and a stored
+    leaf edited to match no longer hashes to the signed root. Like reading
+    the stored leaves, this is one pass over the ledger (no decryption).
+    """
+    from sqlalchemy import text
+
+    leaves: list[bytes] = []
+    rows = conn.execute(
+        text(f"SELECT {COLUMNS} FROM {EVENTS_TABLE} WHERE seq <= :size ORDER BY seq"),
+        {"size": size},
+    )
+    for row in rows:
+        leaf = leaf_of(
+            envelope_bytes(
+                int(row.seq),
+                row.recorded_at,
+                row.event_type,
+                row.actor,
+                row.model,
+                row.version,
+                row.index_fields,
+                row.key_id,
+                bytes(row.nonce),
+                bytes(row.ciphertext),
+            )
+        )
+        if leaf != bytes(row.leaf_hash):
+            raise LoadRefused(
+                Check.CHECKPOINT,
+                subject,
+                f"event {row.seq}: its plaintext columns do not hash to its stored leaf "
+                "(an envelope field was edited)",
+            )
+        leaves.append(leaf)
+    return leaves
+
+
 def check_approval(
     conn: Connection,
     ledger: Ledger,
@@ -107,7 +179,7 @@ def check_approval(
     ]
     if not rows:
         raise NotFoundError(f"{subject} does not exist")
-    events = [ledger.decrypt_row(conn, r) for r in rows]
+    events = [believed_event(conn, ledger, r, subject=subject) for r in rows]
     submitted = next((e for e in events if e.type == EventType.VERSION_SUBMITTED), None)
     if submitted is None:
         raise NotFoundError(f"{subject} has no submission event")
@@ -190,7 +262,7 @@ def check_approval(
         checkpoint.verify(public_key)
     except GovregError as exc:
         raise LoadRefused(Check.CHECKPOINT, subject, str(exc)) from exc
-    leaves = ledger.leaves(conn, checkpoint.size)
+    leaves = envelope_leaves(conn, checkpoint.size, subject=subject)
     if len(leaves) != checkpoint.size or root(leaves) != checkpoint.root:
         raise LoadRefused(
             Check.CHECKPOINT,
