@@ -25,7 +25,7 @@ from core.errors import GovregError, NotFoundError
 from policies.schema import Policy, ScoringRules
 from registry.rules import failing_gates, missing_signoffs, signers_by_role
 from serving.errors import Check, LoadRefused
-from serving.proof import FORMAT, SERVABLE, STANDING_EVENTS
+from serving.proof import DEFAULT_MAX_PROOF_AGE_SECONDS, FORMAT, SERVABLE, STANDING_EVENTS
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -64,6 +64,21 @@ class Approval:
     head: int
     contract: dict[str, Any] | None = None  # canonical; None before contracts were recorded
     scoring: ScoringRules = field(default_factory=ScoringRules)
+    policy_digest: str = ""
+    max_proof_age_seconds: int = DEFAULT_MAX_PROOF_AGE_SECONDS
+
+    def scoring_metadata(self) -> dict[str, Any]:
+        """What a scorer acts on, as a fetch response carries it (see ``proof.scoring_digest``)."""
+        return {
+            "features": self.features,
+            "cutoff": self.cutoff,
+            "reason_texts": self.reason_texts,
+            "schema_suite": self.schema_suite,
+            "retention_days": self.retention_days,
+            "contract": self.contract,
+            "rules": self.scoring.model_dump(mode="json"),
+            "policy_digest": self.policy_digest,
+        }
 
     @property
     def subject(self) -> str:
@@ -308,4 +323,10 @@ def check_approval(
         head=checkpoint.size,
         contract=submitted.data.get("contract"),
         scoring=policy.scoring,
+        policy_digest=policy.digest,
+        max_proof_age_seconds=(
+            policy.serving.max_proof_age_seconds
+            if policy.serving is not None
+            else DEFAULT_MAX_PROOF_AGE_SECONDS
+        ),
     )
