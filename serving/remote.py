@@ -3,13 +3,14 @@
 ``fetch_approved(url, api_key, "credit-pd", public_key=pinned)`` asks the
 server for ``credit-pd@champion``, verifies the approval proof offline with
 the pinned key (:func:`serving.proof.verify_proof`: signature, inclusion,
-the digest of the very bytes received, standing, revalidation date), then
-parses those bytes (only a LightGBM native text model) into a
-:class:`~serving.scoring.Scorer`. The scoring metadata (cutoff, reason
-texts, the data contract and the policy's scoring rules) comes from the same
-authenticated response, so the scorer refuses, flags and explains exactly as
-the server's does; the contract's features, kinds and categories must be
-the verified model's own (:func:`serving.scoring.contract_of`).
+the digest of the very bytes received, standing, revalidation date, and the
+signed standing statement: its expiry and the digest of the scoring
+metadata), then parses those bytes (only a LightGBM native text model) into
+a :class:`~serving.scoring.Scorer`. The scoring metadata (cutoff, reason
+texts, the data contract and the policy's scoring rules) is what the
+statement signs, so the scorer refuses, flags and explains exactly as the
+server's does; the contract's features, kinds and categories must be the
+verified model's own (:func:`serving.scoring.contract_of`).
 """
 
 from __future__ import annotations
