@@ -244,6 +244,10 @@ class Ledger:
             self._signing_key = load_private_key(self.config.signing_key_path)
         return self._signing_key
 
+    def sign(self, message: bytes) -> bytes:
+        """Ed25519 signature by the checkpoint key (serving's standing statements)."""
+        return self._key().sign(message)
+
     def checkpoint(self, conn: Connection) -> SignedCheckpoint | None:
         """Sign the current head; the anchor file is written after commit."""
         from sqlalchemy import text

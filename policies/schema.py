@@ -228,6 +228,20 @@ class ScoringRules(_Strict):
     out_of_range: Literal["score", "refuse"] = "score"
 
 
+class ServingRules(_Strict):
+    """How long a fetched approval proof stays valid offline.
+
+    ``max_proof_age_seconds`` bounds the window in which a response captured
+    before a suspension (or retirement) is still accepted by the SDK: the
+    server signs each response's standing with this expiry. One hour by
+    default: a service fetches when it starts (the server must be reachable
+    then anyway), so a short window costs nothing, and a suspended model
+    stops loading anywhere within the hour.
+    """
+
+    max_proof_age_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
+
+
 class Policy(_Strict):
     """A versioned policy. ``digest`` is SHA-256 of its canonical form."""
 
@@ -238,6 +252,7 @@ class Policy(_Strict):
     revalidation_days: int = Field(ge=1, le=3660)
     decision_retention_days: int = Field(default=762, ge=1)
     scoring: ScoringRules = Field(default_factory=ScoringRules)
+    serving: ServingRules | None = None
     gates: list[GateSpec] = Field(min_length=1)
     signoffs: SignoffRules
 
@@ -255,6 +270,8 @@ class Policy(_Strict):
     def canonical(self) -> dict[str, Any]:
         """JSON data with decimals as strings and no floats (hashable)."""
         data: dict[str, Any] = _no_floats(self.model_dump(mode="json"))
+        if data.get("serving") is None:  # policies written before it keep their digest
+            data.pop("serving", None)
         return data
 
     def canonical_bytes(self) -> bytes:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from audits.events import EventType
+from audits.events import Event, EventType
+from audits.ledger import COLUMNS, envelope_bytes, leaf_of
 from audits.merkle import inclusion_proof, root
 from audits.records import envelope_record, record_leaf
 from audits.tables import EVENTS_TABLE
@@ -24,7 +25,7 @@ from core.errors import GovregError, NotFoundError
 from policies.schema import Policy, ScoringRules
 from registry.rules import failing_gates, missing_signoffs, seat_of, signers_by_role
 from serving.errors import Check, LoadRefused
-from serving.proof import FORMAT, SERVABLE, STANDING_EVENTS
+from serving.proof import DEFAULT_MAX_PROOF_AGE_SECONDS, FORMAT, SERVABLE, STANDING_EVENTS
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -63,6 +64,21 @@ class Approval:
     head: int
     contract: dict[str, Any] | None = None  # canonical; None before contracts were recorded
     scoring: ScoringRules = field(default_factory=ScoringRules)
+    policy_digest: str = ""
+    max_proof_age_seconds: int = DEFAULT_MAX_PROOF_AGE_SECONDS
+
+    def scoring_metadata(self) -> dict[str, Any]:
+        """What a scorer acts on, as a fetch response carries it (see ``proof.scoring_digest``)."""
+        return {
+            "features": self.features,
+            "cutoff": self.cutoff,
+            "reason_texts": self.reason_texts,
+            "schema_suite": self.schema_suite,
+            "retention_days": self.retention_days,
+            "contract": self.contract,
+            "rules": self.scoring.model_dump(mode="json"),
+            "policy_digest": self.policy_digest,
+        }
 
     @property
     def subject(self) -> str:
@@ -86,6 +102,77 @@ def resolve_alias(conn: Connection, model: str, alias: str) -> tuple[int, int]:
     raise NotFoundError(f"{model}@{alias} is not set; promote an approved version to it first")
 
 
+def believed_event(conn: Connection, ledger: Ledger, row: Any, *, subject: str) -> Event:
+    """Decrypt a row selected by its plaintext columns, if its sealed header agrees.
+
+    The rows are selected by ``model`` and ``version``, which are plaintext;
+    the AES-GCM payload starts with a sealed copy of them (as ``audit verify``
+    compares), so a row moved here from another version is refused, naming
+    its seq.
+    """
+    try:
+        header, _ = ledger.open_row(conn, row)
+    except GovregError as exc:
+        raise LoadRefused(Check.CHECKPOINT, subject, str(exc)) from exc
+    stored = {
+        "recorded_at": row.recorded_at,
+        "actor": row.actor,
+        "model": row.model,
+        "version": None if row.version is None else int(row.version),
+        "index": json.loads(row.index_fields),
+    }
+    for name, value in stored.items():
+        if header.get(name) != value:
+            raise LoadRefused(
+                Check.CHECKPOINT,
+                subject,
+                f"event {row.seq}: its plaintext column '{name}' differs from its sealed header",
+            )
+    return ledger.decrypt_row(conn, row)
+
+
+def envelope_leaves(conn: Connection, size: int, *, subject: str) -> list[bytes]:
+    """Leaves 1..size recomputed from every stored envelope, each equal to its stored leaf.
+
+    Selecting a version's rows by plaintext columns cannot see a row whose
+    ``version`` or ``model`` column was edited away (a suspension moved to
+    v999); its recomputed leaf no longer equals its stored one, and a stored
+    leaf edited to match no longer hashes to the signed root. Like reading
+    the stored leaves, this is one pass over the ledger (no decryption).
+    """
+    from sqlalchemy import text
+
+    leaves: list[bytes] = []
+    rows = conn.execute(
+        text(f"SELECT {COLUMNS} FROM {EVENTS_TABLE} WHERE seq <= :size ORDER BY seq"),
+        {"size": size},
+    )
+    for row in rows:
+        leaf = leaf_of(
+            envelope_bytes(
+                int(row.seq),
+                row.recorded_at,
+                row.event_type,
+                row.actor,
+                row.model,
+                row.version,
+                row.index_fields,
+                row.key_id,
+                bytes(row.nonce),
+                bytes(row.ciphertext),
+            )
+        )
+        if leaf != bytes(row.leaf_hash):
+            raise LoadRefused(
+                Check.CHECKPOINT,
+                subject,
+                f"event {row.seq}: its plaintext columns do not hash to its stored leaf "
+                "(an envelope field was edited)",
+            )
+        leaves.append(leaf)
+    return leaves
+
+
 def check_approval(
     conn: Connection,
     ledger: Ledger,
@@ -107,7 +194,7 @@ def check_approval(
     ]
     if not rows:
         raise NotFoundError(f"{subject} does not exist")
-    events = [ledger.decrypt_row(conn, r) for r in rows]
+    events = [believed_event(conn, ledger, r, subject=subject) for r in rows]
     submitted = next((e for e in events if e.type == EventType.VERSION_SUBMITTED), None)
     if submitted is None:
         raise NotFoundError(f"{subject} has no submission event")
@@ -190,7 +277,7 @@ def check_approval(
         checkpoint.verify(public_key)
     except GovregError as exc:
         raise LoadRefused(Check.CHECKPOINT, subject, str(exc)) from exc
-    leaves = ledger.leaves(conn, checkpoint.size)
+    leaves = envelope_leaves(conn, checkpoint.size, subject=subject)
     if len(leaves) != checkpoint.size or root(leaves) != checkpoint.root:
         raise LoadRefused(
             Check.CHECKPOINT,
@@ -236,4 +323,10 @@ def check_approval(
         head=checkpoint.size,
         contract=submitted.data.get("contract"),
         scoring=policy.scoring,
+        policy_digest=policy.digest,
+        max_proof_age_seconds=(
+            policy.serving.max_proof_age_seconds
+            if policy.serving is not None
+            else DEFAULT_MAX_PROOF_AGE_SECONDS
+        ),
     )

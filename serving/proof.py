@@ -4,7 +4,8 @@ A proof is JSON::
 
     {"format": "govreg-approval-proof/v1", "model": ..., "version": ...,
      "artifact_digest": ..., "events": [envelope record, ...],
-     "inclusion": {"<seq>": ["<hex>", ...]}, "checkpoint": "<signed note>"}
+     "inclusion": {"<seq>": ["<hex>", ...]}, "checkpoint": "<signed note>",
+     "standing": "<signed standing statement>"}
 
 ``events`` holds the version's ``version.approved`` event and every later
 event that changed its standing (alias set, suspended, reinstated, retired),
@@ -16,22 +17,43 @@ What it proves: the pinned key signed a ledger head that contains an
 approval of exactly these bytes for this model version, and the standing
 those events give it. What it cannot prove offline is that the server showed
 every later event; the server checks standing against the whole ledger when
-it hands out the proof, and the SDK refuses a proof older than it allows.
+it hands out the proof, and says so in the *standing statement*, signed by
+the same key::
+
+    govreg-standing/v1 <key fingerprint>
+    <model>
+    <version>
+    <approval seq>
+    <artifact digest>
+    <scoring digest>
+    <checkpoint size>
+    <issued at, UTC>
+    <expires at, UTC>
+
+The scoring digest (:func:`scoring_digest`) covers everything a scorer acts
+on: the features, the cutoff, the reason texts, the data contract, the schema
+suite, the scoring rules, the retention and the policy digest. A response
+whose scoring metadata differs, or whose statement expired (the policy's
+``serving.max_proof_age_seconds`` after it was issued, one hour by default),
+is refused: a response captured before a suspension stops working within
+that bound.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from audits.events import EventType
 from audits.merkle import verify_inclusion
 from audits.records import record_index, record_leaf
-from audits.signing import SignedCheckpoint
-from core.clock import parse
+from audits.signing import SignedCheckpoint, fingerprint
+from core.clock import isoformat, parse
 from core.errors import GovregError
 from serving.errors import Check, LoadRefused
 
@@ -49,6 +71,122 @@ STANDING_EVENTS: frozenset[str] = frozenset(
     }
 )
 SERVABLE = frozenset({"approved", "promoted"})
+STANDING_HEADER = "govreg-standing/v1"
+DEFAULT_MAX_PROOF_AGE_SECONDS = 3600
+# What a scorer acts on, all covered by the scoring digest.
+SCORING_FIELDS = (
+    "features",
+    "cutoff",
+    "reason_texts",
+    "schema_suite",
+    "retention_days",
+    "contract",
+    "rules",
+    "policy_digest",
+)
+
+
+def scoring_digest(scoring: Mapping[str, Any]) -> str:
+    """SHA-256 of the scoring metadata a fetch response carries (sorted, compact JSON).
+
+    Plain JSON rather than RFC 8785: a data contract may hold float ranges,
+    which Python's JSON round-trips exactly. Raises ``KeyError`` on a missing
+    field and ``TypeError`` / ``ValueError`` on a value JSON cannot hold.
+    """
+    fields = {name: scoring[name] for name in SCORING_FIELDS}
+    text = json.dumps(
+        fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Standing:
+    """The server's signed word that a version was in standing when it answered."""
+
+    key_fingerprint: str
+    model: str
+    version: int
+    approval_seq: int
+    artifact_digest: str
+    scoring_digest: str
+    checkpoint_size: int
+    issued_at: str
+    expires_at: str
+
+    @property
+    def note(self) -> str:
+        return (
+            f"{STANDING_HEADER} {self.key_fingerprint}\n{self.model}\n{self.version}\n"
+            f"{self.approval_seq}\n{self.artifact_digest}\n{self.scoring_digest}\n"
+            f"{self.checkpoint_size}\n{self.issued_at}\n{self.expires_at}\n"
+        )
+
+    @classmethod
+    def issue(
+        cls,
+        sign: Callable[[bytes], bytes],
+        public_key: Ed25519PublicKey,
+        *,
+        model: str,
+        version: int,
+        approval_seq: int,
+        artifact_digest: str,
+        scoring: Mapping[str, Any],
+        checkpoint_size: int,
+        now: datetime,
+        max_age_seconds: int,
+    ) -> str:
+        """The signed statement's text, expiring ``max_age_seconds`` after ``now``."""
+        statement = cls(
+            key_fingerprint=fingerprint(public_key),
+            model=model,
+            version=version,
+            approval_seq=approval_seq,
+            artifact_digest=artifact_digest,
+            scoring_digest=scoring_digest(scoring),
+            checkpoint_size=checkpoint_size,
+            issued_at=isoformat(now),
+            expires_at=isoformat(now + timedelta(seconds=max_age_seconds)),
+        )
+        signature = base64.b64encode(sign(statement.note.encode())).decode()
+        return f"{statement.note}\n— {statement.key_fingerprint[:16]} {signature}\n"
+
+    @classmethod
+    def verified(cls, text: str, public_key: Ed25519PublicKey) -> Standing:
+        """Parse ``text`` and check its signature; ValueError or GovregError if either fails."""
+        from cryptography.exceptions import InvalidSignature
+
+        note, sig_line = text.split("\n\n", 1)
+        lines = note.split("\n")
+        if len(lines) != 9:
+            raise ValueError(f"the statement has {len(lines)} lines, not 9")
+        prefix, fpr = lines[0].split(" ")
+        if prefix != STANDING_HEADER:
+            raise ValueError(f"not a {STANDING_HEADER} statement")
+        dash, _short, sig = sig_line.strip().split(" ")
+        if dash != "—":
+            raise ValueError("no signature line")
+        statement = cls(
+            key_fingerprint=fpr,
+            model=lines[1],
+            version=int(lines[2]),
+            approval_seq=int(lines[3]),
+            artifact_digest=lines[4],
+            scoring_digest=lines[5],
+            checkpoint_size=int(lines[6]),
+            issued_at=lines[7],
+            expires_at=lines[8],
+        )
+        if statement.note != note + "\n":
+            raise ValueError("the statement is not in its canonical form")
+        if fpr != fingerprint(public_key):
+            raise GovregError(f"the standing statement names key {fpr[:16]}, not the pinned key")
+        try:
+            public_key.verify(base64.b64decode(sig, validate=True), note.encode() + b"\n")
+        except InvalidSignature as exc:
+            raise GovregError("the standing statement's signature does not verify") from exc
+        return statement
 
 
 @dataclass(frozen=True)
@@ -78,10 +216,70 @@ def verify_proof(
     model: str,
     version: int,
     artifact: bytes,
+    scoring: Mapping[str, Any],
     now: datetime,
 ) -> ProofFacts:
-    """Raise :class:`LoadRefused` unless ``proof`` shows ``artifact`` approved and in standing."""
+    """Raise :class:`LoadRefused` unless ``proof`` shows ``artifact`` approved and in standing.
+
+    ``scoring`` is the response's scoring metadata: its digest must be the one
+    the standing statement signs. Every malformed field is a refusal.
+    """
     subject = f"{model} v{version}"
+    try:
+        facts = _verify(proof, public_key, model=model, version=version, artifact=artifact, now=now)
+        standing = Standing.verified(_text(proof, "standing"), public_key)
+        expires_at = parse(standing.expires_at)
+        digest = scoring_digest(scoring)
+    except GovregError as exc:
+        if isinstance(exc, LoadRefused):
+            raise
+        raise _refuse(subject, str(exc)) from exc
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise _refuse(subject, f"malformed response ({exc.__class__.__name__}: {exc})") from exc
+    signed = (
+        standing.model,
+        standing.version,
+        standing.approval_seq,
+        standing.artifact_digest,
+        standing.checkpoint_size,
+    )
+    shown = (model, version, facts.approval_seq, facts.artifact_digest, facts.checkpoint_size)
+    if signed != shown:
+        raise _refuse(subject, "the standing statement is for another approval or checkpoint")
+    if expires_at <= now:
+        raise _refuse(
+            subject,
+            f"the standing statement expired at {standing.expires_at}; fetch the model again",
+            Check.STATUS,
+        )
+    if digest != standing.scoring_digest:
+        raise _refuse(
+            subject,
+            "the scoring metadata (cutoff, features, data contract, reason texts, rules) "
+            "differs from what the server signed",
+        )
+    return facts
+
+
+def _text(proof: Mapping[str, Any], name: str) -> str:
+    value = proof[name]
+    if not isinstance(value, str):
+        raise TypeError(f"proof field '{name}' is not a string")
+    return value
+
+
+def _verify(
+    proof: Mapping[str, Any],
+    public_key: Ed25519PublicKey,
+    *,
+    model: str,
+    version: int,
+    artifact: bytes,
+    now: datetime,
+) -> ProofFacts:
+    subject = f"{model} v{version}"
+    if not isinstance(proof, Mapping):
+        raise TypeError("the proof is not an object")
     try:
         if proof.get("format") != FORMAT:
             raise _refuse(subject, f"not a {FORMAT} document")
@@ -91,14 +289,18 @@ def verify_proof(
                 f"the proof is for {proof.get('model')} v{proof.get('version')}, not {subject}",
             )
         # 1. The checkpoint is signed by the pinned key.
-        checkpoint = SignedCheckpoint.from_text(str(proof["checkpoint"]), source="proof")
+        checkpoint = SignedCheckpoint.from_text(_text(proof, "checkpoint"), source="proof")
         try:
             checkpoint.verify(public_key)
         except GovregError as exc:
             raise _refuse(subject, str(exc), Check.CHECKPOINT) from exc
         # 2. Each event is included in the signed tree and belongs to this version.
         events: list[tuple[int, str, dict[str, Any]]] = []
+        if not isinstance(proof["events"], list) or not isinstance(proof["inclusion"], dict):
+            raise TypeError("proof fields 'events' and 'inclusion' are a list and an object")
         for env in proof["events"]:
+            if not isinstance(env, dict):
+                raise TypeError("a proof event is not an object")
             seq = int(env["seq"])
             if (env["model"], env["version"]) != (model, version):
                 raise _refuse(subject, f"event {seq} belongs to {env['model']} v{env['version']}")

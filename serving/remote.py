@@ -3,20 +3,21 @@
 ``fetch_approved(url, api_key, "credit-pd", public_key=pinned)`` asks the
 server for ``credit-pd@champion``, verifies the approval proof offline with
 the pinned key (:func:`serving.proof.verify_proof`: signature, inclusion,
-the digest of the very bytes received, standing, revalidation date), then
-parses those bytes (only a LightGBM native text model) into a
-:class:`~serving.scoring.Scorer`. The scoring metadata (cutoff, reason
-texts, the data contract and the policy's scoring rules) comes from the same
-authenticated response, so the scorer refuses, flags and explains exactly as
-the server's does; the contract's features, kinds and categories must be
-the verified model's own (:func:`serving.scoring.contract_of`).
+the digest of the very bytes received, standing, revalidation date, and the
+signed standing statement: its expiry and the digest of the scoring
+metadata), then parses those bytes (only a LightGBM native text model) into
+a :class:`~serving.scoring.Scorer`. The scoring metadata (cutoff, reason
+texts, the data contract and the policy's scoring rules) is what the
+statement signs, so the scorer refuses, flags and explains exactly as the
+server's does; the contract's features, kinds and categories must be the
+verified model's own (:func:`serving.scoring.contract_of`).
 """
 
 from __future__ import annotations
 
 from base64 import b64decode
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.clock import utcnow
 from core.errors import AuthError, GovregError, NotFoundError, PermissionDenied
@@ -28,6 +29,8 @@ from serving.scoring import Scorer
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+T = TypeVar("T")
 
 _ERRORS: dict[int, type[GovregError]] = {
     401: AuthError,
@@ -44,47 +47,79 @@ def scorer_from_response(
     version: int | None = None,
     now: datetime | None = None,
 ) -> Scorer:
-    """Verify a fetch response offline and parse its bytes; raise LoadRefused if it fails."""
+    """Verify a fetch response offline and parse its bytes; raise LoadRefused if it fails.
+
+    Everything the scorer acts on (cutoff, features, data contract, reason
+    texts, scoring rules, retention, policy digest) must hash to the scoring
+    digest the server's standing statement signs, and that statement must not
+    have expired (:func:`serving.proof.verify_proof`). Any malformed field is
+    a refusal, never another exception.
+    """
     from pydantic import ValidationError
 
     from policies.schema import ScoringRules
 
+    subject = model if version is None else f"{model} v{version}"
     try:
-        artifact = b64decode(body["artifact_base64"], validate=True)
-        got = int(body["version"])
-        scoring = body["scoring"]
-        proof = body["proof"]
-        # The rules the server scores by (a server before they were sent: the defaults).
-        rules = ScoringRules.model_validate(scoring.get("rules") or {})
-        contract = scoring.get("contract")
-        if contract is not None and not isinstance(contract, dict):
-            raise TypeError("the data contract is not an object")
-    except (KeyError, TypeError, ValueError, AttributeError, ValidationError) as exc:
-        raise LoadRefused(Check.PROOF, model, f"malformed response ({exc})") from exc
+        if not isinstance(body, dict):
+            raise TypeError("the response is not an object")
+        artifact = b64decode(_field(body, "artifact_base64", str), validate=True)
+        got = _field(body, "version", int)
+        scoring = _field(body, "scoring", dict)
+        proof = _field(body, "proof", dict)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LoadRefused(Check.PROOF, subject, f"malformed response ({exc})") from exc
     if version is not None and got != version:
-        raise LoadRefused(Check.PROOF, f"{model} v{version}", f"the server sent v{got}")
+        raise LoadRefused(Check.PROOF, subject, f"the server sent v{got}")
     facts = verify_proof(
-        proof, public_key, model=model, version=got, artifact=artifact, now=now or utcnow()
-    )
-    approval = Approval(
+        proof,
+        public_key,
         model=model,
         version=got,
-        alias=None,
-        approval_seq=facts.approval_seq,
-        artifact_digest=facts.artifact_digest,
-        evidence_digest=facts.evidence_digest,
-        revalidate_by=facts.revalidate_by,
-        features=list(scoring["features"]),
-        cutoff=str(scoring["cutoff"]),
-        reason_texts=dict(scoring.get("reason_texts") or {}),
-        schema_suite=scoring.get("schema_suite"),
-        retention_days=int(scoring.get("retention_days", 762)),
-        proof=proof,
-        head=facts.checkpoint_size,
-        contract=contract,
-        scoring=rules,
+        artifact=artifact,
+        scoring=scoring,
+        now=now or utcnow(),
     )
-    return Scorer(approval, parse_model(artifact, subject=f"{model} v{got}"))
+    try:
+        contract = scoring["contract"]
+        if contract is not None and not isinstance(contract, dict):
+            raise TypeError("the data contract is not an object")
+        approval = Approval(
+            model=model,
+            version=got,
+            alias=None,
+            approval_seq=facts.approval_seq,
+            artifact_digest=facts.artifact_digest,
+            evidence_digest=facts.evidence_digest,
+            revalidate_by=facts.revalidate_by,
+            features=[_item(f, str) for f in _field(scoring, "features", list)],
+            cutoff=_field(scoring, "cutoff", str),
+            reason_texts=dict(_field(scoring, "reason_texts", dict)),
+            schema_suite=scoring["schema_suite"],
+            retention_days=_field(scoring, "retention_days", int),
+            proof=proof,
+            head=facts.checkpoint_size,
+            contract=contract,
+            scoring=ScoringRules.model_validate(_field(scoring, "rules", dict)),
+            policy_digest=_field(scoring, "policy_digest", str),
+        )
+        return Scorer(approval, parse_model(artifact, subject=f"{model} v{got}"))
+    except (KeyError, TypeError, ValueError, AttributeError, ValidationError) as exc:
+        raise LoadRefused(Check.PROOF, f"{model} v{got}", f"malformed response ({exc})") from exc
+
+
+def _item(value: Any, kind: type[T]) -> T:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(f"{value!r:.40} is not a {kind.__name__}")
+    return value
+
+
+def _field(body: dict[str, Any], name: str, kind: type[T]) -> T:
+    """``body[name]`` if it is a ``kind``; KeyError or TypeError naming the field."""
+    value = body[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(f"field '{name}' is not a {kind.__name__}")
+    return value
 
 
 def fetch_approved(

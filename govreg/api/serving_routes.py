@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from base64 import b64encode
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Query, Request
 
 from audits.events import EventType
+from core.clock import utcnow
 from core.errors import NotFoundError
 from govreg.api import schemas
 from govreg.api.routes import Caller, Ctx, Model, endpoint
@@ -22,6 +23,7 @@ from serving.decisions import Decision, DecisionLog
 from serving.errors import LoadRefused
 from serving.live import LiveModels
 from serving.loader import approved_bytes, record_refusal, record_serving
+from serving.proof import Standing
 from serving.scoring import ApplicantsRefused, Refused, Scored
 
 Alias = Annotated[str, Query(max_length=100, pattern=NAME_RE.pattern)]
@@ -139,20 +141,24 @@ def fetch_approved(
         data={"alias": shown_alias, "approval_seq": approval.approval_seq},
         index={"approval_seq": approval.approval_seq, "artifact_digest": approval.artifact_digest},
     )
-    scoring: dict[str, Any] = {
-        "features": approval.features,
-        "cutoff": approval.cutoff,
-        "reason_texts": approval.reason_texts,
-        "schema_suite": approval.schema_suite,
-        "retention_days": approval.retention_days,
-        "contract": approval.contract,
-        "rules": approval.scoring.model_dump(mode="json"),
-    }
+    scoring = approval.scoring_metadata()
+    standing = Standing.issue(
+        ctx.registry.ledger.sign,
+        live.config.public_key,
+        model=model,
+        version=approval.version,
+        approval_seq=approval.approval_seq,
+        artifact_digest=approval.artifact_digest,
+        scoring=scoring,
+        checkpoint_size=approval.head,
+        now=utcnow(),
+        max_age_seconds=approval.max_proof_age_seconds,
+    )
     return schemas.ApprovedArtifact(
         model=model,
         version=approval.version,
         artifact_digest=approval.artifact_digest,
         artifact_base64=b64encode(data).decode(),
-        proof=approval.proof,
+        proof={**approval.proof, "standing": standing},
         scoring=scoring,
     )

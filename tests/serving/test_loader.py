@@ -158,7 +158,8 @@ def test_edited_approval_event_is_refused(tampered_kit: Kit) -> None:
     drop_guard_rails(kit.ctx)
     sql(kit.ctx, f"UPDATE ledger_events SET actor = 'someone-else' WHERE seq = {seq}")
     error = _refused(kit, Check.CHECKPOINT)
-    assert f"event {seq} does not hash to its signed leaf" in str(error)
+    # The selected row's sealed header is compared before its leaf (as audit verify does).
+    assert f"event {seq}: its plaintext column 'actor' differs from its sealed header" in str(error)
 
 
 class _Sentinel:
@@ -196,3 +197,14 @@ def test_pickle_artifact_is_never_parsed(
     error = _refused(kit, Check.FORMAT, version=version)
     assert "pickle" in str(error)
     assert not sentinel.exists()
+
+
+def test_a_suspension_moved_to_another_version_is_not_believed(tampered_kit: Kit) -> None:
+    kit = tampered_kit
+    version = _promoted(kit)
+    kit.registry.suspend(kit["compliance-1"], MODEL, version, reason="drift")
+    seq = kit.events(types=["version.suspended"])[-1].seq
+    drop_guard_rails(kit.ctx)
+    sql(kit.ctx, f"UPDATE ledger_events SET version = 999 WHERE seq = {seq}")
+    error = _refused(kit, Check.CHECKPOINT)
+    assert f"event {seq}: its plaintext columns do not hash to its stored leaf" in str(error)

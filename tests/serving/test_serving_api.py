@@ -233,6 +233,140 @@ def test_fetch_with_a_proof_verified_offline(served: tuple[Kit, Server], tmp_pat
     assert refused(edited).check == Check.CHECKPOINT
 
 
+def _fetched(server: Server) -> dict[str, Any]:
+    with server.client("service") as client:
+        response = client.get(f"/v1/models/{MODEL}/approved")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_the_proof_covers_what_the_scorer_acts_on(served: tuple[Kit, Server]) -> None:
+    kit, server = served
+    pinned = load_public_key(kit.settings.public_key_path)
+    body = _fetched(server)
+    scoring = body["scoring"]
+    assert set(scoring) == {
+        "features",
+        "cutoff",
+        "reason_texts",
+        "schema_suite",
+        "retention_days",
+        "contract",
+        "rules",
+        "policy_digest",
+    }
+    scorer = scorer_from_response(body, pinned, model=MODEL)
+    assert scorer.approval.cutoff == scoring["cutoff"]
+
+    def refused(**changed: Any) -> LoadRefused:
+        with pytest.raises(LoadRefused) as caught:
+            scorer_from_response(dict(body, scoring=dict(scoring, **changed)), pinned, model=MODEL)
+        assert caught.value.check == Check.PROOF
+        assert "differs from what the server signed" in str(caught.value)
+        return caught.value
+
+    refused(cutoff="0.999")  # a decline would become an approve
+    refused(features=scoring["features"][:-1])
+    first = next(iter(scoring["reason_texts"]))
+    refused(reason_texts=dict(scoring["reason_texts"], **{first: "Anything at all"}))
+    refused(rules=dict(scoring["rules"], unseen_category="missing"))
+    refused(contract=None)
+    refused(policy_digest="0" * 64)
+
+
+def test_a_response_captured_before_a_suspension_expires(served: tuple[Kit, Server]) -> None:
+    from datetime import timedelta
+
+    from core.clock import parse, utcnow
+    from serving.proof import DEFAULT_MAX_PROOF_AGE_SECONDS, Standing
+
+    kit, server = served
+    pinned = load_public_key(kit.settings.public_key_path)
+    captured = _fetched(server)
+    standing = Standing.verified(captured["proof"]["standing"], pinned)
+    issued = parse(standing.issued_at)
+    assert parse(standing.expires_at) - issued == timedelta(seconds=DEFAULT_MAX_PROOF_AGE_SECONDS)
+    kit.registry.suspend(kit["compliance-1"], MODEL, 1, reason="drift")
+    with server.client("service") as client:
+        assert client.get(f"/v1/models/{MODEL}/approved").status_code == 409
+    # Within the bound the captured response still loads (the documented window) ...
+    within = issued + timedelta(seconds=DEFAULT_MAX_PROOF_AGE_SECONDS - 1)
+    assert scorer_from_response(captured, pinned, model=MODEL, now=within).version == 1
+    assert utcnow() < within
+    # ... and past it, it is refused.
+    past = issued + timedelta(seconds=DEFAULT_MAX_PROOF_AGE_SECONDS)
+    with pytest.raises(LoadRefused) as caught:
+        scorer_from_response(captured, pinned, model=MODEL, now=past)
+    assert caught.value.check == Check.STATUS
+    assert f"the standing statement expired at {standing.expires_at}" in str(caught.value)
+    # A statement cut out of the proof, or re-dated without the key, is refused too.
+    without = dict(captured, proof={k: v for k, v in captured["proof"].items() if k != "standing"})
+    with pytest.raises(LoadRefused, match="malformed response"):
+        scorer_from_response(without, pinned, model=MODEL, now=within)
+    later = captured["proof"]["standing"].replace(
+        standing.expires_at, "2999-01-01T00:00:00.000000Z"
+    )
+    redated = dict(captured, proof=dict(captured["proof"], standing=later))
+    with pytest.raises(LoadRefused, match="signature does not verify"):
+        scorer_from_response(redated, pinned, model=MODEL, now=past)
+
+
+_HOSTILE: tuple[Any, ...] = (None, 0, -1, True, 1.5, "", "x", "2026-13-45", [], [1], {}, {"a": 1})
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every key path in a JSON value (lists by index), depth first."""
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        yield (*prefix, key)
+        if isinstance(item, (dict, list)) and len(prefix) < 4:
+            yield from _paths(item, (*prefix, key))
+
+
+def _replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    copy = json.loads(json.dumps(value))
+    target = copy
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = new
+    return copy
+
+
+def test_every_malformed_field_is_a_refusal(served: tuple[Kit, Server]) -> None:
+    from core.clock import utcnow
+
+    kit, server = served
+    pinned = load_public_key(kit.settings.public_key_path)
+    body = _fetched(server)
+    reference = scorer_from_response(body, pinned, model=MODEL)
+    now = utcnow()
+    paths = [p for p in _paths(body) if p[0] != "artifact_base64" or len(p) == 1]
+    outcomes = {"accepted": 0, "refused": 0}
+    for path in paths:
+        for new in _HOSTILE:
+            mutated = _replaced(body, path, new)
+            try:
+                scorer = scorer_from_response(mutated, pinned, model=MODEL, now=now)
+            except LoadRefused:
+                outcomes["refused"] += 1
+                continue
+            # Accepted only if nothing the scorer acts on changed.
+            assert scorer.approval.scoring_metadata() == reference.approval.scoring_metadata()
+            assert scorer.artifact_digest == reference.artifact_digest
+            outcomes["accepted"] += 1
+    assert outcomes["refused"] > 10 * len(paths)
+    # A malformed revalidation date in the approval record is a refusal, not a ValueError.
+    events = [dict(e) for e in body["proof"]["events"]]
+    events[0]["index_fields"] = json.dumps(
+        dict(json.loads(events[0]["index_fields"]), revalidate_by="not a date")
+    )
+    with pytest.raises(LoadRefused):
+        scorer_from_response(
+            dict(body, proof=dict(body["proof"], events=events)), pinned, model=MODEL
+        )
+
+
 def _wait_for(predicate: Any, bound: float) -> float:
     start = time.monotonic()
     while time.monotonic() - start < bound + 5:

@@ -126,3 +126,29 @@ def test_params_default_per_kind_and_round_trip() -> None:
     assert fmt(spec.params["max_p99_ms"]) == "100"
     with pytest.raises(KeyError):
         spec.params["kind"]
+
+
+def test_the_serving_section_bounds_proof_age_and_leaves_old_digests_alone(
+    tmp_path: Path,
+) -> None:
+    import hashlib
+
+    from policies.schema import Policy
+
+    policy = find_policy("credit-risk")
+    assert policy.serving is None
+    assert "serving" not in policy.canonical()
+    # The digest of a policy written before the section existed is unchanged.
+    without = policy.model_dump(mode="json", exclude={"serving"})
+    assert policy.digest == hashlib.sha256(canonical_bytes(without)).hexdigest()
+    data = yaml.safe_load(PACKAGED.read_text(encoding="utf-8"))
+    data["serving"] = {"max_proof_age_seconds": 600}
+    bounded = Policy.model_validate(data)
+    assert bounded.serving is not None
+    assert bounded.serving.max_proof_age_seconds == 600
+    assert bounded.canonical()["serving"] == {"max_proof_age_seconds": 600}
+    assert bounded.digest != policy.digest
+    for bad in (59, 7 * 86400 + 1, "an hour"):
+        data["serving"] = {"max_proof_age_seconds": bad}
+        with pytest.raises(ValueError, match="max_proof_age_seconds"):
+            Policy.model_validate(data)
