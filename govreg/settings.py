@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     )
     api_key: SecretStr | None = Field(default=None, description="the acting principal's API key")
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
+    max_decoded_bytes: int = Field(
+        default=2048 * 1024 * 1024,
+        ge=1,
+        description="largest size a submitted Parquet dataset may decode to (decompression bombs)",
+    )
+    max_decompression_ratio: int = Field(
+        default=200, ge=1, description="largest decoded size of a Parquet dataset per file byte"
+    )
     import_dir: Path | None = Field(
         default=None,
         description="folder the API may read submissions by reference from (off if unset)",
