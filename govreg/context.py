@@ -46,6 +46,7 @@ def build(settings: Settings, *, require_home: bool = True) -> Context:
     from audits.signing import SIGNING_KEY_FILE
     from core.db import make_engine
     from govreg.settings import apply_mlflow_defaults
+    from registry.decoding import DecodeLimits
     from registry.mlflow_mirror import MlflowMirror
     from registry.services import Registry
     from registry.store import BlobStore
@@ -71,6 +72,9 @@ def build(settings: Settings, *, require_home: bool = True) -> Context:
         ledger,
         BlobStore(settings.store_path),
         max_upload_bytes=settings.max_upload_bytes,
+        decode_limits=DecodeLimits(
+            max_bytes=settings.max_decoded_bytes, max_ratio=settings.max_decompression_ratio
+        ),
         mlflow_tracking_uri=tracking_uri,
         # after each approval, promotion, suspension, reinstatement or retirement
         # commits, versions that came from MLflow are mirrored into its registry

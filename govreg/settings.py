@@ -61,6 +61,14 @@ class Settings(BaseSettings):
         ge=1,
         description="largest scoring body (10,000 applicants of about 40 features)",
     )
+    max_decoded_bytes: int = Field(
+        default=2048 * 1024 * 1024,
+        ge=1,
+        description="largest size a submitted Parquet dataset may decode to (decompression bombs)",
+    )
+    max_decompression_ratio: int = Field(
+        default=200, ge=1, description="largest decoded size of a Parquet dataset per file byte"
+    )
     import_dir: Path | None = Field(
         default=None,
         description="folder the API may read submissions by reference from (off if unset)",

@@ -20,6 +20,7 @@ from core.errors import InputError, quote
 from core.files import ImportedPath, read_beneath, read_file
 from core.lgbm import import_lightgbm
 from core.model_text import check_model_text, token
+from registry.decoding import DecodeLimits, read_parquet
 from registry.model_probe import probe_model
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from validation.contract import DataContract
 
 LIGHTGBM_FORMAT = "lightgbm-text"
+DEFAULT_LIMITS = DecodeLimits()
 _PLAIN = re.compile(r"[A-Za-z0-9_.\- ]{1,40}")  # column names shown as they are
 
 
@@ -98,15 +100,42 @@ def dataset_format(path: Path | ImportedPath) -> str:
     raise InputError(f"dataset {path} must be .csv or .parquet, not '{suffix or 'no suffix'}'")
 
 
-def load_frame(data: bytes, fmt: str, *, source: str) -> pd.DataFrame:
+def load_frame(
+    data: bytes, fmt: str, *, source: str, limits: DecodeLimits = DEFAULT_LIMITS
+) -> pd.DataFrame:
+    """The frame of a CSV or Parquet dataset. A Parquet file is decoded within
+    ``limits`` (:mod:`registry.decoding`); a CSV file is never decompressed, so the
+    upload limit bounds it. A parser's message is quoted short: it may carry the
+    file's text, so a CSV error names its line instead."""
     import pandas as pd
 
+    if fmt == "parquet":
+        try:
+            return read_parquet(data, source=source, limits=limits)
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(_unreadable(source, fmt, exc)) from exc
     try:
-        if fmt == "csv":
-            return pd.read_csv(io.BytesIO(data))
-        return pd.read_parquet(io.BytesIO(data))
+        return pd.read_csv(io.BytesIO(data), compression=None)
     except Exception as exc:
-        raise InputError(f"dataset {source} cannot be read as {fmt}: {exc}") from exc
+        raise InputError(_unreadable(source, fmt, exc)) from exc
+
+
+_LINE = re.compile(r"\b(?:line|row) (\d+)")
+
+
+def _unreadable(source: str, fmt: str, exc: Exception) -> str:
+    """Why a dataset does not parse, without the parser's quote of the file: the line
+    number if the parser named one, else the error's kind and a short escaped excerpt."""
+    message = str(exc)
+    line = _LINE.search(message)
+    if fmt == "csv" and line:
+        return (
+            f"dataset {source} cannot be read as csv: line {line.group(1)} does not parse "
+            f"({type(exc).__name__}); check that line's fields and quotes"
+        )
+    return f"dataset {source} cannot be read as {fmt} ({type(exc).__name__}: {quote(message, 80)})"
 
 
 def describe_frame(frame: pd.DataFrame, fmt: str) -> DatasetInfo:

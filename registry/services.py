@@ -42,6 +42,7 @@ from core.files import ImportedPath
 from policies.loader import DEFAULT_POLICY, all_policies
 from policies.schema import Policy, PolicyError
 from registry import inputs
+from registry.decoding import DecodeLimits
 from registry.lifecycle import Move, Status, effective_status, require
 from registry.projection import PROJECTED_EVENTS, DatabaseView, MemoryView, apply
 from registry.roles import Action, Role, allowed
@@ -240,6 +241,7 @@ class Registry:
         store: BlobStore,
         *,
         max_upload_bytes: int = 512 * 1024 * 1024,
+        decode_limits: DecodeLimits | None = None,
         clock: Callable[[], datetime] = utcnow,
         mlflow_tracking_uri: str | None = None,
         observers: Sequence[VersionObserver] = (),
@@ -248,6 +250,7 @@ class Registry:
         self.ledger = ledger
         self.store = store
         self.max_upload_bytes = max_upload_bytes
+        self.decode_limits = decode_limits or DecodeLimits()
         self.clock = clock
         self.mlflow_tracking_uri = mlflow_tracking_uri
         self.observers = tuple(observers)
@@ -773,7 +776,7 @@ class Registry:
         for role, path in (("train", train), ("validation", validation)):
             fmt = inputs.dataset_format(path)
             data = inputs.read_input_file(path, f"{role} dataset", max_bytes=self.max_upload_bytes)
-            frame = inputs.load_frame(data, fmt, source=str(path))
+            frame = inputs.load_frame(data, fmt, source=str(path), limits=self.decode_limits)
             inputs.check_dataset(frame, source=str(path), target=target, protected=protected)
             # The training data defines the contract; the validation data must feed it too.
             if contract is None:
@@ -962,7 +965,10 @@ class Registry:
             model_text = self.store.get(sub["artifact"]["digest"]).decode("utf-8")
             frames = {
                 role: inputs.load_frame(
-                    self.store.get(sub[role]["digest"]), sub[role]["format"], source=role
+                    self.store.get(sub[role]["digest"]),
+                    sub[role]["format"],
+                    source=role,
+                    limits=self.decode_limits,
                 )
                 for role in ("train", "validation")
             }

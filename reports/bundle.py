@@ -42,7 +42,7 @@ from audits.merkle import verify_inclusion
 from audits.records import record_leaf
 from audits.signing import SignedCheckpoint
 from core.canonical import canonical_bytes
-from core.errors import GovregError, IntegrityError
+from core.errors import GovregError, IntegrityError, quote
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -160,23 +160,72 @@ def write_zip(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
+# What a bundle may hold once inflated (a real one: some hundred small JSON files
+# and a report of a few MiB). Counted while inflating: a header's sizes can lie.
+MAX_ENTRIES = 20_000
+MAX_ENTRY_BYTES = 256 * 1024 * 1024
+MAX_TOTAL_BYTES = 1024 * 1024 * 1024
+MAX_RATIO = 200  # inflated bytes per compressed byte, checked past RATIO_FLOOR
+RATIO_FLOOR = 1024 * 1024
+_CHUNK = 64 * 1024
+
+
 def read_zip(data: bytes) -> dict[str, bytes]:
-    """Every regular file of the zip by path; refuses duplicates and unsafe paths."""
+    """Every regular file of the zip by path; refuses duplicates, unsafe paths, and
+    bundles that inflate past the caps above (a decompression bomb)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            infos = archive.infolist()
+            if len(infos) > MAX_ENTRIES:
+                raise BundleInvalid(
+                    [f"bundle: {len(infos)} entries, over the limit of {MAX_ENTRIES}"]
+                )
             files: dict[str, bytes] = {}
-            for info in archive.infolist():
+            total = 0
+            for info in infos:
                 if info.is_dir():
                     continue
                 name = info.filename
                 if name.startswith("/") or ".." in name.split("/") or "\\" in name:
-                    raise BundleInvalid([f"{name}: unsafe path in the bundle"])
+                    raise BundleInvalid([f"{quote(name)}: unsafe path in the bundle"])
                 if name in files:
-                    raise BundleInvalid([f"{name}: appears twice in the bundle"])
-                files[name] = archive.read(info)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as exc:
-        raise BundleInvalid([f"bundle: not a readable zip file ({exc})"]) from exc
+                    raise BundleInvalid([f"{quote(name)}: appears twice in the bundle"])
+                files[name] = _inflate(archive, info, already=total)
+                total += len(files[name])
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+        raise BundleInvalid([f"bundle: not a readable zip file ({quote(exc, 80)})"]) from exc
     return files
+
+
+def _inflate(archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, already: int) -> bytes:
+    """One entry's bytes, read in chunks and counted against the entry, total and ratio
+    caps; the header's declared size is checked too, but never relied on."""
+    name = quote(info.filename)
+    if info.file_size > MAX_ENTRY_BYTES:
+        raise BundleInvalid(
+            [f"{name}: declares {info.file_size} bytes, over the {MAX_ENTRY_BYTES}-byte limit"]
+        )
+    body = bytearray()
+    with archive.open(info) as entry:
+        while chunk := entry.read(_CHUNK):
+            body += chunk
+            size = len(body)
+            if size > MAX_ENTRY_BYTES:
+                raise BundleInvalid(
+                    [f"{name}: inflates past the {MAX_ENTRY_BYTES}-byte limit of an entry"]
+                )
+            if already + size > MAX_TOTAL_BYTES:
+                raise BundleInvalid(
+                    [f"{name}: the bundle inflates past its {MAX_TOTAL_BYTES}-byte limit"]
+                )
+            if size > RATIO_FLOOR and size > MAX_RATIO * max(info.compress_size, 1):
+                raise BundleInvalid(
+                    [
+                        f"{name}: inflates more than {MAX_RATIO} times its "
+                        f"{info.compress_size} compressed bytes (a decompression bomb?)"
+                    ]
+                )
+    return bytes(body)
 
 
 def _load(files: dict[str, bytes], path: str, problems: list[str]) -> Any:

@@ -210,7 +210,9 @@ async def submit_upload(
         uploads = [("train", train), ("validation", validation)]
         if artifact is not None:
             uploads.append(("artifact", artifact))
-        paths = {name: await _save_upload(upload, folder, name, limit) for name, upload in uploads}
+        saved = {name: await _save_upload(upload, folder, name, limit) for name, upload in uploads}
+        # named relative to the upload folder: refusals say "train.csv", never the server's path
+        paths = {name: ImportedPath(folder, path.name) for name, path in saved.items()}
         number = await run_in_threadpool(
             ctx.registry.submit,
             caller,
