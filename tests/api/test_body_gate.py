@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_server import Server, start_server, stop
+from api_server import Server, make_principal, start_server, stop
 
 PROBLEM = "application/problem+json"
 UPLOAD_LIMIT = 5_000_000
@@ -47,7 +47,7 @@ def server(home: Any, spool: Path) -> Iterator[Server]:
             ("auditor-1", "auditor"),
             ("svc-1", "service"),
         ):
-            made = admin.post("/v1/principals", json={"name": name, "role": role})
+            made = make_principal(admin, name, role)
             assert made.status_code == 201, made.text
             srv.keys[role] = made.json()["api_key"]
     yield srv

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_server import Server, start_server, stop
+from api_server import Server, make_principal, start_server, stop
 from govreg_kit import PROTECTED, TARGET, Inputs
 from parquet_bombs import constant_column
 
@@ -24,7 +24,7 @@ MiB = 1024 * 1024
 def server(home: Any) -> Iterator[Server]:
     srv = start_server(home)
     with srv.client("admin") as admin:
-        made = admin.post("/v1/principals", json={"name": "ds-1", "role": "data_scientist"})
+        made = make_principal(admin, "ds-1", "data_scientist")
         assert made.status_code == 201, made.text
         srv.keys["data_scientist"] = made.json()["api_key"]
     yield srv
