@@ -46,7 +46,12 @@ def test_the_whole_flow_through_the_cli_against_a_server(
         ("owner-1", "business_owner"),
         ("auditor-1", "auditor"),
     ):
-        made = _cli(server, "principals", "create", name, "--role", role, "--json", key=admin)
+        person = _cli(server, "persons", "create", name, "--display", role, key=admin)
+        assert person.exit_code == 0, person.output
+        made = _cli(
+            server, "principals", "create", name, "--role", role, "--person", name, "--json",
+            key=admin,
+        )  # fmt: skip
         assert made.exit_code == 0, made.output
         keys[role] = json.loads(made.stdout)["api_key"]
     listed = _cli(server, "principals", "list", "--json", key=admin)

@@ -53,7 +53,7 @@ def test_data_key_and_kek_rotated_between_appends(ctx: Any, home: Any) -> None:
     admin = ctx.registry.authenticate(home.admin_key)
     keys_dir = ctx.settings.keys_path
     first_kek = _kek_id(keys_dir / KEK_FILE)
-    append(ctx, range(3, 6))  # seq 3-5
+    append(ctx, range(4, 6))  # seq 4-5 (bootstrap wrote 1-3)
     assert ctx.registry.rotate_data_key(admin) == "dk-000002"  # seq 6
     append(ctx, range(7, 10))  # seq 7-9
     new_kek, rewrapped = ctx.registry.rotate_kek(admin)  # seq 10
@@ -68,8 +68,8 @@ def test_data_key_and_kek_rotated_between_appends(ctx: Any, home: Any) -> None:
     events = _events(ctx)
     assert [(seq, kind, key) for seq, kind, key, _ in events] == [
         (1, EventType.LEDGER_INITIALISED, "dk-000001"),
-        (2, EventType.PRINCIPAL_CREATED, "dk-000001"),
-        (3, EventType.BENCHMARK, "dk-000001"),
+        (2, EventType.PERSON_CREATED, "dk-000001"),
+        (3, EventType.PRINCIPAL_CREATED, "dk-000001"),
         (4, EventType.BENCHMARK, "dk-000001"),
         (5, EventType.BENCHMARK, "dk-000001"),
         (6, EventType.DATA_KEY_ROTATED, "dk-000002"),
@@ -83,7 +83,7 @@ def test_data_key_and_kek_rotated_between_appends(ctx: Any, home: Any) -> None:
         (14, EventType.DATA_KEY_ROTATED, "dk-000003"),
         (15, EventType.BENCHMARK, "dk-000003"),
     ]
-    assert sorted(_runs(events)) == [3, 4, 5, 7, 8, 9, 11, 12, 13, 15]
+    assert sorted(_runs(events)) == [4, 5, 7, 8, 9, 11, 12, 13, 15]
     reader = fresh(ctx)
     try:
         with reader.registry.reading() as conn:
@@ -105,7 +105,7 @@ def test_data_key_and_kek_rotated_between_appends(ctx: Any, home: Any) -> None:
 
 def test_tampered_wrapped_key_is_detected(ctx: Any, home: Any) -> None:
     admin = ctx.registry.authenticate(home.admin_key)
-    append(ctx, range(3, 5))
+    append(ctx, range(4, 5))
     ctx.registry.rotate_data_key(admin)  # seq 5
     append(ctx, range(6, 7))
     kek = _kek_id(ctx.settings.keys_path / KEK_FILE)
@@ -171,7 +171,7 @@ def test_interrupted_after_prepare_then_rerun(ctx: Any, home: Any) -> None:
     admin = ctx.registry.authenticate(home.admin_key)
     keys_dir = ctx.settings.keys_path
     old_kek = _kek_id(keys_dir / KEK_FILE)
-    append(ctx, range(3, 5))
+    append(ctx, range(4, 5))
     ctx.registry.rotate_data_key(admin)  # seq 5
     append(ctx, range(6, 8))
     pending = ctx.ledger.keyring.prepare_kek_rotation().kek_id  # ... and the process dies
@@ -193,7 +193,6 @@ def test_interrupted_after_prepare_then_rerun(ctx: Any, home: Any) -> None:
     events = _events(ctx)
     assert [seq for seq, *_ in events] == list(range(1, 11))
     assert _runs(events) == {
-        3: "dk-000001",
         4: "dk-000001",
         6: "dk-000002",
         7: "dk-000002",
@@ -211,7 +210,7 @@ def test_interrupted_after_rewrap_commit_then_rerun(ctx: Any, home: Any) -> None
     admin = ctx.registry.authenticate(home.admin_key)
     keys_dir = ctx.settings.keys_path
     old_kek = _kek_id(keys_dir / KEK_FILE)
-    append(ctx, range(3, 5))
+    append(ctx, range(4, 5))
     ctx.registry.rotate_data_key(admin)  # seq 5
     append(ctx, range(6, 7))
     pending, count = _record_rotation_without_finishing(ctx, admin)  # seq 7
@@ -242,7 +241,6 @@ def test_interrupted_after_rewrap_commit_then_rerun(ctx: Any, home: Any) -> None
     events = _events(ctx)
     assert [seq for seq, *_ in events] == list(range(1, 12))
     assert _runs(events) == {
-        3: "dk-000001",
         4: "dk-000001",
         6: "dk-000002",
         9: "dk-000003",
@@ -259,7 +257,7 @@ def test_rotation_by_another_process_is_picked_up(ctx: Any, home: Any) -> None:
     """A long-running process (an API server) keeps working after an admin
     rotates the KEK and the data key from another process."""
     admin = ctx.registry.authenticate(home.admin_key)
-    append(ctx, range(3, 5))  # ctx has now loaded the KEK and cached dk-000001
+    append(ctx, range(4, 5))  # ctx has now loaded the KEK and cached dk-000001
     admin_process = fresh(ctx)
     try:
         new_kek, count = admin_process.registry.rotate_kek(admin)  # seq 5

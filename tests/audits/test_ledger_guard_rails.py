@@ -19,14 +19,14 @@ STATEMENTS = [
         "UPDATE",
         "UPDATE ledger_checkpoints SET issued_at = '2020-01-01T00:00:00.000000Z'",
     ),
-    ("ledger_checkpoints", "DELETE", "DELETE FROM ledger_checkpoints WHERE size = 2"),
+    ("ledger_checkpoints", "DELETE", "DELETE FROM ledger_checkpoints WHERE size = 3"),
 ]
 
 
 @pytest.fixture
 def ctx(home: Any) -> Iterator[Any]:
     context = home.context(checkpoint_every=5)
-    append(context, range(3, 8))
+    append(context, range(4, 8))
     yield context
     context.close()
 
@@ -45,7 +45,7 @@ def _state(ctx: Any) -> tuple[Any, ...]:
 def test_update_and_delete_are_refused(ctx: Any) -> None:
     before = _state(ctx)
     assert before[0] == [1, 2, 3, 4, 5, 6, 7]
-    assert [size for size, _ in before[2]] == [2, 5]
+    assert [size for size, _ in before[2]] == [3, 5]
     expected_error = (
         sqlalchemy.exc.IntegrityError  # RAISE(ABORT) is a constraint failure
         if ctx.engine.dialect.name == "sqlite"

@@ -3,8 +3,8 @@
 Every test drops the append-only guard rails first (as such an attacker
 would), edits rows with raw SQL and checks that verification names the first
 bad seq and says exactly what is wrong. The ledger is built through a Context
-with ``checkpoint_every=5``: bootstrap writes seq 1-2 (checkpoint at 2), then
-``run`` n is written as seq n for n = 3..12 (checkpoints at 5 and 10, all
+with ``checkpoint_every=5``: bootstrap writes seq 1-3 (checkpoint at 3), then
+``run`` n is written as seq n for n = 4..12 (checkpoints at 5 and 10, all
 three also in the anchor folder).
 """
 
@@ -47,7 +47,7 @@ AES_FAILED = (
 @pytest.fixture
 def ctx(home: Any) -> Iterator[Any]:
     context = home.context(checkpoint_every=5)
-    append(context, range(3, 13))
+    append(context, range(4, 13))
     drop_guard_rails(context)
     yield context
     context.close()
@@ -61,9 +61,9 @@ def test_untouched_ledger_verifies(ctx: Any) -> None:
     report = verify(ctx)
     assert (report.size, report.checkpoints, report.anchors) == (12, 3, 3)
     assert report.warnings == ["events 11..12 are not yet covered by a signed checkpoint"]
-    assert anchors(ctx) == [anchor_name(2), anchor_name(5), anchor_name(10)]
+    assert anchors(ctx) == [anchor_name(3), anchor_name(5), anchor_name(10)]
     assert [int(r[0]) for r in sql(ctx, "SELECT size FROM ledger_checkpoints ORDER BY size")] == [
-        2,
+        3,
         5,
         10,
     ]
@@ -276,7 +276,7 @@ def _forge_score(ctx: Any, seq: int) -> None:
     _reencrypt(ctx, seq, f'"score":"0.{seq:04d}"'.encode(), b'"score":"0.9999"')
 
 
-@pytest.mark.parametrize(("seq", "first", "size"), [(7, 6, 10), (3, 3, 5)])
+@pytest.mark.parametrize(("seq", "first", "size"), [(7, 6, 10), (4, 4, 5)])
 def test_properly_reencrypted_rewrite_caught_by_checkpoints(
     ctx: Any, seq: int, first: int, size: int
 ) -> None:
@@ -416,7 +416,7 @@ def with_bob(ctx: Any, home: Any) -> Any:
                 )
             ],
         )
-    assert verify(ctx).size == 14
+    assert verify(ctx).size == 15
     return ctx
 
 
@@ -434,8 +434,9 @@ PROJECTION_EDITS = [
         "replay gives 'alice'",
     ),
     (
-        "INSERT INTO principals (name, role, key_prefix, key_hash, created_at, created_by) "
-        "VALUES ('eve', 'admin', 'ffffffff', 'ff', '2026-01-01T00:00:00.000000Z', 'admin')",
+        "INSERT INTO principals (name, role, key_prefix, key_hash, created_at, created_by, person) "
+        "VALUES ('eve', 'admin', 'ffffffff', 'ff', '2026-01-01T00:00:00.000000Z', 'admin', "
+        "'admin')",
         "DELETE FROM principals WHERE name = 'eve'",
         "registry table 'principals' has row ('eve',) that no ledger event created",
     ),
@@ -454,7 +455,7 @@ def test_projection_edited_behind_the_ledger(with_bob: Any) -> None:
         err = failure(with_bob)
         assert (err.seq, str(err)) == (None, message)
         sql(with_bob, undo)
-        assert verify(with_bob).size == 14
+        assert verify(with_bob).size == 15
 
 
 def test_projection_row_deleted(with_bob: Any) -> None:
@@ -470,7 +471,7 @@ def test_projection_row_deleted(with_bob: Any) -> None:
 def test_cli_verify_intact_and_tampered(home: Any) -> None:
     ctx = home.context(checkpoint_every=5)
     try:
-        append(ctx, range(3, 11))  # 10 events, all covered by checkpoints (2, 5, 10)
+        append(ctx, range(4, 11))  # 10 events, all covered by checkpoints (3, 5, 10)
         report = verify(ctx)
         assert report.warnings == []
         result = home.cli("audit", "verify")
@@ -526,7 +527,7 @@ def test_raw_database_holds_no_plaintext_payload(home: Any) -> None:
                 ],
             )
         with ctx.registry.reading() as conn:
-            found = [e.data["applicant"] for e in ctx.ledger.events(conn) if e.seq > 2]
+            found = [e.data["applicant"] for e in ctx.ledger.events(conn) if e.seq > 3]
         assert found == [SECRET, SECRET, SECRET]
 
         forbidden = [SECRET.encode(), SECRET.encode("utf-16-le"), SECRET.encode().hex().encode()]
@@ -546,6 +547,6 @@ def test_raw_database_holds_no_plaintext_payload(home: Any) -> None:
         for path in home.path.rglob("*"):  # nor anywhere in the home (anchors, keys)
             if path.is_file():
                 assert SECRET.encode() not in path.read_bytes(), path
-        assert verify(ctx).size == 5
+        assert verify(ctx).size == 6
     finally:
         ctx.close()

@@ -33,7 +33,7 @@ def test_a_name_with_a_trailing_newline_is_refused(kit: Any) -> None:
     kit.people("ds-1")
     before = kit.state()
     for name in ("ds-1\n", "ds-1\r", "ds-1 ", "ds\u20101", "ｄｓ-1", "ds-1\x1b[0m"):
-        result = run(kit, "principals", "create", name, "--role", "validator")
+        result = run(kit, "principals", "create", name, "--role", "validator", "--person", "ds-1")
         shown = name.encode("unicode_escape").decode()
         assert (result.exit_code, result.stderr) == (
             2,
@@ -51,7 +51,7 @@ def test_a_name_only_case_tells_from_another_is_refused(kit: Any) -> None:
     kit.people("ds-1")
     before = kit.state()
     for name, existing in (("DS-1", "ds-1"), ("Admin", "admin")):
-        result = run(kit, "principals", "create", name, "--role", "validator")
+        result = run(kit, "principals", "create", name, "--role", "validator", "--person", "ds-1")
         assert (result.exit_code, result.stderr) == (
             2,
             f"error: principal '{name}' is too like the existing principal '{existing}' "

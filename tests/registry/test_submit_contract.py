@@ -74,7 +74,8 @@ CASES: dict[str, Case] = {
     "zero-byte dataset": (
         lambda f: {"validation": f.bad["zero_bytes"]},
         lambda f: (
-            f"dataset {f.bad['zero_bytes']} cannot be read as csv: No columns to parse from file"
+            f"dataset {f.bad['zero_bytes']} cannot be read as csv "
+            "(EmptyDataError: 'No columns to parse from file')"
         ),
         2,
     ),

@@ -298,7 +298,11 @@ def test_kek_rotation_rewraps_the_decision_keys(env: Env) -> None:
 
 def test_cli_purge_is_admin_only_recorded_and_idempotent(env: Env) -> None:
     home = env.home
-    made = home.cli("principals", "create", "auditor-1", "--role", "auditor", "--json")
+    person = home.cli("persons", "create", "auditor-1", "--display", "auditor")
+    assert person.exit_code == 0, person.output
+    made = home.cli(
+        "principals", "create", "auditor-1", "--role", "auditor", "--person", "auditor-1", "--json"
+    )
     assert made.exit_code == 0, made.output
     auditor_key = json.loads(made.output)["api_key"]
     denied = home.cli("decisions", "purge", api_key=auditor_key)
