@@ -537,7 +537,7 @@ def list_principals(ctx: Ctx, caller: Caller) -> list[schemas.PrincipalPublic]:
     return [schemas.PrincipalPublic(**p.public()) for p in ctx.registry.list_principals(caller)]
 
 
-@endpoint("POST", "/principals", Action.MANAGE_PRINCIPALS, errors=(422,), status_code=201)
+@endpoint("POST", "/principals", Action.MANAGE_PRINCIPALS, errors=(404, 422), status_code=201)
 def create_principal(
     body: schemas.PrincipalCreate, ctx: Ctx, caller: Caller
 ) -> schemas.PrincipalCreated:

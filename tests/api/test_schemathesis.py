@@ -58,7 +58,9 @@ SEMANTIC = {
     ("POST", "/v1/models/{model}/versions/{version}/evaluations"): "a named policy must "
     "be adopted in the ledger",
     ("POST", "/v1/policies"): "a policy's gates and their parameters (policies.schema)",
-    ("POST", "/v1/principals"): "an expiry must lie in the future",
+    ("POST", "/v1/persons"): "a person id must not be taken (or too like a taken one)",
+    ("POST", "/v1/principals"): "an expiry must lie in the future; the name must not be "
+    "taken (or too like a taken one)",
 }
 
 
