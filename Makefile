@@ -27,6 +27,7 @@ test: $(STAMP)
 	@$(BIN)/ruff format --check .
 	@$(BIN)/mypy
 	@$(BIN)/lint-imports
+	@$(BIN)/bandit -q -c pyproject.toml -r audits core govreg registry reports serving validation migrations
 	@$(BIN)/pytest
 
 lock:
