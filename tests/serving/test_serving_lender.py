@@ -5,10 +5,9 @@ remote scorer from `serving.remote.fetch_approved`, the decision log read back."
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from api_server import Server, start_server, stop
-from govreg_homes import make_home
+from govreg_homes import make_home, postgres_schema
 from govreg_kit import Inputs, Kit, make_kit, submit_candidate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,9 +29,6 @@ from serving.scoring import Refused, Scored, Scorer
 
 MODEL = "lender-pd"  # credit-risk@1: unseen categories refused, out-of-range scored
 LENIENT = "lender-pd-lenient"  # credit-risk@2: unseen scored as missing, out-of-range refused
-PG_URL = os.environ.get(
-    "GOVREG_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 
 
 def _policy_v2() -> str:
@@ -130,20 +126,11 @@ def served(
     import pandas as pd
 
     root = tmp_path_factory.mktemp(f"served-{request.param}")
-    schema = None
+    cleanup = contextlib.ExitStack()
     if request.param == "sqlite":
         url = f"sqlite:///{root / 'govreg.db'}"
     else:
-        import psycopg
-
-        conninfo = PG_URL.replace("postgresql+psycopg://", "postgresql://")
-        try:
-            with psycopg.connect(conninfo, connect_timeout=3, autocommit=True) as conn:
-                schema = f"t_{uuid.uuid4().hex[:12]}"
-                conn.execute(f"CREATE SCHEMA {schema}")
-        except psycopg.OperationalError as exc:
-            pytest.skip(f"PostgreSQL at {PG_URL} not reachable: {exc}")
-        url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
+        url = cleanup.enter_context(postgres_schema())
     kit = make_kit(make_home(root / "home", url), inputs)
     server = None
     try:
@@ -162,11 +149,7 @@ def served(
             stop(server)
         kit.verify()
         kit.ctx.close()
-        if schema is not None:
-            import psycopg
-
-            with psycopg.connect(conninfo, autocommit=True) as conn:
-                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        cleanup.close()
 
 
 def _expected_reasons(served: Served, row: dict[str, Any], contrib: Any) -> list[dict[str, Any]]:
