@@ -53,8 +53,9 @@ def placeholder_args(command: click.Command) -> list[str]:
 def test_json_commands_are_found() -> None:
     names = {" ".join(path) for path, _ in json_commands()}
     assert {"evaluate", "signoff", "submit", "audit verify", "policies approve", "init"} <= names
+    assert {"persons create", "persons list"} <= names
     assert "evidence verify" not in names  # prints one line, no --json
-    assert len(names) == 23
+    assert len(names) == 25
 
 
 @pytest.mark.parametrize("path", [p for p, _ in json_commands()], ids=" ".join)
