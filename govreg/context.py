@@ -48,6 +48,7 @@ def build(settings: Settings, *, require_home: bool = True) -> Context:
     from govreg.settings import apply_mlflow_defaults
     from registry.decoding import DecodeLimits
     from registry.mlflow_mirror import MlflowMirror
+    from registry.mlflow_source import artifact_rules
     from registry.services import Registry
     from registry.store import BlobStore
 
@@ -67,6 +68,13 @@ def build(settings: Settings, *, require_home: bool = True) -> Context:
         ),
     )
     tracking_uri = settings.resolved_mlflow_tracking_uri
+    rules = artifact_rules(
+        tracking_uri,
+        schemes=settings.mlflow_artifact_schemes,
+        file_root=settings.mlflow_artifact_root,
+        # never fetched from, whatever the artifact root
+        forbidden=(settings.keys_path, settings.anchors_path, settings.store_path),
+    )
     registry = Registry(
         engine,
         ledger,
@@ -76,6 +84,7 @@ def build(settings: Settings, *, require_home: bool = True) -> Context:
             max_bytes=settings.max_decoded_bytes, max_ratio=settings.max_decompression_ratio
         ),
         mlflow_tracking_uri=tracking_uri,
+        mlflow_artifact_rules=rules,
         # after each approval, promotion, suspension, reinstatement or retirement
         # commits, versions that came from MLflow are mirrored into its registry
         observers=[MlflowMirror(tracking_uri)],

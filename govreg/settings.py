@@ -78,6 +78,17 @@ class Settings(BaseSettings):
         description="MLflow tracking (and model registry) URI for runs:/ and models:/ "
         "artifacts and the mirror; default: MLFLOW_TRACKING_URI",
     )
+    mlflow_artifact_schemes: str | None = Field(
+        default=None,
+        description="comma-separated storage schemes MLflow artifacts may be downloaded "
+        "from; default: mlflow-artifacts (through the tracking server), and file when the "
+        "tracking URI is a local store",
+    )
+    mlflow_artifact_root: Path | None = Field(
+        default=None,
+        description="folder that file: MLflow artifact locations must resolve inside; "
+        "default: the local tracking store's folder (a sqlite: database's folder)",
+    )
     oidc_issuer: str | None = Field(default=None, description="accepted `iss` of bearer JWTs")
     oidc_audience: str | None = Field(default=None, description="required `aud` of bearer JWTs")
     oidc_jwks: str | None = Field(default=None, description="JWKS file path or https URL")

@@ -13,19 +13,31 @@ its errors are translated here, at the boundary:
     RESOURCE_DOES_NOT_EXIST (run, model, version, path)  -> NotFoundError
     a malformed URI or an artifact without a text model   -> InputError
     no tracking URI, an unreachable or failing server     -> ConfigError
+
+Where the artifact is fetched from is bounded (:class:`ArtifactRules`): the
+URI's artifact path must stay inside the run's artifacts (checked before any
+MLflow call), the resolved storage location must lie under the run's
+``artifact_uri`` (or the logged model's ``artifact_location``), its scheme must
+be one the operator allows, an ``http(s):`` or ``mlflow-artifacts:`` location
+must be on the tracking server itself (MLflow sends its credentials with every
+request to such a location), and a ``file:`` location must resolve inside the
+artifact root and never reach govreg's keys, anchors or blob store. No text
+made here carries a ``user:password@`` from a URI (:func:`redact`).
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 import tempfile
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import ConfigError, GovregError, InputError, NotFoundError
+from core.errors import ConfigError, GovregError, InputError, NotFoundError, quote
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -34,8 +46,17 @@ SCHEMES = ("runs:/", "models:/")
 MLMODEL = "MLmodel"
 LIGHTGBM_BOOSTER = "lightgbm.basic.Booster"
 _TEXT_MODEL_START = b"tree\n"
-_MODELS_RE = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)/?$")
-_RUNS_RE = re.compile(r"^runs:/(?P<run_id>[A-Za-z0-9_\-]+)/(?P<path>[^?#]+?)/?$")
+_MODELS_RE = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)/?\Z")
+_RUNS_RE = re.compile(r"^runs:/(?P<run_id>[A-Za-z0-9_\-]+)/(?P<path>[^?#]+?)/?\Z")
+_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/@\s]*@")
+_SCHEME_RE = re.compile(r"^[a-z][a-z0-9+.\-]*\Z")
+SCHEMES_SETTING = "GOVREG_MLFLOW_ARTIFACT_SCHEMES"
+ROOT_SETTING = "GOVREG_MLFLOW_ARTIFACT_ROOT"
+PATH_RULE = (
+    "an artifact path is relative to the run's artifacts, in plain '/'-separated names "
+    "(no '..' or '.', no leading or doubled '/', no backslash, no percent-encoding, "
+    "no control characters)"
+)
 
 
 def is_mlflow_uri(value: object) -> bool:
@@ -47,8 +68,74 @@ def public_uri(uri: str) -> str:
     """A tracking URI without any user name or password in it (safe to record)."""
     parts = urllib.parse.urlsplit(uri)
     if "@" not in parts.netloc:
-        return uri
+        return redact(uri)
     return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def redact(text: str) -> str:
+    """``text`` with the ``user:password@`` of every URL in it removed."""
+    return _USERINFO_RE.sub(r"\1", text)
+
+
+@dataclass(frozen=True)
+class ArtifactRules:
+    """Where MLflow artifacts may be downloaded from.
+
+    ``schemes`` are the storage schemes allowed (``GOVREG_MLFLOW_ARTIFACT_SCHEMES``);
+    a ``file:`` location must resolve inside ``file_root``
+    (``GOVREG_MLFLOW_ARTIFACT_ROOT``) and neither inside nor around any of
+    ``forbidden`` (govreg's keys, anchors and blob store).
+    """
+
+    schemes: frozenset[str]
+    file_root: Path | None = None
+    forbidden: tuple[Path, ...] = ()
+
+
+def artifact_rules(
+    tracking_uri: str | None,
+    *,
+    schemes: str | None = None,
+    file_root: Path | None = None,
+    forbidden: tuple[Path, ...] = (),
+) -> ArtifactRules:
+    """The rules for this tracking URI. By default only the tracking server's own
+    artifact store: ``mlflow-artifacts:`` (proxied by the tracking server) and, when
+    the tracking URI is a local store (a path, ``file:`` or ``sqlite:``), ``file:``
+    inside that store's folder (the folder of a SQLite database)."""
+    local = _local_store(tracking_uri)
+    if schemes is None:
+        allowed = {"mlflow-artifacts"} | ({"file"} if local is not None else set())
+    else:
+        allowed = {s.strip().lower().removesuffix(":") for s in schemes.split(",")} - {""}
+        bad = sorted(s for s in allowed if not _SCHEME_RE.match(s))
+        if bad or not allowed:
+            raise ConfigError(
+                f"{SCHEMES_SETTING} must be a comma-separated list of URI schemes such as "
+                f"'mlflow-artifacts,file'; {quote(schemes)} is not"
+            )
+    root = file_root if file_root is not None else local
+    return ArtifactRules(
+        schemes=frozenset(allowed),
+        file_root=root.expanduser().resolve() if root is not None else None,
+        forbidden=tuple(p.expanduser().resolve() for p in forbidden),
+    )
+
+
+def _local_store(tracking_uri: str | None) -> Path | None:
+    """The folder of a local tracking store (a path, file: or sqlite: URI), else None."""
+    if not tracking_uri:
+        return None
+    parts = urllib.parse.urlsplit(tracking_uri)
+    scheme = parts.scheme.lower()
+    if scheme == "":
+        return Path(tracking_uri)
+    if scheme == "file":
+        return Path(urllib.request.url2pathname(parts.path))
+    if scheme == "sqlite" and tracking_uri.startswith("sqlite:///"):
+        database = tracking_uri[len("sqlite:///") :].split("?", 1)[0]
+        return Path(database).parent if database and database != ":memory:" else None
+    return None
 
 
 @dataclass(frozen=True)
@@ -79,37 +166,53 @@ def translate(exc: Exception, *, what: str, tracking_uri: str) -> GovregError:
     if isinstance(exc, MlflowException):
         message = str(exc.message).splitlines()[0] if exc.message else type(exc).__name__
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            return NotFoundError(f"{what}: {message} (MLflow at {public_uri(tracking_uri)})")
+            return NotFoundError(
+                redact(f"{what}: {message} (MLflow at {public_uri(tracking_uri)})")
+            )
         if exc.error_code == "INVALID_PARAMETER_VALUE":
-            return InputError(f"{what}: {message}")
-        return ConfigError(f"{what}: MLflow at {public_uri(tracking_uri)} failed: {message}")
+            return InputError(redact(f"{what}: {message}"))
+        return ConfigError(
+            redact(f"{what}: MLflow at {public_uri(tracking_uri)} failed: {message}")
+        )
     return ConfigError(
-        f"{what}: MLflow at {public_uri(tracking_uri)} cannot be used: {type(exc).__name__}: {exc}"
+        redact(
+            f"{what}: MLflow at {public_uri(tracking_uri)} cannot be used: "
+            f"{type(exc).__name__}: {exc}"
+        )
     )
 
 
-def fetch_model(uri: str, *, tracking_uri: str | None, max_bytes: int) -> FetchedModel:
+def fetch_model(
+    uri: str, *, tracking_uri: str | None, max_bytes: int, rules: ArtifactRules | None = None
+) -> FetchedModel:
     """Download ``uri`` (``runs:/<run_id>/<path>`` or ``models:/<name>/<version>``) and
     return its LightGBM native text model with the lineage to record.
 
     Refuses (without loading anything) an artifact whose only model is a pickle
-    or code, naming what it found.
+    or code, naming what it found; and (before fetching anything) an artifact
+    stored where ``rules`` (default: :func:`artifact_rules` of the tracking URI)
+    do not allow.
     """
-    # 1. the URI names a run path or a registered model version
+    # 1. the URI names a run path or a registered model version; a run path is
+    # checked before any MLflow call
     runs = _RUNS_RE.match(uri)
     models = _MODELS_RE.match(uri)
     if not runs and not models:
         raise InputError(
-            f"MLflow URI {uri!r} is not supported: use runs:/<run_id>/<artifact path> "
+            f"MLflow URI {quote(uri, 120)} is not supported: use runs:/<run_id>/<artifact path> "
             "or models:/<registered model name>/<version number>"
         )
+    if runs:
+        _check_artifact_path(runs["path"], uri=uri)
     client = client_for(tracking_uri)
     assert tracking_uri is not None  # client_for refused a missing one
+    rules = rules or artifact_rules(tracking_uri)
     try:
-        # 2. the run (and the registered model version) it comes from, and the
-        # storage location of the artifact. The location is resolved here with
-        # this client: MLflow 3.17 resolves runs:/ and models:/ URIs of logged
-        # models through the process-wide tracking URI, not the one passed in.
+        # 2. the run (and the registered model version) it comes from, the storage
+        # location of the artifact and the artifact root it must lie under. The
+        # location is resolved here with this client: MLflow 3.17 resolves runs:/
+        # and models:/ URIs of logged models through the process-wide tracking
+        # URI, not the one passed in.
         registered: dict[str, str] | None = None
         if models:
             name, number = models["name"], models["version"]
@@ -122,8 +225,21 @@ def fetch_model(uri: str, *, tracking_uri: str | None, max_bytes: int) -> Fetche
             logged_model_id = getattr(version, "model_id", None) or None
             location = str(client.get_model_version_download_uri(name, number))
             run = client.get_run(run_id) if run_id else None
+            if location.startswith("runs:/"):  # a version registered from a run's path
+                location = _run_location(location, run, uri=uri)
             if run is not None and not logged_model_id:
                 logged_model_id = _logged_model_at(client, run, location)
+            if logged_model_id:
+                root = str(client.get_logged_model(logged_model_id).artifact_location)
+            elif run is not None:
+                root = str(run.info.artifact_uri)
+            else:
+                raise InputError(
+                    f"MLflow URI {quote(uri, 120)} is refused: the model version names "
+                    "neither a run nor a logged model, so govreg cannot tell whether its "
+                    "files are a run's artifacts; register it from a run or a logged model"
+                )
+            _check_location(location, root, uri=uri, tracking_uri=tracking_uri, rules=rules)
         else:
             assert runs is not None
             what = f"run {runs['run_id']}"
@@ -131,10 +247,12 @@ def fetch_model(uri: str, *, tracking_uri: str | None, max_bytes: int) -> Fetche
             first, _, rest = runs["path"].partition("/")
             logged_model_id = _logged_model_id(client, run, first)
             if logged_model_id:
-                base = str(client.get_logged_model(logged_model_id).artifact_location)
-                location = f"{base.rstrip('/')}/{rest}" if rest else base
+                root = str(client.get_logged_model(logged_model_id).artifact_location)
+                location = f"{root.rstrip('/')}/{rest}" if rest else root
             else:
-                location = f"{str(run.info.artifact_uri).rstrip('/')}/{runs['path']}"
+                root = str(run.info.artifact_uri)
+                location = f"{root.rstrip('/')}/{runs['path']}"
+            _check_location(location, root, uri=uri, tracking_uri=tracking_uri, rules=rules)
             if not logged_model_id or rest:  # a logged model's own root always exists
                 _require_path(location, uri=uri, tracking_uri=tracking_uri)
         # 3. the artifact folder, downloaded into a temporary folder
@@ -148,9 +266,9 @@ def fetch_model(uri: str, *, tracking_uri: str | None, max_bytes: int) -> Fetche
                         artifact_uri=location, dst_path=tmp, tracking_uri=tracking_uri
                     )
                 )
-            except OSError as exc:
+            except OSError as exc:  # its text names server paths: not shown
                 raise NotFoundError(
-                    f"{uri}: no such artifact path in MLflow ({type(exc).__name__}: {exc})"
+                    f"{uri}: no such artifact path in MLflow ({type(exc).__name__})"
                 ) from exc
             # 4. only the LightGBM native text model is taken out of it
             found = _text_model(local, uri=uri)
@@ -182,6 +300,129 @@ def fetch_model(uri: str, *, tracking_uri: str | None, max_bytes: int) -> Fetche
     return FetchedModel(data=data, source=uri, lineage=lineage)
 
 
+def _check_artifact_path(path: str, *, uri: str) -> None:
+    """Refuse a run's artifact path that could leave the run's artifacts."""
+    segments = path.split("/")
+    if (
+        "\\" in path
+        or "%" in path
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in path)
+        or any(s in ("", ".", "..") for s in segments)
+    ):
+        raise InputError(f"MLflow URI {quote(uri, 120)} is refused: {PATH_RULE}")
+
+
+def _run_location(location: str, run: Any, *, uri: str) -> str:
+    """A version's ``runs:/<run_id>/<path>`` source as a location in its own run's artifacts."""
+    source = _RUNS_RE.match(location)
+    if source is None or run is None or source["run_id"] != run.info.run_id:
+        raise InputError(
+            f"MLflow URI {quote(uri, 120)} is refused: the model version's source is a path "
+            "of another run than its own"
+        )
+    _check_artifact_path(source["path"], uri=uri)
+    return f"{str(run.info.artifact_uri).rstrip('/')}/{source['path']}"
+
+
+def _parts(uri: str) -> tuple[str, str, str]:
+    """(scheme, host:port in lower case without user info, unquoted path) of a location;
+    a plain path is a ``file:`` location."""
+    parts = urllib.parse.urlsplit(uri)
+    scheme = parts.scheme.lower() or "file"
+    netloc = parts.netloc.rpartition("@")[2].lower()
+    return scheme, netloc, urllib.parse.unquote(parts.path)
+
+
+def _check_location(
+    location: str, root: str, *, uri: str, tracking_uri: str, rules: ArtifactRules
+) -> None:
+    """Refuse, before anything is fetched, a storage location outside ``root``, of a
+    scheme ``rules`` do not allow, on another host than the tracking server, or a
+    ``file:`` location outside the artifact root or near govreg's own files."""
+    refused = f"MLflow URI {quote(uri, 120)} is refused: "
+    scheme, netloc, path = _parts(location)
+    # 1. the scheme is one the operator allows
+    if scheme not in rules.schemes:
+        raise InputError(
+            f"{refused}its artifacts are stored at a {quote(scheme, 24)} location, and govreg "
+            f"fetches MLflow artifacts only from {', '.join(sorted(rules.schemes))} locations "
+            f"(the setting {SCHEMES_SETTING})"
+        )
+    # 2. the location lies under the run's (or logged model's) artifact root
+    root_scheme, root_netloc, root_path = _parts(root)
+    norm = posixpath.normpath(path) if path else "/"
+    norm_root = posixpath.normpath(root_path) if root_path else "/"
+    if (
+        "\\" in path
+        or ".." in path.split("/")
+        or (scheme, netloc) != (root_scheme, root_netloc)
+        or not (norm == norm_root or norm.startswith(norm_root.rstrip("/") + "/"))
+    ):
+        raise InputError(
+            f"{refused}its artifacts are stored outside the artifact root of its run or "
+            "logged model; govreg fetches only a run's or logged model's own artifacts"
+        )
+    # 3. MLflow sends its credentials to every http(s) and mlflow-artifacts location:
+    # those must be on the tracking server itself
+    if scheme in ("http", "https", "mlflow-artifacts") and not _on_tracking_server(
+        location, tracking_uri
+    ):
+        raise InputError(
+            f"{refused}its artifacts are on another host than the MLflow tracking server, "
+            "and govreg fetches over HTTP only from the tracking server (MLflow would send "
+            "its credentials along)"
+        )
+    # 4. a local file: inside the artifact root, never govreg's keys, anchors or store
+    if scheme == "file":
+        _check_file(netloc, path, refused=refused, rules=rules)
+
+
+def _on_tracking_server(location: str, tracking_uri: str) -> bool:
+    loc = urllib.parse.urlsplit(location)
+    track = urllib.parse.urlsplit(tracking_uri)
+    if track.scheme.lower() not in ("http", "https"):
+        return False
+    if "@" in loc.netloc:
+        return False
+    if loc.scheme.lower() == "mlflow-artifacts" and not loc.netloc:
+        return True  # resolved against the tracking URI by MLflow
+    try:
+        return (loc.hostname, _port(loc)) == (track.hostname, _port(track))
+    except ValueError:  # a malformed port
+        return False
+
+
+def _port(parts: urllib.parse.SplitResult) -> int | None:
+    scheme = parts.scheme.lower()
+    default = 443 if scheme == "https" else 80 if scheme == "http" else None
+    return parts.port or default
+
+
+def _check_file(netloc: str, path: str, *, refused: str, rules: ArtifactRules) -> None:
+    if netloc not in ("", "localhost"):
+        raise InputError(f"{refused}its file: location names another host")
+    if rules.file_root is None:
+        raise InputError(
+            f"{refused}its artifacts are local files, and no artifact root is configured "
+            f"for them (the setting {ROOT_SETTING})"
+        )
+    resolved = Path(urllib.request.url2pathname(path)).resolve()
+    near = any(resolved.is_relative_to(p) or p.is_relative_to(resolved) for p in rules.forbidden)
+    if near or not resolved.is_relative_to(rules.file_root):
+        raise InputError(
+            f"{refused}its artifacts are local files outside the MLflow artifact root "
+            f"(the setting {ROOT_SETTING}); govreg reads local artifacts only inside it, "
+            "and never its own keys, anchors or blob store"
+        )
+    if resolved.is_dir():
+        for folder, dirs, files in os.walk(resolved):
+            if any(os.path.islink(os.path.join(folder, n)) for n in (*dirs, *files)):
+                raise InputError(
+                    f"{refused}its artifact folder holds a symbolic link; govreg reads "
+                    "local artifacts only as plain files"
+                )
+
+
 def _logged_model_at(client: MlflowClient, run: Any, location: str) -> str | None:
     """The logged model of ``run`` stored at ``location`` (a registered version made
     from it may not name it: MLflow 3.17's SQL store leaves ``model_id`` empty)."""
@@ -194,7 +435,8 @@ def _logged_model_at(client: MlflowClient, run: Any, location: str) -> str | Non
 
 
 def _require_path(location: str, *, uri: str, tracking_uri: str) -> None:
-    """Refuse a run path that holds no artifact, naming what the folder does hold."""
+    """Refuse a run path that holds no artifact, naming what the folder does hold
+    (inside the run's artifacts: :func:`_check_location` has checked ``location``)."""
     from mlflow.artifacts import list_artifacts
 
     parent, _, leaf = location.rstrip("/").rpartition("/")
@@ -211,6 +453,8 @@ def _require_path(location: str, *, uri: str, tracking_uri: str) -> None:
 def _logged_model_id(client: MlflowClient, run: Any, path: str) -> str | None:
     """The MLflow 3 logged model named ``path`` that ``run`` produced, if any."""
     name = path.split("/", 1)[0]
+    if "'" in name:  # not a logged model's name, and not to be put in a filter
+        return None
     for model in client.search_logged_models(
         experiment_ids=[run.info.experiment_id], filter_string=f"name = '{name}'"
     ):

@@ -44,6 +44,7 @@ from policies.schema import Policy, PolicyError
 from registry import inputs
 from registry.decoding import DecodeLimits
 from registry.lifecycle import Move, Status, effective_status, require
+from registry.mlflow_source import redact
 from registry.projection import PROJECTED_EVENTS, DatabaseView, MemoryView, apply
 from registry.roles import Action, Role, allowed
 from registry.rules import (
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
     from audits.ledger import Ledger
+    from registry.mlflow_source import ArtifactRules
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +246,7 @@ class Registry:
         decode_limits: DecodeLimits | None = None,
         clock: Callable[[], datetime] = utcnow,
         mlflow_tracking_uri: str | None = None,
+        mlflow_artifact_rules: ArtifactRules | None = None,
         observers: Sequence[VersionObserver] = (),
     ) -> None:
         self.engine = engine
@@ -253,6 +256,7 @@ class Registry:
         self.decode_limits = decode_limits or DecodeLimits()
         self.clock = clock
         self.mlflow_tracking_uri = mlflow_tracking_uri
+        self.mlflow_artifact_rules = mlflow_artifact_rules
         self.observers = tuple(observers)
 
     def notify(self, model: str, version: int) -> None:
@@ -262,7 +266,7 @@ class Registry:
             try:
                 observer.version_changed(self, model, version)
             except Exception as exc:  # noqa: BLE001 - the ledger committed; never undo it
-                message = (
+                message = redact(
                     f"{model} v{version} is recorded, but {type(observer).__name__} failed: {exc}"
                 )
                 log.warning(message)
@@ -761,7 +765,10 @@ class Registry:
             from registry.mlflow_source import fetch_model
 
             fetched = fetch_model(
-                artifact, tracking_uri=self.mlflow_tracking_uri, max_bytes=self.max_upload_bytes
+                artifact,
+                tracking_uri=self.mlflow_tracking_uri,
+                max_bytes=self.max_upload_bytes,
+                rules=self.mlflow_artifact_rules,
             )
             artifact_bytes = fetched.data
             lineage["mlflow"] = fetched.lineage

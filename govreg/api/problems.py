@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -16,13 +17,23 @@ from core.errors import (
     PermissionDenied,
     TransitionError,
 )
+from registry.mlflow_source import redact
 from serving.errors import LoadRefused as ModelNotServable
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
 
+log = logging.getLogger(__name__)
+
 PROBLEM_TYPE = "https://govreg.dev/problems/"
+# what a caller reads of a ConfigError: its text is for the operator (it can name
+# server paths, settings and the hosts of services the server uses), so it goes
+# to the server's log, with any user:password@ of a URL removed
+SERVER_CONFIGURATION_DETAIL = (
+    "the server cannot do this because of its configuration or a service it uses "
+    "(such as its MLflow tracking server); the server's log names the cause"
+)
 STATUS: list[tuple[type[GovregError], int, str]] = [
     (AuthError, 401, "unauthenticated"),
     (PermissionDenied, 403, "forbidden"),
@@ -80,8 +91,14 @@ def problem(
 
 
 def for_error(exc: GovregError) -> JSONResponse:
-    """The problem document of a govreg error (the routes' handler and the gate send it)."""
+    """The problem document of a govreg error (the routes' handler and the gate send it).
+
+    A :class:`ConfigError` is logged (logger ``govreg.api.problems``, level ERROR) and
+    answered with :data:`SERVER_CONFIGURATION_DETAIL` only."""
     status, slug = status_of(exc)
+    if isinstance(exc, ConfigError):
+        log.error("server configuration: %s", redact(exc.diagnostics()))
+        return problem(status, slug, SERVER_CONFIGURATION_DETAIL)
     # an error that names several fields lists them (serving's ApplicantsRefused)
     errors = getattr(exc, "errors", None)
     return problem(
