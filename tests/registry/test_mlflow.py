@@ -9,148 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
-import urllib.parse
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from govreg_homes import make_home
 from govreg_kit import MODEL, PROTECTED, TARGET, Inputs, Kit, passing_results
+from mlflow_stores import COMMIT, PARAMS, Store, make_store, process_wide
 
 from core.errors import ConfigError, InputError, NotFoundError
-
-PARAMS = {"learning_rate": "0.1", "num_leaves": "15"}
-METRICS = {"auc": 0.871, "ks": 0.58}
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-@dataclass
-class Store:
-    """A real MLflow tracking store with one logged LightGBM model."""
-
-    uri: str
-    root: Path
-    run_id: str
-    experiment_id: str
-    runs_uri: str
-    models_uri: str
-    model_lgb: bytes
-    logged_model_id: str
-    model_location: str
-    pickle_uri: str
-    sentinel: Path
-    pickle_bytes: bytes
-
-    def client(self) -> Any:
-        from mlflow import MlflowClient
-
-        return MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
-
-    def register(self) -> tuple[str, str]:
-        """A new registered model (unique name) whose version 1 is the logged model."""
-        name = f"credit-{uuid.uuid4().hex[:8]}"
-        client = self.client()
-        client.create_registered_model(name)
-        version = client.create_model_version(
-            name, self.model_location, run_id=self.run_id, model_id=self.logged_model_id
-        )
-        return name, str(version.version)
-
-
-class RunsCode:
-    """Unpickling this creates the sentinel file: proof that a pickle ran."""
-
-    def __init__(self, sentinel: Path) -> None:
-        self.sentinel = sentinel
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Path.touch, (self.sentinel,))
-
-
-def _use_process_wide(uri: str) -> str | None:
-    """Point MLFLOW_TRACKING_URI at the test's store for the module: some MLflow 3.17
-    code paths resolve through the process-wide URI, whose default is ./mlflow.db."""
-    previous = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    return previous
-
-
-def _restore(previous: str | None) -> None:
-    if previous is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = previous
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, inputs: Inputs) -> Iterator[Store]:
-    from govreg.synthetic import log_to_mlflow
-
     root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    previous = _use_process_wide(uri)
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    client.create_experiment("credit", artifact_location=(root / "artifacts").as_uri())
-    logged = log_to_mlflow(
-        inputs.model_text,
-        tracking_uri=uri,
-        experiment="credit",
-        params=PARAMS,
-        metrics=METRICS,
-        source_commit=COMMIT,
-        register_as="credit-pd",
-    )
-    logged_model_id = next(
-        m.model_id
-        for m in client.search_logged_models(experiment_ids=[logged["experiment_id"]])
-        if m.source_run_id == logged["run_id"]
-    )
-    location = client.get_logged_model(logged_model_id).artifact_location
-    # what MLflow holds: model.lgb, the Booster's native text, in the local artifact root
-    model_lgb = (Path(urllib.parse.urlparse(location).path) / "model.lgb").read_bytes()
-    assert model_lgb.decode() == inputs.model_text
-
-    # a pickle-only artifact, as mlflow.sklearn writes it, whose pickle would run code
-    sentinel = root / "pickle-ran"
-    folder = root / "sklearn-model"
-    folder.mkdir()
-    pickled = pickle.dumps(RunsCode(sentinel), protocol=4)
-    (folder / "model.pkl").write_bytes(pickled)
-    (folder / "MLmodel").write_text(
-        "flavors:\n"
-        "  python_function:\n"
-        "    loader_module: mlflow.sklearn\n"
-        "    model_path: model.pkl\n"
-        "  sklearn:\n"
-        "    pickled_model: model.pkl\n"
-        "    serialization_format: cloudpickle\n",
-        encoding="utf-8",
-    )
-    run = client.create_run(logged["experiment_id"])
-    client.log_artifacts(run.info.run_id, str(folder), "model")
-    client.set_terminated(run.info.run_id)
-    yield Store(
-        uri=uri,
-        root=root,
-        run_id=logged["run_id"],
-        experiment_id=logged["experiment_id"],
-        runs_uri=logged["runs_uri"],
-        models_uri=logged["models_uri"],
-        model_lgb=model_lgb,
-        logged_model_id=logged_model_id,
-        model_location=location,
-        pickle_uri=f"runs:/{run.info.run_id}/model",
-        sentinel=sentinel,
-        pickle_bytes=pickled,
-    )
-    _restore(previous)
+    with process_wide(f"sqlite:///{root / 'mlflow.db'}"):
+        yield make_store(root, inputs.model_text)
 
 
 @pytest.fixture
