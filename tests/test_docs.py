@@ -249,13 +249,21 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Template:
     finally:
         ctx.close()
     tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
-    logged = log_to_mlflow(
-        paths["artifact"].read_text(encoding="utf-8"),
-        tracking_uri=tracking_uri,
-        params={"num_leaves": "15"},
-        metrics={"auc": 0.85},
-        register_as=MODEL,
-    )
+    # MLflow puts a new SQLite store's artifacts in ./mlruns: next to the database,
+    # as a data scientist who keeps both in one folder has them (govreg reads file:
+    # artifacts only inside the store's folder by default)
+    here = Path.cwd()
+    os.chdir(root)
+    try:
+        logged = log_to_mlflow(
+            paths["artifact"].read_text(encoding="utf-8"),
+            tracking_uri=tracking_uri,
+            params={"num_leaves": "15"},
+            metrics={"auc": 0.85},
+            register_as=MODEL,
+        )
+    finally:
+        os.chdir(here)
     assert logged["models_uri"] == f"models:/{MODEL}/1"
     return Template(
         home=home, files=files, keys=keys, run_id=logged["run_id"], tracking_uri=tracking_uri
