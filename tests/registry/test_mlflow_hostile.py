@@ -372,3 +372,60 @@ def test_http_problem_documents_carry_no_credentials_no_paths_and_record_nothing
     for text in (refused.text, failed.text, log):
         assert PASSWORD not in text
         assert USER not in text
+
+
+# -- locations outside the run's artifacts; the rules' defaults ------------------------------
+OUTSIDE_REFUSAL = (
+    "MLflow URI {uri} is refused: its artifacts are stored outside the artifact root of "
+    "its run or logged model; govreg fetches only a run's or logged model's own artifacts"
+)
+NO_RUN_REFUSAL = (
+    "MLflow URI {uri} is refused: the model version names neither a run nor a logged "
+    "model, so govreg cannot tell whether its files are a run's artifacts; register it "
+    "from a run or a logged model"
+)
+
+
+@pytest.mark.parametrize("run", [True, False], ids=["of-a-run", "of-no-run"])
+def test_a_model_version_stored_outside_its_runs_artifacts_is_refused(
+    home: Any, inputs: Inputs, store: Store, temp_root: Path, run: bool
+) -> None:
+    """Covers the artifact-root containment (step 2 of ``_check_location``) and the
+    refusal of a version with neither run nor logged model: the version's source is
+    the pickle folder elsewhere in the store, which is inside the allowed file root."""
+    client = store.client()
+    name = f"outside-{uuid.uuid4().hex[:8]}"
+    client.create_registered_model(name)
+    source = (store.root / "sklearn-model").as_uri()
+    client.create_model_version(name, source, run_id=store.run_id if run else None)
+    uri = f"models:/{name}/1"
+    with _kit(home, inputs, store.uri) as kit:
+        message = _refused(kit, uri)
+
+    assert message == (OUTSIDE_REFUSAL if run else NO_RUN_REFUSAL).format(uri=quote(uri, 120))
+    assert list(temp_root.iterdir()) == []
+    assert not store.sentinel.exists()
+
+
+def test_the_default_rules_allow_only_the_tracking_servers_own_store(tmp_path: Path) -> None:
+    """Covers the defaults of GOVREG_MLFLOW_ARTIFACT_SCHEMES and _ROOT, and the refusal
+    of a malformed scheme list."""
+    from registry.mlflow_source import ArtifactRules, artifact_rules
+
+    keys = tmp_path / "keys"
+    assert artifact_rules("http://mlflow.internal:5000") == ArtifactRules(
+        schemes=frozenset({"mlflow-artifacts"})
+    )
+    assert artifact_rules(f"sqlite:///{tmp_path / 'mlflow.db'}", forbidden=(keys,)) == (
+        ArtifactRules(frozenset({"file", "mlflow-artifacts"}), tmp_path.resolve(), (keys,))
+    )
+    assert artifact_rules(tmp_path.as_uri()).file_root == tmp_path.resolve()
+    assert artifact_rules(
+        "http://mlflow.internal:5000", schemes=" S3:, mlflow-artifacts ", file_root=tmp_path
+    ) == ArtifactRules(frozenset({"s3", "mlflow-artifacts"}), tmp_path.resolve())
+    with pytest.raises(ConfigError) as refused:
+        artifact_rules("http://mlflow.internal:5000", schemes="file, s3://bucket")
+    assert str(refused.value) == (
+        "GOVREG_MLFLOW_ARTIFACT_SCHEMES must be a comma-separated list of URI schemes such "
+        "as 'mlflow-artifacts,file'; 'file, s3://bucket' is not"
+    )
