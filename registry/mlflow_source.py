@@ -32,7 +32,6 @@ import posixpath
 import re
 import tempfile
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +49,7 @@ _MODELS_RE = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)/?\Z")
 _RUNS_RE = re.compile(r"^runs:/(?P<run_id>[A-Za-z0-9_\-]+)/(?P<path>[^?#]+?)/?\Z")
 _USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/@\s]*@")
 _SCHEME_RE = re.compile(r"^[a-z][a-z0-9+.\-]*\Z")
+_TRICKY_ESCAPE_RE = re.compile(r"(?i)%(2f|2e|5c|25|00)")
 SCHEMES_SETTING = "GOVREG_MLFLOW_ARTIFACT_SCHEMES"
 ROOT_SETTING = "GOVREG_MLFLOW_ARTIFACT_ROOT"
 PATH_RULE = (
@@ -126,6 +126,8 @@ def _local_store(tracking_uri: str | None) -> Path | None:
     """The folder of a local tracking store (a path, file: or sqlite: URI), else None."""
     if not tracking_uri:
         return None
+    import urllib.request
+
     parts = urllib.parse.urlsplit(tracking_uri)
     scheme = parts.scheme.lower()
     if scheme == "":
@@ -324,13 +326,19 @@ def _run_location(location: str, run: Any, *, uri: str) -> str:
     return f"{str(run.info.artifact_uri).rstrip('/')}/{source['path']}"
 
 
-def _parts(uri: str) -> tuple[str, str, str]:
-    """(scheme, host:port in lower case without user info, unquoted path) of a location;
-    a plain path is a ``file:`` location."""
+def _parts(uri: str) -> tuple[str, str, str] | None:
+    """(scheme, host:port in lower case without user info, path) of a location, the
+    path as MLflow's artifact repositories read it: unquoted once in a URI, as it is
+    in a plain path (a ``file:`` location). None for a path whose escapes could name
+    another path than they seem to (``%2f``, ``%2e``, ``%5c``, ``%25``; in a plain
+    path any ``%``), or any ``%`` in a plain path."""
     parts = urllib.parse.urlsplit(uri)
-    scheme = parts.scheme.lower() or "file"
+    if not parts.scheme:
+        return None if "%" in uri else ("file", "", uri)
+    if _TRICKY_ESCAPE_RE.search(parts.path):
+        return None
     netloc = parts.netloc.rpartition("@")[2].lower()
-    return scheme, netloc, urllib.parse.unquote(parts.path)
+    return parts.scheme.lower(), netloc, urllib.parse.unquote(parts.path)
 
 
 def _check_location(
@@ -340,7 +348,14 @@ def _check_location(
     scheme ``rules`` do not allow, on another host than the tracking server, or a
     ``file:`` location outside the artifact root or near govreg's own files."""
     refused = f"MLflow URI {quote(uri, 120)} is refused: "
-    scheme, netloc, path = _parts(location)
+    outside = InputError(
+        f"{refused}its artifacts are stored outside the artifact root of its run or "
+        "logged model; govreg fetches only a run's or logged model's own artifacts"
+    )
+    found, bounds = _parts(location), _parts(root)
+    if found is None or bounds is None:
+        raise outside
+    scheme, netloc, path = found
     # 1. the scheme is one the operator allows
     if scheme not in rules.schemes:
         raise InputError(
@@ -349,7 +364,7 @@ def _check_location(
             f"(the setting {SCHEMES_SETTING})"
         )
     # 2. the location lies under the run's (or logged model's) artifact root
-    root_scheme, root_netloc, root_path = _parts(root)
+    root_scheme, root_netloc, root_path = bounds
     norm = posixpath.normpath(path) if path else "/"
     norm_root = posixpath.normpath(root_path) if root_path else "/"
     if (
@@ -358,10 +373,7 @@ def _check_location(
         or (scheme, netloc) != (root_scheme, root_netloc)
         or not (norm == norm_root or norm.startswith(norm_root.rstrip("/") + "/"))
     ):
-        raise InputError(
-            f"{refused}its artifacts are stored outside the artifact root of its run or "
-            "logged model; govreg fetches only a run's or logged model's own artifacts"
-        )
+        raise outside
     # 3. MLflow sends its credentials to every http(s) and mlflow-artifacts location:
     # those must be on the tracking server itself
     if scheme in ("http", "https", "mlflow-artifacts") and not _on_tracking_server(
@@ -406,7 +418,7 @@ def _check_file(netloc: str, path: str, *, refused: str, rules: ArtifactRules) -
             f"{refused}its artifacts are local files, and no artifact root is configured "
             f"for them (the setting {ROOT_SETTING})"
         )
-    resolved = Path(urllib.request.url2pathname(path)).resolve()
+    resolved = Path(path).resolve()
     near = any(resolved.is_relative_to(p) or p.is_relative_to(resolved) for p in rules.forbidden)
     if near or not resolved.is_relative_to(rules.file_root):
         raise InputError(

@@ -386,17 +386,23 @@ NO_RUN_REFUSAL = (
 )
 
 
-@pytest.mark.parametrize("run", [True, False], ids=["of-a-run", "of-no-run"])
+@pytest.mark.parametrize("case", ["of-a-run", "of-no-run", "escaped-plain-path"])
 def test_a_model_version_stored_outside_its_runs_artifacts_is_refused(
-    home: Any, inputs: Inputs, store: Store, temp_root: Path, run: bool
+    home: Any, inputs: Inputs, store: Store, temp_root: Path, case: str
 ) -> None:
     """Covers the artifact-root containment (step 2 of ``_check_location``) and the
     refusal of a version with neither run nor logged model: the version's source is
-    the pickle folder elsewhere in the store, which is inside the allowed file root."""
+    the pickle folder elsewhere in the store, which is inside the allowed file root;
+    or a plain path whose ``%2F`` MLflow reads literally (a sibling folder of the
+    run's artifacts), though unquoted it would seem to be inside them."""
     client = store.client()
     name = f"outside-{uuid.uuid4().hex[:8]}"
     client.create_registered_model(name)
+    run = case != "of-no-run"
     source = (store.root / "sklearn-model").as_uri()
+    if case == "escaped-plain-path":
+        artifacts = _artifacts_of(store, store.run_id)
+        source = f"{artifacts.parent}/{artifacts.name}%2Fmodel"
     client.create_model_version(name, source, run_id=store.run_id if run else None)
     uri = f"models:/{name}/1"
     with _kit(home, inputs, store.uri) as kit:
