@@ -211,7 +211,7 @@ E = TypeVar("E", bound=GovregError)
 
 def records_refusals(method: F) -> F:
     """Refusals raised inside a use case (segregation of duties, own versions
-    only) are recorded once the use case's transaction has rolled back."""
+    only) are counted (:meth:`Registry.refused`) once its transaction rolled back."""
 
     @functools.wraps(method)
     def wrapper(self: Registry, actor: Principal, *args: Any, **kwargs: Any) -> Any:
@@ -319,7 +319,7 @@ class Registry:
             raise AuthError("API key is not known")
         found = row[0]
         principal = _principal_from_row(found)
-        # a genuine key that is no longer valid: refused, and recorded
+        # a genuine key that is no longer valid: refused, and counted
         if found["revoked_at"]:
             raise self.refused(
                 principal,
@@ -335,7 +335,7 @@ class Registry:
         return principal
 
     def authorize(self, principal: Principal, action: Action) -> None:
-        """Refuse a role that may not do ``action``; the refusal is recorded."""
+        """Refuse a role that may not do ``action``; the refusal is counted (:meth:`refused`)."""
         if not allowed(principal.role, action):
             raise self.refused(
                 principal,
@@ -348,7 +348,7 @@ class Registry:
 
     def authorize_model(self, principal: Principal, action: Action, model: str) -> None:
         """Refuse ``action`` on ``model`` outside a service principal's model scope (an
-        unscoped principal, from before scopes, may serve every model); recorded."""
+        unscoped principal, from before scopes, may serve every model); counted."""
         self.authorize(principal, action)
         if not principal.may_serve(model):
             scope = ", ".join(principal.models or ())
