@@ -222,11 +222,3 @@ def any_rows(conn: Connection) -> bool:
         conn.execute(select(_table(name).c.subject).limit(1)).first() is not None
         for name in (TALLY, RATE)
     )
-
-
-def pending(conn: Connection) -> int:
-    """How many counted refusals are not in the ledger yet."""
-    from sqlalchemy import func, select
-
-    tally = _table(TALLY)
-    return int(conn.execute(select(func.coalesce(func.sum(tally.c.pending), 0))).scalar_one())
