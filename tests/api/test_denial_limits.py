@@ -329,3 +329,23 @@ def test_the_third_concurrent_report_is_answered_429_and_not_started(
         _verified(server, home)
     finally:
         stop(server)
+
+
+def test_every_endpoint_documents_429_with_retry_after() -> None:
+    from govreg.api.app import create_app
+    from govreg.api.routes import ENDPOINTS
+
+    paths = create_app().openapi()["paths"]
+    documented = {
+        (method.upper(), path): operation["responses"].get("429")
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+    }
+    assert documented.pop(("GET", "/v1/health")) is None  # refuses nobody
+    assert set(documented) == {(m, p) for m, p, _ in ENDPOINTS}
+    for endpoint, answer in documented.items():
+        assert answer is not None, endpoint
+        assert answer["headers"]["Retry-After"]["schema"] == {"type": "integer", "minimum": 1}
+        assert answer["content"] == {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        }
