@@ -349,3 +349,25 @@ def test_every_endpoint_documents_429_with_retry_after() -> None:
         assert answer["content"] == {
             "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
         }
+
+
+def test_a_server_shutting_down_appends_every_count(home: Home) -> None:
+    server = start_server(home, env={**HOUR, "GOVREG_DENIAL_LIMIT": "1000"})
+    try:
+        _with_auditor(server)
+        before = len(_events(server))
+        with server.client("auditor") as auditor:
+            for _ in range(3):
+                assert auditor.post("/v1/policies", json={"policy": {}}).status_code == 403
+    finally:
+        stop(server)  # SIGTERM: the worker's lifespan ends, and flushes
+    ctx = home.context()
+    try:
+        with ctx.registry.reading() as conn:
+            added = list(ctx.ledger.events(conn))[before:]
+    finally:
+        ctx.close()
+    assert [(e.type, e.actor, e.data["action"], e.data.get("count")) for e in added] == [
+        ("access.denied", "auditor-1", "propose_policy", None),
+        ("access.denied.aggregated", "auditor-1", "propose_policy", 2),
+    ]

@@ -173,3 +173,39 @@ def test_every_table_is_ledger_projection_decision_log_or_declared_not_projected
     assert set(SQLModel.metadata.tables) == (
         ledger | set(PROJECTION_TABLES) | decisions | NOT_PROJECTED
     )
+
+
+def test_the_flusher_appends_ended_intervals_and_every_count_when_stopped(kit: Any) -> None:
+    """A server worker's flusher (govreg.api.denials) with the registry's clock moved
+    by the test: it appends an interval's count once the interval has ended, and
+    every count when it stops."""
+    import time
+
+    from govreg.api.denials import DenialFlusher
+
+    clock = Clock()
+    registry = _registry(kit, clock)
+    since = kit.size()
+    _refuse(registry, kit["auditor-1"], Action.SIGN, 3)  # interval [0, 60)
+    clock.at(30)
+    _refuse(registry, kit["service-1"], Action.READ, 2)  # interval [30, 90)
+    flusher = DenialFlusher(registry, 0.05)
+    flusher.start()
+    try:
+        clock.at(60)  # the auditor's interval has ended, the service's has not
+        deadline = time.monotonic() + 30
+        while len(_trail(kit, since)) < 3:
+            assert time.monotonic() < deadline, "the flusher appended nothing within 30 s"
+            time.sleep(0.05)
+        assert [t[:4] for t in _trail(kit, since)][2:] == [
+            ("access.denied.aggregated", "auditor-1", "sign", 2)
+        ]
+    finally:
+        flusher.stop()  # appends the service's open count too
+    assert [t[:4] for t in _trail(kit, since)] == [
+        ("access.denied", "auditor-1", "sign"),
+        ("access.denied", "service-1", "read"),
+        ("access.denied.aggregated", "auditor-1", "sign", 2),
+        ("access.denied.aggregated", "service-1", "read", 1),
+    ]
+    kit.verify()
