@@ -32,6 +32,7 @@ class EventType(StrEnum):
     VERSION_REINSTATED = "version.reinstated"
     VERSION_RETIRED = "version.retired"
     ACCESS_DENIED = "access.denied"
+    ACCESS_DENIED_AGGREGATED = "access.denied.aggregated"
     REPORT_GENERATED = "report.generated"
     EVIDENCE_EXPORTED = "evidence.exported"
     MODEL_LOADED = "serving.loaded"

@@ -11,6 +11,7 @@ an exit code or status.
     ├── AuthError            missing, unknown, revoked or expired credential
     ├── PermissionDenied     authenticated but not allowed (role, segregation)
     ├── TransitionError      a lifecycle transition that is not allowed
+    ├── TooManyRequests      over a rate or concurrency limit; retry after N seconds
     ├── PolicyError          a policy file that is invalid (policies/)
     ├── IntegrityError       the ledger or a key fails verification (audits/)
     └── MerkleError          a Merkle proof does not verify (audits/)
@@ -54,6 +55,17 @@ class TransitionError(GovregError):
 
 class IntegrityError(GovregError):
     exit_code = 8
+
+
+class TooManyRequests(GovregError):
+    """Over a limit (refusals per principal or address, concurrent reports): nothing
+    was done; ``retry_after`` is how many seconds to wait before trying again."""
+
+    exit_code = 11
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(int(retry_after), 1)
 
 
 def quote(value: object, limit: int = 40) -> str:

@@ -115,6 +115,7 @@ def _error_type(exit_code: int, fallback: str) -> str:
         errors.PermissionDenied,
         errors.TransitionError,
         errors.IntegrityError,
+        errors.TooManyRequests,
     )
     return {cls.exit_code: cls.__name__ for cls in classes}.get(exit_code, fallback)
 
@@ -847,6 +848,33 @@ def decisions_purge(obj: dict[str, Any], as_json: bool) -> None:
         _local_only(ctx, "decisions purge")
         report = purge_decisions(ctx.registry, ctx.principal())
     _emit(as_json, report.data(), lambda: click.echo(report.summary()))
+
+
+@audit.command("flush-denials")
+@json_option
+@click.pass_obj
+def audit_flush_denials(obj: dict[str, Any], as_json: bool) -> None:
+    """Append every counted refusal now, as access.denied.aggregated events (admin).
+
+    Servers do this when an interval ends and at shutdown; run it before reading
+    the trail when every refusal so far must be in it.
+    """
+    with _context(obj) as ctx:
+        _local_only(ctx, "audit flush-denials")
+        events = ctx.registry.flush_denials(ctx.principal(), every=True)
+    data = {
+        "events": len(events),
+        "refusals": sum(int(e.data["count"]) for e in events),
+        "seqs": [e.seq for e in events],
+    }
+    _emit(
+        as_json,
+        data,
+        lambda: click.echo(
+            f"appended {data['events']} access.denied.aggregated events "
+            f"counting {data['refusals']} refusals"
+        ),
+    )
 
 
 @audit.command("log")

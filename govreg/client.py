@@ -29,6 +29,7 @@ from core.errors import (
     IntegrityError,
     NotFoundError,
     PermissionDenied,
+    TooManyRequests,
     TransitionError,
 )
 from policies.schema import PolicyError
@@ -52,6 +53,7 @@ PROBLEMS: dict[str, type[GovregError]] = {
     "model-not-servable": IntegrityError,
     "integrity-failure": IntegrityError,
     "server-configuration": ConfigError,
+    "too-many-requests": TooManyRequests,  # read with its Retry-After (see _call)
 }
 # by status, for answers without a known problem type (e.g. 413 from the upload)
 _ERRORS: dict[int, type[GovregError]] = {
@@ -97,6 +99,9 @@ class RemoteRegistry:
                 body = {}
             detail = str(body.get("detail", response.text))
             kind = str(body.get("type", "")).rpartition("/")[2]
+            if response.status_code == 429:
+                wait = response.headers.get("Retry-After", "1")
+                raise TooManyRequests(detail, retry_after=int(wait) if wait.isdigit() else 1)
             error = PROBLEMS.get(kind) or _ERRORS.get(response.status_code, GovregError)
             raise error(detail)
         return response

@@ -47,6 +47,7 @@ def build(settings: Settings, *, require_home: bool = True) -> Context:
     from core.db import make_engine
     from govreg.settings import apply_mlflow_defaults
     from registry.decoding import DecodeLimits
+    from registry.denials import DenialLimits
     from registry.mlflow_mirror import MlflowMirror
     from registry.mlflow_source import artifact_rules
     from registry.services import Registry
@@ -88,6 +89,9 @@ def build(settings: Settings, *, require_home: bool = True) -> Context:
         # after each approval, promotion, suspension, reinstatement or retirement
         # commits, versions that came from MLflow are mirrored into its registry
         observers=[MlflowMirror(tracking_uri)],
+        denial_limits=DenialLimits(
+            interval=settings.denial_interval_seconds, limit=settings.denial_limit
+        ),
     )
     return Context(settings, engine, ledger, registry)
 

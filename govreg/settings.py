@@ -97,6 +97,25 @@ class Settings(BaseSettings):
         default="RS256,ES256,EdDSA", description="accepted JWT algorithms (never 'none')"
     )
 
+    denial_interval_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="refusals of one principal (or address) and action after the first "
+        "in this many seconds are counted and recorded as one aggregated event",
+    )
+    denial_limit: int = Field(
+        default=120,
+        ge=1,
+        description="refused requests per principal (or address) per interval; more are "
+        "answered 429 with Retry-After",
+    )
+    max_concurrent_exports: int = Field(
+        default=2,
+        ge=1,
+        description="PDF reports and evidence bundles rendered at once per server worker; "
+        "more are answered 429",
+    )
+
     serving_public_key: Path | None = Field(
         default=None,
         description="the pinned checkpoint public key serving trusts "

@@ -35,14 +35,16 @@ from core.errors import (
     InputError,
     NotFoundError,
     PermissionDenied,
+    TooManyRequests,
     TransitionError,
     quote,
 )
 from core.files import ImportedPath
 from policies.loader import DEFAULT_POLICY, all_policies
 from policies.schema import Policy, PolicyError
-from registry import inputs
+from registry import denials, inputs
 from registry.decoding import DecodeLimits
+from registry.denials import Denial, DenialLimits
 from registry.lifecycle import Move, Status, effective_status, require
 from registry.mlflow_source import redact
 from registry.projection import PROJECTED_EVENTS, DatabaseView, MemoryView, apply
@@ -211,7 +213,7 @@ E = TypeVar("E", bound=GovregError)
 
 def records_refusals(method: F) -> F:
     """Refusals raised inside a use case (segregation of duties, own versions
-    only) are recorded once the use case's transaction has rolled back."""
+    only) are counted (:meth:`Registry.refused`) once its transaction rolled back."""
 
     @functools.wraps(method)
     def wrapper(self: Registry, actor: Principal, *args: Any, **kwargs: Any) -> Any:
@@ -248,6 +250,7 @@ class Registry:
         mlflow_tracking_uri: str | None = None,
         mlflow_artifact_rules: ArtifactRules | None = None,
         observers: Sequence[VersionObserver] = (),
+        denial_limits: DenialLimits | None = None,
     ) -> None:
         self.engine = engine
         self.ledger = ledger
@@ -258,6 +261,7 @@ class Registry:
         self.mlflow_tracking_uri = mlflow_tracking_uri
         self.mlflow_artifact_rules = mlflow_artifact_rules
         self.observers = tuple(observers)
+        self.denial_limits = denial_limits or DenialLimits()
 
     def notify(self, model: str, version: int) -> None:
         """Tell the observers about a committed change; their failures are only logged
@@ -319,7 +323,7 @@ class Registry:
             raise AuthError("API key is not known")
         found = row[0]
         principal = _principal_from_row(found)
-        # a genuine key that is no longer valid: refused, and recorded
+        # a genuine key that is no longer valid: refused, and counted
         if found["revoked_at"]:
             raise self.refused(
                 principal,
@@ -335,7 +339,7 @@ class Registry:
         return principal
 
     def authorize(self, principal: Principal, action: Action) -> None:
-        """Refuse a role that may not do ``action``; the refusal is recorded."""
+        """Refuse a role that may not do ``action``; the refusal is counted (:meth:`refused`)."""
         if not allowed(principal.role, action):
             raise self.refused(
                 principal,
@@ -348,7 +352,7 @@ class Registry:
 
     def authorize_model(self, principal: Principal, action: Action, model: str) -> None:
         """Refuse ``action`` on ``model`` outside a service principal's model scope (an
-        unscoped principal, from before scopes, may serve every model); recorded."""
+        unscoped principal, from before scopes, may serve every model); counted."""
         self.authorize(principal, action)
         if not principal.may_serve(model):
             scope = ", ".join(principal.models or ())
@@ -371,26 +375,78 @@ class Registry:
         model: str | None = None,
         version: int | None = None,
     ) -> E:
-        """Record ``error`` as an ``access.denied`` event (in its own transaction,
-        after the refused one rolled back) and hand it back to be raised."""
+        """Count ``error`` as a refusal (in its own transaction, after the refused one
+        rolled back; see :mod:`registry.denials`) and hand it back to be raised: the
+        first of its kind in an interval is an ``access.denied`` event at once.
+        Over the refusal limit, :class:`TooManyRequests` is raised instead."""
         if getattr(error, "recorded", False):
             return error
-        with self.transaction() as conn:
-            self.ledger.append(
-                conn,
-                [
-                    NewEvent(
-                        type=EventType.ACCESS_DENIED,
-                        actor=principal.name,
-                        model=model,
-                        version=version,
-                        data={"action": action, "role": principal.role, "reason": str(error)},
-                        index={"action": action, "role": principal.role},
-                    )
-                ],
-            )
+        self.count_denial(
+            Denial(
+                subject=f"principal:{principal.name}",
+                actor=principal.name,
+                role=principal.role,
+                action=action,
+                reason=str(error),
+                model=model,
+                version=version,
+            ),
+            who=f"'{principal.name}'",
+        )
         error.recorded = True  # type: ignore[attr-defined]  # marks it for outer callers
         return error
+
+    def count_denial(self, denial: Denial, *, who: str) -> None:
+        """Count one refusal; raise :class:`TooManyRequests` (already counted) when it
+        puts ``denial.subject`` over the limit. ``who`` names the subject in that
+        message."""
+        with self.transaction() as conn:
+            counted = denials.count(conn, denial, now=self.clock(), limits=self.denial_limits)
+            if counted.events:
+                self.ledger.append(conn, counted.events)
+        if counted.retry_after is not None:
+            limits = self.denial_limits
+            error = TooManyRequests(
+                f"too many refused requests from {who}: over {limits.limit} in "
+                f"{limits.interval:g} s (GOVREG_DENIAL_LIMIT); retry after "
+                f"{counted.retry_after} s",
+                retry_after=counted.retry_after,
+            )
+            error.recorded = True  # type: ignore[attr-defined]  # counted; never again
+            raise error
+
+    def count_unauthenticated(self, address: str, error: AuthError) -> AuthError:
+        """Count a request refused for a missing, malformed or unknown credential
+        against the caller's address (counted only: such refusals reach the ledger in
+        aggregated events); hand ``error`` back, or raise :class:`TooManyRequests`."""
+        if getattr(error, "recorded", False):
+            return error
+        self.count_denial(
+            Denial(
+                subject=f"address:{address}",
+                actor=denials.UNAUTHENTICATED,
+                role=None,
+                action="authenticate",
+                reason=str(error),
+                immediate=False,
+            ),
+            who="this address",
+        )
+        error.recorded = True  # type: ignore[attr-defined]
+        return error
+
+    def flush_denials(self, actor: Principal | None = None, *, every: bool = False) -> list[Event]:
+        """Append the counted refusals as ``access.denied.aggregated`` events: of the
+        intervals that have ended, or with ``every`` of all (an admin's ``govreg
+        audit flush-denials``, a server's shutdown). ``actor`` None is the server."""
+        if actor is not None:
+            self.authorize(actor, Action.MANAGE_PRINCIPALS)
+        with self.reading() as conn:
+            if not denials.any_rows(conn):
+                return []
+        with self.transaction() as conn:
+            events = denials.flush(conn, now=self.clock(), every=every)
+            return self.ledger.append(conn, events) if events else []
 
     def _new_principal_event(
         self,

@@ -165,3 +165,43 @@ PROJECTION_TABLES: dict[str, type[SQLModel]] = {
     "signoffs": SignoffRow,
     "aliases": AliasRow,
 }
+
+
+# -- not a projection -----------------------------------------------------------------
+# Counters of refusals (registry.denials): they are working state, not history, and no
+# ledger event writes them, so `audit verify` does not compare them with the replay
+# (they are deliberately absent from PROJECTION_TABLES). What they count reaches the
+# ledger as `access.denied.aggregated` events when their interval ends.
+
+
+class DenialTallyRow(SQLModel, table=True):
+    """Refusals of one subject and action in the interval that began with the one
+    recorded at once: ``pending`` more were refused since (``limited`` of them answered
+    429) and are not in the ledger yet."""
+
+    __tablename__ = "denial_tally"
+
+    subject: str = Field(sa_column=_s(300, pk=True))
+    action: str = Field(sa_column=_s(64, pk=True))
+    actor: str = Field(sa_column=_s(200))
+    role: str | None = Field(default=None, sa_column=_s(40, nullable=True))
+    window_start: str = Field(sa_column=_s(32))
+    window_end: str = Field(sa_column=_s(32, index=True))
+    pending: int = Field(sa_column=Column(BigInteger, nullable=False))
+    limited: int = Field(sa_column=Column(BigInteger, nullable=False))
+    first_at: str | None = Field(default=None, sa_column=_s(32, nullable=True))
+    last_at: str | None = Field(default=None, sa_column=_s(32, nullable=True))
+
+
+class DenialRateRow(SQLModel, table=True):
+    """Refusals of one subject (a principal, or the address of callers without a valid
+    credential) in its current interval; over the limit they are answered 429."""
+
+    __tablename__ = "denial_rate"
+
+    subject: str = Field(sa_column=_s(300, pk=True))
+    window_end: str = Field(sa_column=_s(32))
+    refusals: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+NOT_PROJECTED: frozenset[str] = frozenset({"denial_tally", "denial_rate"})

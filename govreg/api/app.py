@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from audits.signing import SIGNING_KEY_FILE, load_public_key
         from core.clock import utcnow
         from govreg.api.auth import PrincipalCache
+        from govreg.api.denials import DenialFlusher
         from serving.decisions import DecisionLog
         from serving.live import LiveModels
         from serving.loader import ServingConfig
@@ -52,11 +54,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.decisions = DecisionLog(
             context.engine, context.ledger.keyring, config.keys_path / SIGNING_KEY_FILE
         )
+        app.state.exports = threading.BoundedSemaphore(config.max_concurrent_exports)
+        flusher = DenialFlusher(context.registry, config.denial_interval_seconds)
         live.start()
+        flusher.start()
         try:
             yield
         finally:
             live.stop()
+            flusher.stop()  # a clean shutdown leaves no counted refusal out of the ledger
             app.state.decisions.close()  # a clean shutdown loses no decision
             context.close()
 

@@ -104,7 +104,7 @@ class PrincipalCache:
     reads the head every ``GOVREG_SERVING_POLL_SECONDS``; the cache holds an
     entry only for the head it was made at, so a revocation is honoured by
     every worker within that interval. Expiry is checked on every request.
-    Refusals are never cached (each is recorded).
+    Refusals are never cached (each is counted, see :mod:`registry.denials`).
     """
 
     def __init__(self, head: Callable[[], int], clock: Callable[[], datetime]) -> None:
@@ -123,7 +123,7 @@ class PrincipalCache:
         if head != self._head():
             return None
         if principal.expires_at and parse(principal.expires_at) <= self._clock():
-            return None  # authenticate again: the refusal is recorded there
+            return None  # authenticate again: the refusal is counted there
         return principal
 
     def put(self, credential: str, principal: Principal, head: int) -> None:

@@ -9,8 +9,11 @@ middleware in front of the routes. For a request that names an endpoint
 
 1. authenticates the ``Authorization`` header (the same :func:`authenticate`
    with the worker's :class:`PrincipalCache`) and authorises the endpoint's
-   action (``registry.authorize``, which records a 403 once); a refusal is
-   the same problem document the routes send, and the body is never read;
+   action (``registry.authorize``, which counts a 403 once); a credential
+   the server does not know is counted against the caller's address; a
+   refusal is the same problem document the routes send (429 with
+   ``Retry-After`` past the refusal limit, see :mod:`registry.denials`), and
+   the body is never read;
 2. refuses a ``Content-Length`` over the endpoint's limit at once (413);
 3. counts the body as it arrives and stops at the limit (413): nothing past
    the limit reaches the route, so nothing past it is parsed or spooled.
@@ -28,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
 
-from core.errors import GovregError
+from core.errors import AuthError, GovregError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -126,7 +129,9 @@ async def _admit(scope: Scope, action: Action) -> Any:
     authorization = Headers(scope=scope).get("authorization")
     try:
         # the registry reads the database: off the event loop, as the routes' dependencies were
-        principal = await run_in_threadpool(_authorised, state, authorization, action)
+        principal = await run_in_threadpool(
+            _authorised, state, authorization, action, _address(scope)
+        )
     except GovregError as exc:
         return for_error(exc)
     request_state = scope.setdefault("state", {})
@@ -135,13 +140,24 @@ async def _admit(scope: Scope, action: Action) -> Any:
     return None
 
 
-def _authorised(state: Any, authorization: str | None, action: Action) -> Principal:
+def _authorised(state: Any, authorization: str | None, action: Action, address: str) -> Principal:
     from govreg.api.auth import authenticate
 
     registry = state.context.registry
-    principal = authenticate(registry, state.oidc, authorization, state.principals)
-    registry.authorize(principal, action)  # a refusal is recorded here, once
+    try:
+        principal = authenticate(registry, state.oidc, authorization, state.principals)
+    except AuthError as exc:
+        # a revoked or expired key was counted as its principal's; any other
+        # credential failure is counted against the caller's address
+        raise registry.count_unauthenticated(address, exc) from None
+    registry.authorize(principal, action)  # a refusal is counted here, once
     return principal
+
+
+def _address(scope: Scope) -> str:
+    """The caller's address as the server saw it (behind a proxy: the proxy's)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
 
 
 def _content_length(scope: Scope) -> int | None:

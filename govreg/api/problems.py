@@ -15,6 +15,7 @@ from core.errors import (
     IntegrityError,
     NotFoundError,
     PermissionDenied,
+    TooManyRequests,
     TransitionError,
 )
 from registry.mlflow_source import redact
@@ -43,6 +44,7 @@ STATUS: list[tuple[type[GovregError], int, str]] = [
     (ModelNotServable, 409, "model-not-servable"),
     (IntegrityError, 409, "integrity-failure"),
     (ConfigError, 500, "server-configuration"),
+    (TooManyRequests, 429, "too-many-requests"),
 ]
 
 
@@ -101,8 +103,13 @@ def for_error(exc: GovregError) -> JSONResponse:
         return problem(status, slug, SERVER_CONFIGURATION_DETAIL)
     # an error that names several fields lists them (serving's ApplicantsRefused)
     errors = getattr(exc, "errors", None)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
     return problem(
-        status, slug, exc.diagnostics(), errors=errors if isinstance(errors, list) else None
+        status,
+        slug,
+        exc.diagnostics(),
+        headers=headers,
+        errors=errors if isinstance(errors, list) else None,
     )
 
 
@@ -162,10 +169,12 @@ def document(openapi: dict[str, Any]) -> dict[str, Any]:
     own 422 (``HTTPValidationError``); the server answers every error with a
     :class:`Problem` as ``application/problem+json``. Every operation with
     parameters or a body can answer 422, and one with a body 400 (a body that
-    cannot be parsed) and 413 (a body over the endpoint's limit).
+    cannot be parsed) and 413 (a body over the endpoint's limit). Every operation
+    can answer 429 with ``Retry-After`` (too many refused requests; the report and
+    evidence downloads also when the worker is rendering its limit of them).
     """
     problem_ref = {"$ref": "#/components/schemas/Problem"}
-    for operations in openapi.get("paths", {}).values():
+    for path, operations in openapi.get("paths", {}).items():
         for operation in operations.values():
             answers = operation.setdefault("responses", {})
             if operation.get("requestBody"):
@@ -173,6 +182,9 @@ def document(openapi: dict[str, Any]) -> dict[str, Any]:
                     answers.setdefault(str(code), {"description": _DESCRIBED[code]})
             if (operation.get("parameters") or operation.get("requestBody")) or "422" in answers:
                 answers["422"] = {"description": _DESCRIBED[422]}
+            if path != "/v1/health":  # the only operation that refuses nobody
+                answers.setdefault("429", {"description": _DESCRIBED[429]})
+                answers["429"]["headers"] = {"Retry-After": RETRY_AFTER}
             for code, answer in answers.items():
                 if code.startswith(("4", "5")):
                     answer["content"] = {"application/problem+json": {"schema": problem_ref}}
@@ -191,6 +203,13 @@ _DESCRIBED = {
     413: "body larger than the endpoint's limit (uploads: GOVREG_MAX_UPLOAD_BYTES; "
     "scoring: GOVREG_MAX_SCORE_BYTES; other JSON: GOVREG_MAX_JSON_BYTES)",
     422: "invalid input; `detail` names the field and what to fix",
+    429: "too many refused requests from this principal or address (GOVREG_DENIAL_LIMIT "
+    "per GOVREG_DENIAL_INTERVAL_SECONDS), or, for reports and evidence bundles, this "
+    "worker is rendering GOVREG_MAX_CONCURRENT_EXPORTS already; nothing was done",
+}
+RETRY_AFTER: dict[str, Any] = {
+    "description": "seconds to wait before trying again",
+    "schema": {"type": "integer", "minimum": 1},
 }
 
 

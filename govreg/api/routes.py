@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -27,7 +29,7 @@ from fastapi import (
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
-from core.errors import InputError, NotFoundError
+from core.errors import InputError, NotFoundError, TooManyRequests
 from core.files import ImportedPath, components
 from govreg.api import schemas
 from govreg.api.auth import OidcVerifier, authenticate
@@ -393,6 +395,28 @@ def _download(data: bytes, media_type: str, filename: str, sha256: str) -> Respo
     )
 
 
+# what a 429 for a busy worker asks a client to wait: about one report's rendering
+EXPORT_RETRY_SECONDS = 15
+
+
+@contextmanager
+def export_slot(request: Request) -> Iterator[None]:
+    """One of the worker's GOVREG_MAX_CONCURRENT_EXPORTS slots for rendering a report or
+    an evidence bundle, held until it is done; none free: 429, nothing started."""
+    slots: threading.BoundedSemaphore = request.app.state.exports
+    if not slots.acquire(blocking=False):
+        limit = request.app.state.context.settings.max_concurrent_exports
+        raise TooManyRequests(
+            f"this server worker is rendering {limit} reports or evidence bundles already "
+            f"(GOVREG_MAX_CONCURRENT_EXPORTS); retry after {EXPORT_RETRY_SECONDS} s",
+            retry_after=EXPORT_RETRY_SECONDS,
+        )
+    try:
+        yield
+    finally:
+        slots.release()
+
+
 PDF: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/pdf": {}}, "description": "the PDF/A-3b report"}
 }
@@ -404,13 +428,16 @@ ZIP: dict[int | str, dict[str, Any]] = {
 @endpoint(
     "GET", "/models/{model}/versions/{version:int}/report", Action.READ, errors=(404,), success=PDF
 )
-def download_report(model: Model, version: VersionNo, ctx: Ctx, caller: Caller) -> Response:
+def download_report(
+    model: Model, version: VersionNo, request: Request, ctx: Ctx, caller: Caller
+) -> Response:
     """The version's PDF/A-3b compliance report; its SHA-256 is recorded in the ledger."""
     from audits.signing import load_public_key
     from reports.service import generate_report
 
-    key = load_public_key(ctx.settings.public_key_path)
-    rendered = generate_report(ctx.registry, caller, model, version, public_key=key)
+    with export_slot(request):
+        key = load_public_key(ctx.settings.public_key_path)
+        rendered = generate_report(ctx.registry, caller, model, version, public_key=key)
     return _download(rendered.pdf, "application/pdf", f"{model}-v{version}.pdf", rendered.sha256)
 
 
@@ -421,14 +448,17 @@ def download_report(model: Model, version: VersionNo, ctx: Ctx, caller: Caller) 
     errors=(404,),
     success=ZIP,
 )
-def download_evidence(model: Model, version: VersionNo, ctx: Ctx, caller: Caller) -> Response:
+def download_evidence(
+    model: Model, version: VersionNo, request: Request, ctx: Ctx, caller: Caller
+) -> Response:
     """The evidence bundle (events, inclusion proofs, signed checkpoint, report), verifiable
     offline with `govreg evidence verify bundle.zip --public-key KEY`."""
     from audits.signing import load_public_key
     from reports.service import export_evidence
 
-    key = load_public_key(ctx.settings.public_key_path)
-    exported = export_evidence(ctx.registry, caller, model, version, public_key=key)
+    with export_slot(request):
+        key = load_public_key(ctx.settings.public_key_path)
+        exported = export_evidence(ctx.registry, caller, model, version, public_key=key)
     return _download(
         exported.bundle, "application/zip", f"{model}-v{version}-evidence.zip", exported.sha256
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -170,13 +171,26 @@ def test_authorisation_matrix(server: Server, candidate: dict[str, Path]) -> Non
                 name = "admin" if role == "admin" else f"{role}-1"
                 assert response.json()["detail"].startswith(f"'{name}' ({role}) may not")
     assert len(seen) == len(ENDPOINTS) * len(ROLES)
-    # every refusal is in the ledger, once, with who was refused
+    # every refusal is counted, once, with who was refused: the first of each
+    # principal and action at once as access.denied, the later ones of the interval
+    # in the access.denied.aggregated event that `audit flush-denials` appends
+    flushed = server.home.cli("audit", "flush-denials", "--json")
+    assert flushed.exit_code == 0, flushed.output
     with server.client("admin") as admin:
         events = admin.get("/v1/audit/events", params={"limit": 10000}).json()
     denied = [e for e in events if e["type"] == "access.denied"]
+    aggregated = [e for e in events if e["type"] == "access.denied.aggregated"]
     forbidden = [s for s in seen if s[3] == 403]
-    assert len(denied) == len(forbidden)
-    assert sorted(e["data"]["role"] for e in denied) == sorted(s[2] for s in forbidden)
+    counted = [e["data"]["role"] for e in denied] + [
+        e["data"]["role"] for e in aggregated for _ in range(e["data"]["count"])
+    ]
+    assert sorted(counted) == sorted(s[2] for s in forbidden)
+    # one immediate event per (principal, action) refused, however often
+    firsts = {(s[2], action) for s in forbidden for m, t, action in ENDPOINTS if (m, t) == s[:2]}
+    assert sorted((e["data"]["role"], e["data"]["action"]) for e in denied) == sorted(
+        (role, action.value) for role, action in firsts
+    )
+    assert json.loads(flushed.stdout)["refusals"] == len(forbidden) - len(denied)
 
 
 def test_mass_assignment_is_refused(server: Server) -> None:

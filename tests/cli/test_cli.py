@@ -197,11 +197,17 @@ def test_principals_create_list_revoke(kit: Any) -> None:
     result = kit.home.cli("principals", "list", api_key=key)
     assert result.exit_code == 6
     assert kit.state() == before
-    # both refusals are in the ledger
-    assert kit.refusals() == [
-        ("val-1", "'val-1' (validator) may not manage principals"),
-        ("val-1", "'val-1' (validator) may not manage principals"),
-    ]
+    # both refusals are counted: the first at once, the repeat (same principal and
+    # action, same interval) in the aggregated event an admin's flush appends
+    assert kit.refusals() == [("val-1", "'val-1' (validator) may not manage principals")]
+    flushed = as_json(run(kit, "audit", "flush-denials", "--json"))
+    assert flushed == {"events": 1, "refusals": 1, "seqs": [kit.size()]}
+    [aggregated] = kit.events(types=["access.denied.aggregated"])
+    assert (aggregated.actor, aggregated.data["action"], aggregated.data["count"]) == (
+        "val-1",
+        "manage_principals",
+        1,
+    )
 
     assert ok(run(kit, "principals", "revoke", "val-1")).stdout == "revoked val-1\n"
     listed = {p["name"]: p for p in as_json(run(kit, "principals", "list", "--json"))}
@@ -220,9 +226,9 @@ def test_principals_create_list_revoke(kit: Any) -> None:
         "principal.created",
         "principal.created",
         "access.denied",
-        "access.denied",
+        "access.denied.aggregated",  # the repeated refusal, counted
         "principal.revoked",
-        "access.denied",  # the revoked key was used: refused and recorded
+        "access.denied",  # the revoked key was used: refused and recorded at once
     ]
     assert log[-1]["actor"] == "val-1"
     assert log[-1]["data"] == {

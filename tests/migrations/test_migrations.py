@@ -13,7 +13,7 @@ from core.db import make_engine
 from migrations import runner
 
 LEDGER_TABLES = {"ledger_events", "ledger_checkpoints", "ledger_data_keys", "expiring_data_keys"}
-HEAD = "0006"
+HEAD = "0007"
 DECISION_TABLES = {"decisions", "decision_batches"}
 REGISTRY_TABLES = {
     "aliases",
@@ -27,7 +27,9 @@ REGISTRY_TABLES = {
     "signoffs",
     "versions",
 }
-ALL_TABLES = LEDGER_TABLES | REGISTRY_TABLES | DECISION_TABLES | {"alembic_version"}
+# counters of refusals: working state, not a projection (not compared by audit verify)
+DENIAL_TABLES = {"denial_tally", "denial_rate"}
+ALL_TABLES = LEDGER_TABLES | REGISTRY_TABLES | DECISION_TABLES | DENIAL_TABLES | {"alembic_version"}
 SQLITE_TRIGGERS = {
     ("ledger_events_no_update", "ledger_events"),
     ("ledger_events_no_delete", "ledger_events"),
@@ -128,6 +130,8 @@ def test_upgrade_from_empty_check_and_round_trip(engine: Any) -> None:
     runner.check(engine)
 
     # one revision at a time, down and up again
+    runner.downgrade(engine, "0006")
+    assert _tables(engine) == ALL_TABLES - DENIAL_TABLES
     runner.downgrade(engine, "0003")
     assert "expiring_data_keys" not in _tables(engine)
     assert "expiring_data_keys" not in {table for _, table in _triggers(engine)}

@@ -383,11 +383,19 @@ def test_only_readers_may_download(world: dict[str, Any]) -> None:
     for use_case in (generate_report, export_evidence):
         with pytest.raises(PermissionDenied, match="'service-1' \\(service\\) may not read"):
             use_case(ctx.registry, who["service-1"], MODEL, 1, public_key=world["key"])
-    # nothing but the two refusals themselves was recorded
+    # nothing but the two refusals themselves was recorded: the first at once, the
+    # second (same principal and action, same interval) counted until a flush
+    assert _size(ctx) == before + 1
+    [aggregated] = ctx.registry.flush_denials(every=True)
     assert _size(ctx) == before + 2
     with ctx.registry.reading() as conn:
-        tail = list(ctx.ledger.events(conn, types=["access.denied"]))[-2:]
-    assert [(e.actor, e.data["action"]) for e in tail] == [("service-1", "read")] * 2
+        [denied] = list(ctx.ledger.events(conn, types=["access.denied"]))[-1:]
+    assert (denied.actor, denied.data["action"]) == ("service-1", "read")
+    assert (aggregated.actor, aggregated.data["action"], aggregated.data["count"]) == (
+        "service-1",
+        "read",
+        1,
+    )
 
 
 def test_numpy_scorer_equals_lightgbm_and_the_gate(world: dict[str, Any]) -> None:
