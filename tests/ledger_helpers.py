@@ -176,10 +176,11 @@ def checkpoint_issued_at(ctx: Context, size: int) -> str:
     return str(rows[0][0])
 
 
-def short_fingerprint(ctx: Context) -> str:
+def key_fingerprint(ctx: Context) -> str:
+    """The full fingerprint of the home's checkpoint public key."""
     from audits.signing import fingerprint
 
-    return fingerprint(load_public_key(ctx.settings.public_key_path))[:16]
+    return fingerprint(load_public_key(ctx.settings.public_key_path))
 
 
 # -- processes ------------------------------------------------------------------------
