@@ -141,7 +141,6 @@ class Ledger:
         self.keyring = keyring
         self.config = config
         self._signing_key: Ed25519PrivateKey | None = None
-        self._anchored = 0  # the latest checkpoint this process saw anchored
 
     # -- writing ---------------------------------------------------------------
     def lock(self, conn: Connection) -> None:
@@ -367,13 +366,16 @@ class Ledger:
                 f"FROM {CHECKPOINTS_TABLE} ORDER BY size DESC LIMIT 1"
             )
         ).first()
-        if row is None or row.size == self._anchored:
+        if row is None:
             return None
         pending: list[SignedCheckpoint] = conn.info.get(PENDING_ANCHORS, [])
         if any(cp.size == row.size for cp in pending):
             return None  # this transaction's own: anchored after its commit
-        path = anchor_dir / anchor_name(int(row.size))
+        if type(row.size) is not int:
+            self._signed_row(row)  # refuses, naming the checkpoint
+        path = anchor_dir / anchor_name(row.size)
         if not path.exists():
+            # Never copy a checkpoint this ledger's key did not sign into the anchors.
             path = write_anchor(anchor_dir, self._signed_row(row))
             log.warning(
                 "checkpoint at size %d was not in the anchor folder (its writer stopped "
@@ -381,7 +383,6 @@ class Ledger:
                 row.size,
                 path.name,
             )
-        self._anchored = int(row.size)
         return path
 
     def write_anchors(self, conn: Connection) -> list[Path]:
@@ -389,10 +390,7 @@ class Ledger:
         pending: list[SignedCheckpoint] = conn.info.pop(PENDING_ANCHORS, [])
         if self.config.anchor_dir is None:
             return []
-        paths = [write_anchor(self.config.anchor_dir, cp) for cp in pending]
-        if pending:
-            self._anchored = max(self._anchored, *(cp.size for cp in pending))
-        return paths
+        return [write_anchor(self.config.anchor_dir, cp) for cp in pending]
 
     def discard_anchors(self, conn: Connection) -> None:
         conn.info.pop(PENDING_ANCHORS, None)
