@@ -276,10 +276,15 @@ class Ledger:
             return None
         tree = CompactRange() if last is None else self._resume(last)
         leaves = conn.execute(
-            text(f"SELECT leaf_hash FROM {EVENTS_TABLE} WHERE seq > :s ORDER BY seq"),
+            text(f"SELECT seq, leaf_hash FROM {EVENTS_TABLE} WHERE seq > :s ORDER BY seq"),
             {"s": tree.size},
         )
-        for (leaf,) in leaves:
+        for seq, leaf in leaves:
+            if not isinstance(leaf, bytes | memoryview) or len(leaf) != len(GENESIS):
+                raise IntegrityError(
+                    f"seq {seq}: stored leaf hash is not 32 bytes; refusing to sign a "
+                    "checkpoint over it (run `govreg audit verify`)"
+                )
             tree.append(bytes(leaf))
         if tree.size != size:
             raise IntegrityError(

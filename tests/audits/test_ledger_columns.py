@@ -360,3 +360,19 @@ def _outcome(ctx: Any) -> str:
         return message
     assert report.size == 12
     return "intact"
+
+
+def test_writer_refuses_to_sign_over_a_leaf_hash_of_the_wrong_length(ctx: Any) -> None:
+    leaf = sql(ctx, "SELECT leaf_hash FROM ledger_events WHERE seq = 12")[0][0]
+    sql(ctx, "UPDATE ledger_events SET leaf_hash = :v WHERE seq = 12", {"v": bytes(31)})
+    append(ctx, range(13, 15))
+    with pytest.raises(IntegrityError) as info:
+        append(ctx, range(15, 16))
+    assert str(info.value) == (
+        "seq 12: stored leaf hash is not 32 bytes; refusing to sign a checkpoint over it "
+        f"{RUN_VERIFY}"
+    )
+    assert (seqs(ctx), checkpoint_sizes(ctx)) == (list(range(1, 15)), [3, 5, 10])
+    sql(ctx, "UPDATE ledger_events SET leaf_hash = :v WHERE seq = 12", {"v": bytes(leaf)})
+    append(ctx, range(15, 16))
+    assert verify(ctx).size == 15
