@@ -17,6 +17,8 @@ commit together or not at all.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import secrets
 from base64 import b64encode
 from collections.abc import Iterator, Sequence
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from audits.events import Event, NewEvent
 from audits.keyring import Keyring
-from audits.merkle import CompactRange
+from audits.merkle import CompactRange, MerkleError
 from audits.signing import SignedCheckpoint, load_private_key, sign_checkpoint
 from audits.tables import CHECKPOINTS_TABLE, EVENTS_TABLE
 from core.canonical import canonical_bytes
@@ -39,6 +41,8 @@ from core.errors import IntegrityError
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from sqlalchemy.engine import Connection
+
+log = logging.getLogger(__name__)
 
 GENESIS = bytes(32)
 ADVISORY_LOCK_ID = 0x676F7672  # "govr"
@@ -82,6 +86,11 @@ def envelope_bytes(  # noqa: PLR0917 - positional on purpose: once per event, ho
         f'"nonce":"{b64encode(nonce).decode()}","recorded_at":{_str(recorded_at)},'
         f'"seq":{_int(seq)},"type":{_str(event_type)},"version":{_int(version)}}}'
     ).encode()
+
+
+def frontier_text(tree: CompactRange) -> str:
+    """The ``frontier`` column of a checkpoint: the compact range at its size."""
+    return json.dumps([h.hex() for h in tree.state()])
 
 
 def leaf_of(envelope: bytes) -> bytes:
@@ -166,6 +175,7 @@ class Ledger:
         if not events:
             return []
         self.lock(conn)
+        self.reanchor(conn)
         seq, chain = self.head(conn)
         key_id = self.keyring.active_key_id(conn)
         aes = self.keyring.cipher(conn, key_id)
@@ -257,22 +267,24 @@ class Ledger:
         if size == 0:
             return None
         last = conn.execute(
-            text(f"SELECT size, frontier FROM {CHECKPOINTS_TABLE} ORDER BY size DESC LIMIT 1")
-        ).first()
-        if last is not None and int(last.size) == size:
-            return None
-        tree = (
-            CompactRange()
-            if last is None
-            else CompactRange.from_state(
-                int(last.size), [bytes.fromhex(h) for h in json.loads(last.frontier)]
+            text(
+                "SELECT size, root_hash, issued_at, key_fingerprint, signature, frontier "
+                f"FROM {CHECKPOINTS_TABLE} ORDER BY size DESC LIMIT 1"
             )
-        )
+        ).first()
+        if last is not None and last.size == size:
+            return None
+        tree = CompactRange() if last is None else self._resume(last)
         leaves = conn.execute(
-            text(f"SELECT leaf_hash FROM {EVENTS_TABLE} WHERE seq > :s ORDER BY seq"),
+            text(f"SELECT seq, leaf_hash FROM {EVENTS_TABLE} WHERE seq > :s ORDER BY seq"),
             {"s": tree.size},
         )
-        for (leaf,) in leaves:
+        for seq, leaf in leaves:
+            if not isinstance(leaf, bytes | memoryview) or len(leaf) != len(GENESIS):
+                raise IntegrityError(
+                    f"seq {seq}: stored leaf hash is not 32 bytes; refusing to sign a "
+                    "checkpoint over it (run `govreg audit verify`)"
+                )
             tree.append(bytes(leaf))
         if tree.size != size:
             raise IntegrityError(
@@ -291,11 +303,92 @@ class Ledger:
                 "fpr": signed.key_fingerprint,
                 "note": signed.note,
                 "sig": signed.signature,
-                "fr": json.dumps([h.hex() for h in tree.state()]),
+                "fr": frontier_text(tree),
             },
         )
         conn.info.setdefault(PENDING_ANCHORS, []).append(signed)
         return signed
+
+    def _signed_row(self, row: Any) -> SignedCheckpoint:
+        """A stored checkpoint row, refused unless this ledger's key signed it."""
+        where = f"checkpoint at size {row.size}"
+        try:
+            if type(row.size) is not int:
+                raise TypeError(f"size is {type(row.size).__name__}")
+            signed = SignedCheckpoint(
+                row.size,
+                _blob(row.root_hash),
+                _text(row.issued_at),
+                _text(row.key_fingerprint),
+                _blob(row.signature),
+            )
+        except (TypeError, ValueError) as exc:
+            raise IntegrityError(
+                f"{where}: a stored column has the wrong type; refusing to build on it "
+                "(run `govreg audit verify`)"
+            ) from exc
+        try:
+            signed.verify(self._key().public_key())
+        except IntegrityError as exc:
+            raise IntegrityError(
+                f"{where} is not signed by this ledger's checkpoint key ({exc}); refusing to "
+                "build on it (run `govreg audit verify`)"
+            ) from exc
+        return signed
+
+    def _resume(self, last: Any) -> CompactRange:
+        """The compact range stored with the last checkpoint, checked against its
+        signed root: a poisoned frontier must never be signed into a new root."""
+        signed = self._signed_row(last)
+        try:
+            hashes = json.loads(_text(last.frontier))
+            if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):
+                raise TypeError("not a list of hex strings")
+            tree = CompactRange.from_state(signed.size, [bytes.fromhex(h) for h in hashes])
+        except (TypeError, ValueError, MerkleError) as exc:
+            raise IntegrityError(
+                f"checkpoint at size {signed.size}: stored frontier is malformed; refusing to "
+                "sign a new checkpoint on it (run `govreg audit verify`)"
+            ) from exc
+        if tree.root() != signed.root:
+            raise IntegrityError(
+                f"checkpoint at size {signed.size}: stored frontier does not lead to its signed "
+                "root; refusing to sign a new checkpoint on it (run `govreg audit verify`)"
+            )
+        return tree
+
+    def reanchor(self, conn: Connection) -> Path | None:
+        """Write the latest committed checkpoint's anchor if it is missing (its
+        writer stopped between commit and anchor write); under the writers' lock."""
+        from sqlalchemy import text
+
+        anchor_dir = self.config.anchor_dir
+        if anchor_dir is None:
+            return None
+        row = conn.execute(
+            text(
+                "SELECT size, root_hash, issued_at, key_fingerprint, signature "
+                f"FROM {CHECKPOINTS_TABLE} ORDER BY size DESC LIMIT 1"
+            )
+        ).first()
+        if row is None:
+            return None
+        pending: list[SignedCheckpoint] = conn.info.get(PENDING_ANCHORS, [])
+        if any(cp.size == row.size for cp in pending):
+            return None  # this transaction's own: anchored after its commit
+        if type(row.size) is not int:
+            self._signed_row(row)  # refuses, naming the checkpoint
+        path = anchor_dir / anchor_name(row.size)
+        if not path.exists():
+            # Never copy a checkpoint this ledger's key did not sign into the anchors.
+            path = write_anchor(anchor_dir, self._signed_row(row))
+            log.warning(
+                "checkpoint at size %d was not in the anchor folder (its writer stopped "
+                "between commit and anchor write); anchored it now as %s",
+                row.size,
+                path.name,
+            )
+        return path
 
     def write_anchors(self, conn: Connection) -> list[Path]:
         """Copy the checkpoints this connection committed to the anchor folder."""
@@ -427,6 +520,18 @@ class Ledger:
         ]
 
 
+def _blob(value: Any) -> bytes:
+    if not isinstance(value, bytes | memoryview):
+        raise TypeError(f"expected bytes, got {type(value).__name__}")
+    return bytes(value)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {type(value).__name__}")
+    return value
+
+
 def anchor_name(size: int) -> str:
     return f"checkpoint-{size:012d}.txt"
 
@@ -434,7 +539,8 @@ def anchor_name(size: int) -> str:
 def write_anchor(anchor_dir: Path, checkpoint: SignedCheckpoint) -> Path:
     anchor_dir.mkdir(parents=True, exist_ok=True)
     path = anchor_dir / anchor_name(checkpoint.size)
-    tmp = path.with_name(path.name + ".tmp")
+    # One temporary name per writer: two processes may write the same anchor.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     tmp.write_text(checkpoint.to_text(), encoding="utf-8")
     tmp.replace(path)
     return path

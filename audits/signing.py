@@ -137,8 +137,8 @@ class SignedCheckpoint:
 
         if self.key_fingerprint != fingerprint(public_key):
             raise IntegrityError(
-                f"checkpoint at size {self.size} names key {self.key_fingerprint[:16]}, "
-                f"not the given public key {fingerprint(public_key)[:16]}"
+                f"checkpoint at size {self.size} names key {self.key_fingerprint}, "
+                f"not the given public key {fingerprint(public_key)}"
             )
         try:
             public_key.verify(self.signature, self.note.encode())

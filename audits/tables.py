@@ -32,7 +32,8 @@ class LedgerEventRow(SQLModel, table=True):
 
 class CheckpointRow(SQLModel, table=True):
     """A signed checkpoint (size, root, time). ``frontier`` is unsigned help
-    for computing the next root incrementally; verification never trusts it."""
+    for computing the next root incrementally: the writer checks it leads to the
+    signed root before building on it, and verification recomputes it."""
 
     __tablename__ = CHECKPOINTS_TABLE
 

@@ -83,7 +83,7 @@ class BundleReport:
         return (
             f"bundle intact: {self.model} v{self.version}, {self.events} events proved "
             f"against checkpoint {self.checkpoint_size} signed by key "
-            f"{self.key_fingerprint[:16]}, {self.files} files match the manifest"
+            f"{self.key_fingerprint}, {self.files} files match the manifest"
         )
 
 

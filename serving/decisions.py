@@ -232,8 +232,8 @@ class SignedBatch:
         expected = fingerprint(public_key)
         if self.key_fingerprint != expected:
             raise DecisionVerificationFailed(
-                f"batch {self.batch}: signed by key {self.key_fingerprint[:16]}, "
-                f"not the pinned key {expected[:16]}",
+                f"batch {self.batch}: signed by key {self.key_fingerprint}, "
+                f"not the pinned key {expected}",
                 batch=self.batch,
             )
         try:
@@ -262,7 +262,7 @@ class DecisionLogReport:
         )
         return (
             f"decision log intact: {self.decisions} decisions in {self.batches} signed batches, "
-            f"head {self.head_hash.hex()[:16]}, verified with key {self.key_fingerprint[:16]}"
+            f"head {self.head_hash.hex()[:16]}, verified with key {self.key_fingerprint}"
             f"{erased}"
         )
 

@@ -181,7 +181,10 @@ class Standing:
         if statement.note != note + "\n":
             raise ValueError("the statement is not in its canonical form")
         if fpr != fingerprint(public_key):
-            raise GovregError(f"the standing statement names key {fpr[:16]}, not the pinned key")
+            raise GovregError(
+                f"the standing statement names key {fpr}, "
+                f"not the pinned key {fingerprint(public_key)}"
+            )
         try:
             public_key.verify(base64.b64decode(sig, validate=True), note.encode() + b"\n")
         except InvalidSignature as exc:

@@ -176,10 +176,11 @@ def checkpoint_issued_at(ctx: Context, size: int) -> str:
     return str(rows[0][0])
 
 
-def short_fingerprint(ctx: Context) -> str:
+def key_fingerprint(ctx: Context) -> str:
+    """The full fingerprint of the home's checkpoint public key."""
     from audits.signing import fingerprint
 
-    return fingerprint(load_public_key(ctx.settings.public_key_path))[:16]
+    return fingerprint(load_public_key(ctx.settings.public_key_path))
 
 
 # -- processes ------------------------------------------------------------------------
@@ -280,3 +281,20 @@ def wait_for(pipe: Any, expected: str, timeout: float) -> None:
             assert pipe.recv() == expected
             return
     raise AssertionError(f"no {expected!r} from the worker within {timeout} s")
+
+
+def anchor_crash_writer(home: str, database_url: str, runs: list[int], pipe: Any) -> None:
+    """Append benchmark events ``runs`` in one transaction that signs a checkpoint,
+    then stop between its commit and its anchor write: send the sizes whose
+    anchors are pending and wait there to be killed."""
+    with _context(home, database_url, checkpoint_every=1000) as ctx:
+
+        def stop_before_anchors(conn: Any) -> list[Path]:
+            pending = conn.info.get("govreg_pending_anchors", [])
+            pipe.send([cp.size for cp in pending])
+            time.sleep(120)
+            raise AssertionError("the parent did not kill this writer")
+
+        ctx.ledger.write_anchors = stop_before_anchors  # type: ignore[method-assign]
+        with ctx.registry.transaction() as conn:
+            ctx.registry.record(conn, [benchmark(run) for run in runs], checkpoint=True)

@@ -25,9 +25,9 @@ from ledger_helpers import (
     event_row,
     failure,
     flip,
+    key_fingerprint,
     recompute_hashes,
     renumber,
-    short_fingerprint,
     sql,
     verify,
 )
@@ -69,8 +69,8 @@ def test_untouched_ledger_verifies(ctx: Any) -> None:
     ]
     assert report.root == _true_root(ctx, 12)
     assert report.summary() == (
-        f"ledger intact: 12 events, root {report.root.hex()[:16]}, 3 signed checkpoints and "
-        f"3 anchors verified with key {short_fingerprint(ctx)}"
+        f"ledger intact: 12 events, root {report.root.hex()}, 3 signed checkpoints and "
+        f"3 anchors verified with key {key_fingerprint(ctx)}"
     )
 
 
@@ -354,8 +354,8 @@ def test_checkpoint_signed_by_another_key_inserted(ctx: Any) -> None:
     err = failure(ctx)
     assert (err.seq, str(err)) == (
         None,
-        f"database checkpoint at size 12 names key {fingerprint(other.public_key())[:16]}, "
-        f"not the given public key {short_fingerprint(ctx)}",
+        f"database checkpoint at size 12 names key {fingerprint(other.public_key())}, "
+        f"not the given public key {key_fingerprint(ctx)}",
     )
     assert sql(ctx, "DELETE FROM ledger_checkpoints WHERE size = 12") == 1
     assert verify(ctx).size == 12
@@ -378,8 +378,8 @@ def test_anchor_file_replaced_by_one_signed_with_another_key(ctx: Any) -> None:
     err = failure(ctx)
     assert (err.seq, str(err)) == (
         None,
-        f"anchor checkpoint at size 10 names key {fingerprint(other.public_key())[:16]}, "
-        f"not the given public key {short_fingerprint(ctx)}",
+        f"anchor checkpoint at size 10 names key {fingerprint(other.public_key())}, "
+        f"not the given public key {key_fingerprint(ctx)}",
     )
 
 

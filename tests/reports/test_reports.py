@@ -461,7 +461,7 @@ def test_bundle_verifies_and_names_every_changed_file(world: dict[str, Any]) -> 
     size = report.checkpoint_size
     assert report.summary() == (
         f"bundle intact: pd v1, 14 events proved against checkpoint {size} signed by key "
-        f"{report.key_fingerprint[:16]}, 38 files match the manifest"
+        f"{report.key_fingerprint}, 38 files match the manifest"
     )
     # 1. Any byte of any file changed: the manifest names it.
     for path in sorted(files):

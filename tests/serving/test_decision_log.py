@@ -204,7 +204,7 @@ def test_threads_round_trip_exact_rows_and_batches(env: Env) -> None:
     fpr = fingerprint(load_public_key(env.keys / "checkpoint.pub"))
     assert report.summary() == (
         f"decision log intact: 1000 decisions in 20 signed batches, "
-        f"head {report.head_hash.hex()[:16]}, verified with key {fpr[:16]}"
+        f"head {report.head_hash.hex()[:16]}, verified with key {fpr}"
     )
     assert [s.seq for s in env.read(model="credit-pd")] == list(range(1, 1001))
     assert env.read(model="other") == []
@@ -542,7 +542,7 @@ def test_batch_signed_by_another_key(written: Env) -> None:
     )
     pinned = fingerprint(load_public_key(written.keys / "checkpoint.pub"))
     err = written.failure()
-    assert str(err) == f"batch 2: signed by key {other_fpr[:16]}, not the pinned key {pinned[:16]}"
+    assert str(err) == f"batch 2: signed by key {other_fpr}, not the pinned key {pinned}"
     assert err.batch == 2
 
 
