@@ -252,13 +252,19 @@ def crash_writer(home: str, database_url: str, admin_key: str, tag: str, ready: 
 def concurrent_writer(
     home: str, database_url: str, proc: int, count: int, pipe: Any, checkpoint_every: int
 ) -> None:
-    """Wait for "go", then append ``count`` events, one transaction each."""
+    """Wait for "go", then append ``count`` events, one transaction each: the first
+    half, then "half" and a wait for the second "go", then the rest (so every
+    writer's first half comes before any writer's second half, whatever the
+    scheduler does)."""
     with _context(home, database_url, checkpoint_every=checkpoint_every) as ctx:
         with ctx.registry.transaction() as conn:  # connect and unwrap the key first
             ctx.ledger.keyring.cipher(conn, ctx.ledger.keyring.active_key_id(conn))
         pipe.send("ready")
         assert pipe.recv() == "go"
         for i in range(count):
+            if i == count // 2:
+                pipe.send("half")
+                assert pipe.recv() == "go"
             with ctx.registry.transaction() as conn:
                 ctx.registry.record(
                     conn,
