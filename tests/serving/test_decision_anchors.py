@@ -274,7 +274,7 @@ def test_cli_fails_on_a_truncated_log(env: Env) -> None:
     env.sql("DELETE FROM decisions WHERE batch = 3")
     env.sql("DELETE FROM decision_batches WHERE batch = 3")
     result = env.home.cli("audit", "decisions")
-    assert result.exit_code != 0
+    assert result.exit_code == 8
     assert (
         "batch 3: anchored but missing from the database, which ends at batch 2 "
         "(batches deleted from the end)"
