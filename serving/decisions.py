@@ -923,7 +923,6 @@ class DecisionLog:
             try:
                 write_anchor(self.anchor_dir, signed)
             except OSError as exc:
-                self.last_error = exc
                 _log.error(
                     "decision log: batch %d committed but its anchor not written (%s); "
                     "the next batch write anchors it",

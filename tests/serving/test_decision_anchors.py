@@ -279,3 +279,32 @@ def test_cli_fails_on_a_truncated_log(env: Env) -> None:
         "batch 3: anchored but missing from the database, which ends at batch 2 "
         "(batches deleted from the end)"
     ) in result.output
+
+
+def test_a_failed_anchor_write_keeps_the_batch_once(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The batch is committed before its anchor is written: an anchor write that
+    fails is logged, the batch is not written again, and the next write anchors it."""
+    blocker = env.anchors / anchor_name(4)
+    blocker.mkdir()  # the anchor's rename fails: a folder is in the way
+    log = env.log()
+    with caplog.at_level("ERROR", logger="serving.decisions"):
+        log.record(decision(31))
+        log.flush(timeout=30)
+    assert [r.getMessage() for r in caplog.records if r.name == "serving.decisions"] == [
+        "decision log: batch 4 committed but its anchor not written (IsADirectoryError); "
+        "the next batch write anchors it"
+    ]
+    assert log.last_error is None  # the batch itself was written
+    assert len(env.stored()) == 4  # written once
+    blocker.rmdir()
+    assert env.verify().warnings == (
+        f"the newest decision batch (4) is not in the anchor folder yet ({anchor_name(4)}): "
+        "its writer stopped between commit and anchor write; the next batch write anchors it",
+    )
+    log.record(decision(32))
+    log.close()
+    assert env.files() == [*NAMES, anchor_name(4), anchor_name(5)]
+    assert [(env.anchors / n).read_text(encoding="utf-8") for n in env.files()] == env.stored()
+    assert (env.verify().anchors, env.verify().warnings) == (5, ())
