@@ -1045,10 +1045,18 @@ def _check_anchors(
     public_key: Ed25519PublicKey,
 ) -> list[str]:
     """Every anchored batch is in the database, as anchored; every stored batch
-    has its anchor, but the newest may lack one (its writer stopped between
-    commit and anchor write): a warning then."""
+    from the first anchored one on has its anchor, but the newest may lack one
+    (its writer stopped between commit and anchor write): a warning then.
+    Batches before the first anchored one were written before the log was
+    anchored (a home upgraded with a decision log): a warning, not a failure."""
     warnings: list[str] = []
-    for number in sorted(set(range(1, len(stored) + 1)) - set(anchors)):
+    first = min(anchors, default=max(len(stored), 1))
+    if first > 1:
+        warnings.append(
+            f"decision batches 1..{first - 1} have no anchor files: written before the "
+            "decision log was anchored (or their anchors were removed)"
+        )
+    for number in sorted(set(range(first, len(stored) + 1)) - set(anchors)):
         path = anchor_dir / anchor_name(number)
         # Anchors were read before the database: a batch committed since has its file now.
         if path.is_file():

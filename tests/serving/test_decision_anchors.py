@@ -82,8 +82,7 @@ class Env:
             self.keys / "checkpoint.key",
             batch_size=10,
             flush_interval=60,
-            anchor_dir=self.anchors,
-            **options,
+            **({"anchor_dir": self.anchors} | options),
         )
 
     def verify(self, **options: Any) -> DecisionLogReport:
@@ -308,3 +307,47 @@ def test_a_failed_anchor_write_keeps_the_batch_once(
     assert env.files() == [*NAMES, anchor_name(4), anchor_name(5)]
     assert [(env.anchors / n).read_text(encoding="utf-8") for n in env.files()] == env.stored()
     assert (env.verify().anchors, env.verify().warnings) == (5, ())
+
+
+def test_a_log_written_before_anchoring_warns_then_is_anchored_from_its_next_write(
+    home: Any,
+) -> None:
+    """A home upgraded with a decision log: its batches have no anchor files. They
+    are a warning, not a failure; the next write anchors the newest old batch and
+    its own, and from then on a truncation fails."""
+    engine = make_engine(home.database_url)
+    try:
+        env = Env(home, engine)
+        old = env.log(anchor_dir=None)
+        for i in range(1, 31):
+            old.record(decision(i))
+        old.close()
+        assert not env.anchors.exists()
+        report = env.verify()
+        assert (report.batches, report.anchors) == (3, 0)
+        assert report.warnings == (
+            "decision batches 1..2 have no anchor files: written before the decision log "
+            "was anchored (or their anchors were removed)",
+            f"the newest decision batch (3) is not in the anchor folder yet ({NAMES[2]}): "
+            "its writer stopped between commit and anchor write; the next batch write "
+            "anchors it",
+        )
+
+        log = env.log()
+        for i in range(31, 41):
+            log.record(decision(i))
+        log.close()
+        assert env.files() == [NAMES[2], anchor_name(4)]
+        report = env.verify()
+        assert (report.batches, report.anchors) == (4, 2)
+        assert report.warnings == (
+            "decision batches 1..2 have no anchor files: written before the decision log "
+            "was anchored (or their anchors were removed)",
+        )
+
+        env.drop_guard_rails()
+        env.sql("DELETE FROM decisions WHERE batch = 4")
+        env.sql("DELETE FROM decision_batches WHERE batch = 4")
+        assert str(env.failure()).startswith("batch 4: anchored but missing from the database")
+    finally:
+        engine.dispose()
