@@ -403,13 +403,21 @@ def test_changes_reach_every_worker_within_the_bound(
     version = _approve(kit, candidate)
     kit.registry.promote(kit["compliance-1"], MODEL, version, alias="champion")
 
+    last: list[tuple[int, str]] = []
+
     def serving_new() -> bool:
         answers = [c.post(f"/v1/models/{MODEL}/score", json={"applicants": rows}) for c in clients]
+        last[:] = [(a.status_code, a.text[:200]) for a in answers]
         return all(a.status_code == 200 and a.json()["version"] == version for a in answers)
 
-    assert _wait_for(serving_new, PROPAGATION_BOUND_SECONDS) <= PROPAGATION_BOUND_SECONDS
-    for c in clients:
-        c.close()
+    try:
+        elapsed = _wait_for(serving_new, PROPAGATION_BOUND_SECONDS)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the last answers: {last}") from None
+    finally:
+        for c in clients:  # a failure must not leave sockets for a later test to collect
+            c.close()
+    assert elapsed <= PROPAGATION_BOUND_SECONDS
     loads = kit.events(types=["serving.loaded"])
     assert {e.version for e in loads} == {1, 2}
     assert all(e.actor == "govreg-serve" for e in loads)
