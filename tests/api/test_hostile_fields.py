@@ -22,13 +22,12 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from api_server import Server, make_principal, start_server, stop
+from api_server import Server, start_server, stop
 from govreg_homes import make_home, postgres_schema
 from hypothesis import HealthCheck, settings
-from test_schemathesis import ACTING_ROLE, ACTION_OF
+from test_schemathesis import acting_key, add_acting_principals
 
 from govreg.api.app import create_app
-from registry.roles import Role
 
 PROBLEM = "application/problem+json"
 
@@ -55,11 +54,7 @@ def api(
 
 def _served(home: Any) -> Iterator[Server]:
     srv = start_server(home)
-    with srv.client("admin") as admin:
-        for role in sorted(set(ACTING_ROLE.values()) - {Role.ADMIN}):
-            made = make_principal(admin, f"{role}-1", role)
-            assert made.status_code == 201, made.text
-            srv.keys[role] = made.json()["api_key"]
+    add_acting_principals(srv)
     try:
         yield srv
     finally:
@@ -80,8 +75,7 @@ def _log(api: Server) -> str:
 )
 def test_hostile_values_are_refused_as_problems(case: Any, api: Server) -> None:
     operation = (case.method.upper(), case.path)
-    action = ACTION_OF.get(operation)
-    key = api.keys[ACTING_ROLE[action]] if action else api.keys["admin"]
+    key = acting_key(case, api)
     # schemathesis's checks: no 5xx, a documented status and body, and data the
     # schema refuses is refused (negative_data_rejection)
     response = case.call_and_validate(base_url=api.url, headers={"Authorization": f"Bearer {key}"})

@@ -64,6 +64,21 @@ SEMANTIC = {
 }
 
 
+def add_acting_principals(srv: Server) -> None:
+    """One principal (and person) per acting role, its key in ``srv.keys``."""
+    with srv.client("admin") as admin:
+        for role in sorted(set(ACTING_ROLE.values()) - {Role.ADMIN}):
+            made = make_principal(admin, f"{role}-1", role)
+            assert made.status_code == 201, made.text
+            srv.keys[role] = made.json()["api_key"]
+
+
+def acting_key(case: Any, srv: Server) -> str:
+    """The key of a role allowed to call ``case``'s operation."""
+    action = ACTION_OF.get((case.method.upper(), case.path))
+    return srv.keys[ACTING_ROLE[action]] if action else srv.keys["admin"]
+
+
 def test_acting_roles_are_allowed() -> None:
     assert all(role in PERMISSIONS[action] for action, role in ACTING_ROLE.items())
     assert set(ACTING_ROLE) == set(Action)
@@ -74,11 +89,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root: Path = tmp_path_factory.mktemp("schemathesis")
     home = make_home(root / "home", f"sqlite:///{root / 'govreg.db'}")
     srv = start_server(home)
-    with srv.client("admin") as admin:
-        for role in sorted(set(ACTING_ROLE.values()) - {Role.ADMIN}):
-            made = make_principal(admin, f"{role}-1", role)
-            assert made.status_code == 201, made.text
-            srv.keys[role] = made.json()["api_key"]
+    add_acting_principals(srv)
     yield srv
     stop(srv)
 
@@ -102,9 +113,7 @@ def test_server_serves_this_document(api: Server) -> None:
 )
 def test_openapi_conformance(case: Any, api: Server) -> None:
     operation = (case.method.upper(), case.path)
-    action = ACTION_OF.get(operation)
-    key = api.keys[ACTING_ROLE[action]] if action else api.keys["admin"]
-    headers = {"Authorization": f"Bearer {key}"}
+    headers = {"Authorization": f"Bearer {acting_key(case, api)}"}
     if operation in SEMANTIC:
         case.call_and_validate(
             base_url=api.url,
