@@ -460,7 +460,7 @@ class _StoredNodes:
         problem = bad_column(where, values, NODE_COLUMNS)
         if problem is not None:
             raise VerificationFailed(problem)
-        self._next = (last, level, values[2])
+        self._next = (int(last), int(level), bytes(values[2]))
 
     def _extra(self, last: int, level: int) -> VerificationFailed:
         where = f"tree node at level {level} ending at seq {last}"
