@@ -30,9 +30,15 @@ from typing import TYPE_CHECKING, Any
 
 from audits.events import Event, NewEvent
 from audits.keyring import Keyring
-from audits.merkle import CompactRange, MerkleError
+from audits.merkle import (
+    CompactRange,
+    MerkleError,
+    consistency_proof_nodes,
+    fold,
+    inclusion_proof_nodes,
+)
 from audits.signing import SignedCheckpoint, load_private_key, sign_checkpoint
-from audits.tables import CHECKPOINTS_TABLE, EVENTS_TABLE
+from audits.tables import CHECKPOINTS_TABLE, EVENTS_TABLE, NODES_TABLE
 from core.canonical import canonical_bytes
 from core.clock import isoformat, utcnow
 from core.db import is_sqlite
@@ -279,17 +285,19 @@ class Ledger:
             text(f"SELECT seq, leaf_hash FROM {EVENTS_TABLE} WHERE seq > :s ORDER BY seq"),
             {"s": tree.size},
         )
+        nodes: list[tuple[int, int, bytes]] = []
         for seq, leaf in leaves:
             if not isinstance(leaf, bytes | memoryview) or len(leaf) != len(GENESIS):
                 raise IntegrityError(
                     f"seq {seq}: stored leaf hash is not 32 bytes; refusing to sign a "
                     "checkpoint over it (run `govreg audit verify`)"
                 )
-            tree.append(bytes(leaf))
+            nodes.extend((seq, level, value) for level, value in tree.append(bytes(leaf)))
         if tree.size != size:
             raise IntegrityError(
                 f"ledger has {size} events but {tree.size} leaves follow the last checkpoint"
             )
+        self._store_nodes(conn, nodes)
         signed = sign_checkpoint(self._key(), size, tree.root(), isoformat(utcnow()))
         conn.execute(
             text(
@@ -308,6 +316,18 @@ class Ledger:
         )
         conn.info.setdefault(PENDING_ANCHORS, []).append(signed)
         return signed
+
+    @staticmethod
+    def _store_nodes(conn: Connection, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        """Insert the complete subtrees ``(last_seq, level, hash)`` a checkpoint completed
+        (under the writers' lock, in the checkpoint's transaction)."""
+        if not nodes:
+            return
+        mark = "?" if is_sqlite(conn) else "%s"
+        conn.exec_driver_sql(
+            f"INSERT INTO {NODES_TABLE} (last_seq, level, hash) VALUES ({mark}, {mark}, {mark})",
+            list(nodes),
+        )
 
     def _signed_row(self, row: Any) -> SignedCheckpoint:
         """A stored checkpoint row, refused unless this ledger's key signed it."""
@@ -498,6 +518,86 @@ class Ledger:
             sql += " WHERE seq <= :size"
             params["size"] = size
         return [bytes(r[0]) for r in conn.execute(text(sql + " ORDER BY seq"), params)]
+
+    def subtree_hashes(
+        self, conn: Connection, wanted: set[tuple[int, int]], size: int
+    ) -> dict[tuple[int, int], bytes]:
+        """The stored hashes of complete subtrees ``(level, last_seq)`` within the first
+        ``size`` leaves: level 0 from the events' leaf hashes, the others from the tree
+        nodes. One indexed read per table; raises IntegrityError naming a missing one."""
+        from sqlalchemy import bindparam, text
+
+        found: dict[tuple[int, int], bytes] = {}
+        leaves = sorted(last for level, last in wanted if level == 0)
+        if leaves:
+            stmt = text(f"SELECT seq, leaf_hash FROM {EVENTS_TABLE} WHERE seq IN :seqs").bindparams(
+                bindparam("seqs", expanding=True)
+            )
+            for seq, value in conn.execute(stmt, {"seqs": leaves}):
+                found[(0, int(seq))] = bytes(value)
+        lasts = sorted({last for level, last in wanted if level > 0})
+        if lasts:
+            stmt = text(
+                f"SELECT last_seq, level, hash FROM {NODES_TABLE} WHERE last_seq IN :lasts"
+            ).bindparams(bindparam("lasts", expanding=True))
+            for last, level, value in conn.execute(stmt, {"lasts": lasts}):
+                key = (int(level), int(last))
+                if key in wanted:
+                    found[key] = bytes(value)
+        for level, last in sorted(wanted - found.keys()):
+            first = last - (1 << level) + 1
+            what = (
+                f"leaf hash of seq {last}"
+                if level == 0
+                else (f"tree node at level {level} over seqs {first}..{last}")
+            )
+            raise IntegrityError(
+                f"{what} is not stored, but the tree of size {size} needs it for a proof "
+                "(run `govreg audit verify`)"
+            )
+        return found
+
+    def inclusion_proofs(
+        self, conn: Connection, size: int, seqs: Sequence[int]
+    ) -> dict[int, list[bytes]]:
+        """RFC 6962 inclusion proofs of events ``seqs`` in the tree of the first ``size``
+        leaves, from the stored subtree hashes: O(log size) rows read per event.
+
+        The hashes are read, not checked: verify each proof against a signed root.
+        """
+        shapes = {seq: inclusion_proof_nodes(seq - 1, size) for seq in seqs}
+        wanted = {node for shape in shapes.values() for element in shape for node in element}
+        found = self.subtree_hashes(conn, wanted, size)
+        return {
+            seq: [fold([found[node] for node in element]) for element in shape]
+            for seq, shape in shapes.items()
+        }
+
+    def consistency_proof(self, conn: Connection, old_size: int, size: int) -> list[bytes]:
+        """RFC 6962 consistency proof from ``old_size`` to ``size`` from the stored hashes."""
+        shape = consistency_proof_nodes(old_size, size)
+        found = self.subtree_hashes(conn, {n for element in shape for n in element}, size)
+        return [fold([found[node] for node in element]) for element in shape]
+
+    def latest_checkpoint(self, conn: Connection) -> SignedCheckpoint | None:
+        """The checkpoint of the largest size (one indexed row), its signature unchecked."""
+        from sqlalchemy import text
+
+        r = conn.execute(
+            text(
+                f"SELECT size, root_hash, issued_at, key_fingerprint, signature "
+                f"FROM {CHECKPOINTS_TABLE} ORDER BY size DESC LIMIT 1"
+            )
+        ).first()
+        if r is None:
+            return None
+        return SignedCheckpoint(
+            size=int(r.size),
+            root=bytes(r.root_hash),
+            issued_at=r.issued_at,
+            key_fingerprint=r.key_fingerprint,
+            signature=bytes(r.signature),
+        )
 
     def checkpoints(self, conn: Connection) -> list[SignedCheckpoint]:
         from sqlalchemy import text

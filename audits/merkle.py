@@ -25,8 +25,12 @@ __all__ = [
     "HASH_SIZE",
     "CompactRange",
     "MerkleError",
+    "complete_subtrees",
     "consistency_proof",
+    "consistency_proof_nodes",
+    "fold",
     "inclusion_proof",
+    "inclusion_proof_nodes",
     "leaf_hash",
     "node_hash",
     "root",
@@ -191,18 +195,27 @@ class CompactRange:
     def size(self) -> int:
         return self._size
 
-    def append(self, leaf: bytes) -> None:
-        """Add one leaf hash, merging equal-sized subtrees like a binary carry."""
+    def append(self, leaf: bytes) -> list[tuple[int, bytes]]:
+        """Add one leaf hash, merging equal-sized subtrees like a binary carry.
+
+        Returns the complete subtrees this leaf completes, as ``(level, hash)`` from
+        level 1 up: the subtree of level ``k`` covers the last ``2**k`` leaves.
+        """
         _check_hash("leaf hash", leaf)
         if self._size + 1 >= _SIZE_LIMIT:
             raise MerkleError("compact range is full at 2^64-1 leaves")
         self._hashes.append(bytes(leaf))
+        completed: list[tuple[int, bytes]] = []
         carry = self._size
+        level = 0
         while carry & 1:
             right = self._hashes.pop()
             self._hashes[-1] = node_hash(self._hashes[-1], right)
+            level += 1
+            completed.append((level, self._hashes[-1]))
             carry >>= 1
         self._size += 1
+        return completed
 
     def root(self) -> bytes:
         """MTH of the leaves so far: fold the subtrees from the right."""
@@ -221,6 +234,64 @@ class CompactRange:
 def root(leaves: Sequence[bytes]) -> bytes:
     """MTH(D[n]) of RFC 6962 section 2.1 over leaf hashes."""
     return _range_root(leaves, 0, len(leaves))
+
+
+# -- proofs from stored complete subtrees -------------------------------------------
+
+
+def complete_subtrees(start: int, end: int) -> list[tuple[int, int]]:
+    """``[start, end)`` as complete subtrees ``(level, end)``, largest (leftmost) first.
+
+    A complete subtree of level ``k`` covers ``2**k`` leaves and ends at a multiple of
+    ``2**k``; ``(level, end)`` names it by its level and the leaf count where it ends.
+    Needs ``start`` to be a multiple of the smallest power of two ``>= end - start``
+    (every range of an RFC 6962 proof is), so the hash of ``[start, end)`` is
+    :func:`fold` of these subtrees' hashes.
+    """
+    _check_subtree(start, end)
+    parts: list[tuple[int, int]] = []
+    width = end - start
+    at = start
+    for level in range(width.bit_length() - 1, -1, -1):
+        if width >> level & 1:
+            at += 1 << level
+            parts.append((level, at))
+    return parts
+
+
+def fold(hashes: Sequence[bytes]) -> bytes:
+    """The hash of adjacent complete subtrees, largest first (as :func:`complete_subtrees`
+    lists them): folded from the right, as MTH splits them."""
+    if not hashes:
+        return EMPTY_ROOT
+    acc = hashes[-1]
+    for item in reversed(hashes[:-1]):
+        acc = node_hash(item, acc)
+    return acc
+
+
+def inclusion_proof_nodes(index: int, size: int) -> list[list[tuple[int, int]]]:
+    """The complete subtrees of each element of PATH(index, D[size]), in proof order.
+
+    Each element is the hash of one complete subtree, but for at most one on the right
+    border: the :func:`fold` of up to log2(size) of them. O(log size) subtrees in all.
+    """
+    _check_count("tree size", size)
+    if not 0 <= index < size:
+        raise MerkleError(f"leaf index {index} is not below tree size {size}")
+    return [complete_subtrees(a, b) for a, b in _proof_ranges(index, index + 1, 0, size)]
+
+
+def consistency_proof_nodes(old_size: int, size: int) -> list[list[tuple[int, int]]]:
+    """The complete subtrees of each element of PROOF(old_size, D[size]), in proof order."""
+    _check_count("tree size", size)
+    if not 0 <= old_size <= size:
+        raise MerkleError(f"old size {old_size} is outside 0..{size}")
+    if old_size == size:
+        return []
+    if old_size == 0:
+        raise MerkleError(f"consistency from the empty tree to size {size} is not defined")
+    return [complete_subtrees(a, b) for a, b in _proof_ranges(0, old_size, 0, size)]
 
 
 # -- proof generation ---------------------------------------------------------

@@ -7,6 +7,7 @@ from sqlmodel import Field, SQLModel
 
 EVENTS_TABLE = "ledger_events"
 CHECKPOINTS_TABLE = "ledger_checkpoints"
+NODES_TABLE = "ledger_tree_nodes"
 DATA_KEYS_TABLE = "ledger_data_keys"
 EXPIRING_KEYS_TABLE = "expiring_data_keys"
 
@@ -44,6 +45,19 @@ class CheckpointRow(SQLModel, table=True):
     note: str = Field(sa_column=Column(Text, nullable=False))
     signature: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     frontier: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class TreeNodeRow(SQLModel, table=True):
+    """A complete subtree of the Merkle tree (level >= 1): the hash of the ``2**level``
+    leaves ending at ``last_seq``. Written with the checkpoint that first covers it, so
+    every subtree inside the latest checkpoint is stored and a proof reads O(log n)
+    rows; verification recomputes every one."""
+
+    __tablename__ = NODES_TABLE
+
+    last_seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    level: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class DataKeyRow(SQLModel, table=True):

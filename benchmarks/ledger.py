@@ -6,13 +6,21 @@ Every figure is printed next to a reference measured in the same run:
   same size into a plain table, without hashing or encryption;
 - verify at each size: a plain streaming SELECT of the same rows;
 - peak memory of verify at each size (its own process, ru_maxrss);
-- ``govreg --help`` start-up next to ``python -c pass``.
+- ``govreg --help`` start-up next to ``python -c pass``;
+- append batched with the tree-node rows each checkpoint writes, next to the
+  same appends without them (the ratio is their cost);
+- at each size, a proof and a serving reload: an inclusion proof from the
+  stored tree nodes, and the loader's ledger work on a reload after one new
+  event (hash the events since the last witnessed checkpoint, then prove ten
+  events from the nodes), next to one indexed SELECT of one row; and the
+  loader's first load in a process (hash every envelope once) next to the plain
+  streaming SELECT.
 
 Run:  .venv/bin/python benchmarks/ledger.py [--backends sqlite,postgresql]
       [--sizes 100000,1000000] [--single 2000] [--batched 20000]
 Targets (2 cores): >= 2,000 events/s one per transaction, >= 20,000 events/s
 batched, verify >= 100,000 events/s, peak memory flat between the sizes,
-start-up < 0.3 s.
+start-up < 0.3 s, proof and reload at 1M events <= 50 ms.
 """
 
 from __future__ import annotations
@@ -132,6 +140,81 @@ def bench_appends(ctx, single: int, batched: int) -> dict[str, float]:  # type: 
         with ctx.engine.begin() as conn:
             conn.execute(text(_PLAIN_INSERT), _plain_rows(offset + start, BATCH, size))
     out["batched_ref"] = batched / (time.perf_counter() - t0)
+    return out
+
+
+def bench_nodes(ctx, batched: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Batched appends with the checkpoints' node rows and without them, batch by batch
+    in turn (a shared machine's load hits both alike). The batches without leave
+    ``ctx``'s ledger without their nodes: give it a home of its own."""
+    from audits.ledger import Ledger
+
+    real = Ledger.__dict__["_store_nodes"]  # the staticmethod itself
+    spent = {"with": 0.0, "without": 0.0}
+    for start in range(0, 2 * batched, BATCH):
+        name = "with" if start // BATCH % 2 == 0 else "without"
+        if name == "without":
+            Ledger._store_nodes = staticmethod(lambda conn, nodes: None)  # type: ignore[method-assign]
+        try:
+            t0 = time.perf_counter()
+            with ctx.registry.transaction() as conn:
+                ctx.ledger.append(conn, [_event(start + i) for i in range(BATCH)])
+            spent[name] += time.perf_counter() - t0
+        finally:
+            Ledger._store_nodes = real  # type: ignore[method-assign]
+    return {name: batched / seconds for name, seconds in spent.items()}
+
+
+def _median_ms(action, runs: int) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
+
+
+def bench_proofs(ctx) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Proof and reload at the current size, next to one indexed SELECT of one row."""
+    import random
+
+    from sqlalchemy import text
+
+    from serving.approval import witness
+
+    rng = random.Random(6962)
+    out: dict[str, float] = {}
+    with ctx.registry.transaction() as conn:
+        ctx.ledger.checkpoint(conn)
+    with ctx.registry.reading() as conn:
+        checkpoint = ctx.ledger.latest_checkpoint(conn)
+        size = checkpoint.size
+        out["size"] = size
+        out["select_ms"] = _median_ms(
+            lambda: conn.execute(
+                text("SELECT leaf_hash FROM ledger_events WHERE seq = :s"),
+                {"s": rng.randint(1, size)},
+            ).one(),
+            200,
+        )
+        out["proof_ms"] = _median_ms(
+            lambda: ctx.ledger.inclusion_proofs(conn, size, [rng.randint(1, size)]), 200
+        )
+        t0 = time.perf_counter()
+        witness(conn, ctx.ledger, checkpoint, subject="bench v1")
+        out["first_load_s"] = time.perf_counter() - t0
+    reloads = []
+    for i in range(20):
+        with ctx.registry.transaction() as conn:
+            ctx.ledger.append(conn, [_event(-1 - i)], checkpoint=True)
+        with ctx.registry.reading() as conn:
+            t0 = time.perf_counter()
+            checkpoint = ctx.ledger.latest_checkpoint(conn)
+            witness(conn, ctx.ledger, checkpoint, subject="bench v1")
+            seqs = [rng.randint(1, checkpoint.size) for _ in range(10)]
+            ctx.ledger.inclusion_proofs(conn, checkpoint.size, seqs)
+            reloads.append(time.perf_counter() - t0)
+    out["reload_ms"] = statistics.median(reloads) * 1000
     return out
 
 
@@ -262,9 +345,31 @@ def main() -> None:
                     f"(plain INSERT {rates['batched_ref']:9.0f}/s, ratio "
                     f"{rates['batched_ref'] / rates['batched']:.2f}x; target >= 20,000/s)"
                 )
+                # Its own home: the appends without node rows leave that ledger without them.
+                nodes_tmp = tmp / "nodes"
+                nodes_tmp.mkdir()
+                nodes_url, nodes_schema = backend_url(backend, nodes_tmp)
+                try:
+                    nodes_ctx = _context(nodes_tmp / "home", nodes_url)
+                    nodes = bench_nodes(nodes_ctx, args.batched)
+                    nodes_ctx.close()
+                finally:
+                    drop_schema(nodes_schema)
+                print(
+                    f"  batched with tree nodes: {nodes['with']:9.0f} events/s  (without "
+                    f"{nodes['without']:9.0f}/s, ratio {nodes['without'] / nodes['with']:.2f}x)"
+                )
                 peaks = []
                 for size in sizes:
                     fill(ctx, size)
+                    proofs = bench_proofs(ctx)
+                    print(
+                        f"  at {int(proofs['size']):>8} events: proof "
+                        f"{proofs['proof_ms']:6.2f} ms, "
+                        f"reload (1 new event, 10 proofs) {proofs['reload_ms']:6.2f} ms  "
+                        f"(one indexed SELECT {proofs['select_ms']:6.3f} ms; target <= 50 ms); "
+                        f"first load in a process {proofs['first_load_s']:6.2f} s"
+                    )
                     ver = run_child(tmp / "home", url, "verify")
                     ref = run_child(tmp / "home", url, "plain")
                     rate = ver["events"] / ver["seconds"]

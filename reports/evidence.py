@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from audits.events import EventType
-from audits.merkle import inclusion_proof
 from audits.records import envelope_record
 from audits.tables import EVENTS_TABLE
 from core.errors import NotFoundError
@@ -57,8 +56,8 @@ def ensure_covered(registry: Registry, model: str, version: int) -> None:
     """Sign a fresh checkpoint if the last one does not cover the version's last event."""
     with registry.reading() as conn:
         last = _last_seq(conn, model, version)
-        checkpoints = registry.ledger.checkpoints(conn)
-    if checkpoints and checkpoints[-1].size >= last:
+        latest = registry.ledger.latest_checkpoint(conn)
+    if latest is not None and latest.size >= last:
         return
     with registry.transaction() as conn:
         registry.ledger.checkpoint(conn)
@@ -89,16 +88,15 @@ def collect(
     with registry.reading() as conn:
         rows = registry.ledger.version_rows(conn, model, version)
         records = [_event_record(registry, conn, row) for row in rows]
-        checkpoints = registry.ledger.checkpoints(conn)
-        if not checkpoints or checkpoints[-1].size < rows[-1].seq:
+        checkpoint = registry.ledger.latest_checkpoint(conn)
+        if checkpoint is None or checkpoint.size < rows[-1].seq:
             raise NotFoundError(
                 f"no signed checkpoint covers {model} v{version} (last event seq {rows[-1].seq})"
             )
-        checkpoint = checkpoints[-1]
-        leaves = registry.ledger.leaves(conn, checkpoint.size)
-    proofs = {
-        r["envelope"]["seq"]: inclusion_proof(leaves, r["envelope"]["seq"] - 1) for r in records
-    }
+        # O(log n) stored subtree hashes per event, not every leaf.
+        proofs = registry.ledger.inclusion_proofs(
+            conn, checkpoint.size, [r["envelope"]["seq"] for r in records]
+        )
     comments = {
         r["envelope"]["seq"]: r["decrypted"]["data"].get("comment", "")
         for r in records

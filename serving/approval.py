@@ -11,17 +11,19 @@ an edited ``versions`` or ``aliases`` row changes no answer.
 from __future__ import annotations
 
 import json
+import threading
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from audits.events import Event, EventType
 from audits.ledger import COLUMNS, envelope_bytes, leaf_of
-from audits.merkle import inclusion_proof, root
+from audits.merkle import CompactRange, verify_inclusion
 from audits.records import envelope_record, record_leaf
 from audits.tables import EVENTS_TABLE
 from core.clock import parse
-from core.errors import GovregError, NotFoundError
+from core.errors import GovregError, IntegrityError, NotFoundError
 from policies.schema import Policy, ScoringRules
 from registry.rules import failing_gates, missing_signoffs, seat_of, signers_by_role
 from serving.errors import Check, LoadRefused
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from audits.ledger import Ledger
+    from audits.signing import SignedCheckpoint
 
 # Events that decide whether a version may be served; all must be covered.
 GOVERNING_EVENTS: frozenset[str] = STANDING_EVENTS | {
@@ -131,46 +134,99 @@ def believed_event(conn: Connection, ledger: Ledger, row: Any, *, subject: str) 
     return ledger.decrypt_row(conn, row)
 
 
-def envelope_leaves(conn: Connection, size: int, *, subject: str) -> list[bytes]:
-    """Leaves 1..size recomputed from every stored envelope, each equal to its stored leaf.
+@dataclass(frozen=True)
+class Witnessed:
+    """The ledger's first ``size`` envelopes, each recomputed to its stored leaf and all
+    folded to a root a checkpoint signed; ``seqs`` holds the governing events of each
+    ``(model, version)`` as their plaintext columns were then."""
+
+    size: int
+    frontier: tuple[bytes, ...]
+    seqs: dict[tuple[str | None, int | None], tuple[int, ...]]
+
+
+# One per Ledger (a process's view of its home): later loads hash only the new events.
+_WITNESSED: weakref.WeakKeyDictionary[Ledger, Witnessed] = weakref.WeakKeyDictionary()
+_WITNESS_LOCK = threading.Lock()
+
+
+def witness(
+    conn: Connection, ledger: Ledger, checkpoint: SignedCheckpoint, *, subject: str
+) -> Witnessed:
+    """Every envelope 1..size recomputed to its stored leaf and folded to the signed root.
 
     Selecting a version's rows by plaintext columns cannot see a row whose
     ``version`` or ``model`` column was edited away (a suspension moved to
     v999); its recomputed leaf no longer equals its stored one, and a stored
-    leaf edited to match no longer hashes to the signed root. Like reading
-    the stored leaves, this is one pass over the ledger (no decryption).
+    leaf edited to match no longer hashes to the signed root. The first load
+    in a process reads the whole ledger once (no decryption, memory flat);
+    later loads resume from the compact range witnessed last and read only the
+    events since, so a reload costs O(new events + log n).
     """
     from sqlalchemy import text
 
-    leaves: list[bytes] = []
-    rows = conn.execute(
-        text(f"SELECT {COLUMNS} FROM {EVENTS_TABLE} WHERE seq <= :size ORDER BY seq"),
-        {"size": size},
+    with _WITNESS_LOCK:
+        known = _WITNESSED.get(ledger)
+    base = known if known is not None and known.size <= checkpoint.size else None
+    tree = CompactRange()
+    if base is not None:
+        tree = CompactRange.from_state(base.size, list(base.frontier))
+    if base is not None and base.size == checkpoint.size and tree.root() == checkpoint.root:
+        return base
+    if base is not None and base.size == checkpoint.size:
+        base, tree = None, CompactRange()
+    seqs: dict[tuple[str | None, int | None], tuple[int, ...]] = (
+        {} if base is None else dict(base.seqs)
     )
-    for row in rows:
-        leaf = leaf_of(
-            envelope_bytes(
-                int(row.seq),
-                row.recorded_at,
-                row.event_type,
-                row.actor,
-                row.model,
-                row.version,
-                row.index_fields,
-                row.key_id,
-                bytes(row.nonce),
-                bytes(row.ciphertext),
+    rows = conn.execute(
+        text(
+            f"SELECT {COLUMNS} FROM {EVENTS_TABLE} WHERE seq > :a AND seq <= :b ORDER BY seq"
+        ).execution_options(stream_results=True, yield_per=5000),
+        {"a": tree.size, "b": checkpoint.size},
+    )
+    try:
+        for row in rows:
+            if int(row.seq) != tree.size + 1:
+                break  # a gap: the root check below refuses
+            leaf = leaf_of(
+                envelope_bytes(
+                    int(row.seq),
+                    row.recorded_at,
+                    row.event_type,
+                    row.actor,
+                    row.model,
+                    row.version,
+                    row.index_fields,
+                    row.key_id,
+                    bytes(row.nonce),
+                    bytes(row.ciphertext),
+                )
             )
+            if leaf != bytes(row.leaf_hash):
+                raise LoadRefused(
+                    Check.CHECKPOINT,
+                    subject,
+                    f"event {row.seq}: its plaintext columns do not hash to its stored leaf "
+                    "(an envelope field was edited)",
+                )
+            tree.append(leaf)
+            if row.event_type in GOVERNING_EVENTS:
+                key = (row.model, None if row.version is None else int(row.version))
+                seqs[key] = (*seqs.get(key, ()), int(row.seq))
+    finally:
+        rows.close()
+    if tree.size != checkpoint.size or tree.root() != checkpoint.root:
+        raise LoadRefused(
+            Check.CHECKPOINT,
+            subject,
+            f"the ledger's first {checkpoint.size} events do not hash to the signed root",
         )
-        if leaf != bytes(row.leaf_hash):
-            raise LoadRefused(
-                Check.CHECKPOINT,
-                subject,
-                f"event {row.seq}: its plaintext columns do not hash to its stored leaf "
-                "(an envelope field was edited)",
-            )
-        leaves.append(leaf)
-    return leaves
+    seen = Witnessed(checkpoint.size, tuple(tree.state()), seqs)
+    with _WITNESS_LOCK:
+        current = _WITNESSED.get(ledger)
+        if current is None or current.size <= seen.size:
+            _WITNESSED[ledger] = seen
+    return seen
 
 
 def check_approval(
@@ -263,33 +319,46 @@ def check_approval(
         raise LoadRefused(Check.STATUS, subject, f"past its revalidation date {revalidate_by}")
 
     # 3. Covered by a checkpoint signed by the pinned key, and the rows are the tree's leaves.
-    checkpoints = ledger.checkpoints(conn)
+    checkpoint = ledger.latest_checkpoint(conn)
     last = rows[-1].seq
-    if not checkpoints or checkpoints[-1].size < last:
-        covered = checkpoints[-1].size if checkpoints else 0
+    if checkpoint is None or checkpoint.size < last:
+        covered = checkpoint.size if checkpoint is not None else 0
         raise LoadRefused(
             Check.CHECKPOINT,
             subject,
             f"event {last} is not covered by a signed checkpoint (the last covers {covered})",
         )
-    checkpoint = checkpoints[-1]
     try:
         checkpoint.verify(public_key)
     except GovregError as exc:
         raise LoadRefused(Check.CHECKPOINT, subject, str(exc)) from exc
-    leaves = envelope_leaves(conn, checkpoint.size, subject=subject)
-    if len(leaves) != checkpoint.size or root(leaves) != checkpoint.root:
-        raise LoadRefused(
-            Check.CHECKPOINT,
-            subject,
-            f"the ledger's first {checkpoint.size} events do not hash to the signed root",
-        )
+    seen = witness(conn, ledger, checkpoint, subject=subject)
+    selected = {int(r.seq) for r in rows}
+    for seq in seen.seqs.get((model, version), ()):
+        if seq not in selected:
+            raise LoadRefused(
+                Check.CHECKPOINT,
+                subject,
+                f"event {seq} of {subject} is no longer selected by its plaintext columns "
+                "(an envelope field was edited since it was verified)",
+            )
+    try:
+        proofs = ledger.inclusion_proofs(conn, checkpoint.size, sorted(selected))
+    except IntegrityError as exc:
+        raise LoadRefused(Check.CHECKPOINT, subject, str(exc)) from exc
     for row in rows:
-        env = envelope_record(row)
-        if record_leaf(env) != leaves[row.seq - 1]:
+        try:
+            verify_inclusion(
+                record_leaf(envelope_record(row)),
+                row.seq - 1,
+                checkpoint.size,
+                proofs[row.seq],
+                checkpoint.root,
+            )
+        except GovregError as exc:
             raise LoadRefused(
                 Check.CHECKPOINT, subject, f"event {row.seq} does not hash to its signed leaf"
-            )
+            ) from exc
     shown = [r for r in rows if r.event_type in STANDING_EVENTS and r.seq >= approval.seq]
     proof = {
         "format": FORMAT,
@@ -297,9 +366,7 @@ def check_approval(
         "version": version,
         "artifact_digest": approval.data["artifact_digest"],
         "events": [envelope_record(r) for r in shown],
-        "inclusion": {
-            str(r.seq): [h.hex() for h in inclusion_proof(leaves, r.seq - 1)] for r in shown
-        },
+        "inclusion": {str(r.seq): [h.hex() for h in proofs[r.seq]] for r in shown},
         "checkpoint": checkpoint.to_text(),
     }
     schema = None

@@ -30,12 +30,16 @@ GUARD_RAILS_SQLITE = (
     "ledger_events_no_delete",
     "ledger_checkpoints_no_update",
     "ledger_checkpoints_no_delete",
+    "ledger_tree_nodes_no_update",
+    "ledger_tree_nodes_no_delete",
 )
 GUARD_RAILS_POSTGRES = (
     ("ledger_events_append_only", "ledger_events"),
     ("ledger_events_no_truncate", "ledger_events"),
     ("ledger_checkpoints_append_only", "ledger_checkpoints"),
     ("ledger_checkpoints_no_truncate", "ledger_checkpoints"),
+    ("ledger_tree_nodes_append_only", "ledger_tree_nodes"),
+    ("ledger_tree_nodes_no_truncate", "ledger_tree_nodes"),
 )
 
 

@@ -36,6 +36,7 @@ from audits.events import EventType, NewEvent
 from audits.ledger import anchor_name, associated_data, chain_of, envelope_bytes, leaf_of
 from audits.merkle import root
 from audits.signing import SignedCheckpoint, fingerprint, sign_checkpoint
+from audits.verify import VerificationFailed
 from core.clock import isoformat, utcnow
 
 AES_FAILED = (
@@ -164,11 +165,19 @@ def test_last_rows_and_their_checkpoints_deleted_caught_by_the_anchor(ctx: Any) 
         None,
         "anchored checkpoint at size 10 is missing from the database (checkpoints were deleted)",
     )
-    # The anchors are what catch it: the database alone now looks like a
-    # consistent, shorter ledger (this is why checkpoints are kept outside it).
     from audits.signing import load_public_key
 
     key = load_public_key(ctx.settings.public_key_path)
+    # Without the anchors, the tree nodes the deleted checkpoint wrote give it away...
+    with pytest.raises(VerificationFailed) as info:
+        ctx.registry.verify(None, key, anchor_dir=None)
+    assert str(info.value) == (
+        "tree node at level 1 over seqs 5..6: stored, but it is not a complete subtree of "
+        "the ledger's first 5 leaves (an extra row)"
+    )
+    # ...until they are deleted too. Then the anchors are what catch it: the database
+    # alone looks like a consistent, shorter ledger (why checkpoints are kept outside it).
+    assert sql(ctx, "DELETE FROM ledger_tree_nodes WHERE last_seq > 5") == 5
     assert ctx.registry.verify(None, key, anchor_dir=None).size == 8
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,12 @@ from audits.merkle import (
     EMPTY_ROOT,
     CompactRange,
     MerkleError,
+    complete_subtrees,
     consistency_proof,
+    consistency_proof_nodes,
+    fold,
     inclusion_proof,
+    inclusion_proof_nodes,
     leaf_hash,
     node_hash,
     root,
@@ -29,7 +34,11 @@ from audits.merkle import (
 )
 from core.errors import GovregError
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "rfc6962"
+# ../shared/testdata/rfc6962 from the project root, or where GOVREG_TEST_RFC6962 says.
+VECTORS = Path(
+    os.environ.get("GOVREG_TEST_RFC6962")
+    or Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "rfc6962"
+)
 KINDS = ("inclusion", "consistency", "subtreeinclusion", "subtreeconsistency")
 
 LEAVES = [leaf_hash(i.to_bytes(4, "big")) for i in range(130)]
@@ -566,3 +575,118 @@ def test_sizes_and_hashes_are_checked() -> None:
 
 def test_merkle_error_is_a_govreg_error() -> None:
     assert issubclass(MerkleError, GovregError)
+
+
+# -- proofs from stored complete subtrees -------------------------------------------
+
+
+def _node_table(leaves: list[bytes]) -> dict[tuple[int, int], bytes]:
+    """(level, end) -> hash, as the ledger stores them: leaves, and the nodes each
+    append reports."""
+    tree = CompactRange()
+    nodes: dict[tuple[int, int], bytes] = {}
+    for end, leaf in enumerate(leaves, 1):
+        nodes[(0, end)] = leaf
+        for level, value in tree.append(leaf):
+            assert (level, end) not in nodes
+            nodes[(level, end)] = value
+    return nodes
+
+
+def test_append_reports_every_complete_subtree_it_completes() -> None:
+    tree = CompactRange()
+    assert tree.append(LEAVES[0]) == []
+    assert tree.append(LEAVES[1]) == [(1, node_hash(LEAVES[0], LEAVES[1]))]
+    assert tree.append(LEAVES[2]) == []
+    assert tree.append(LEAVES[3]) == [
+        (1, node_hash(LEAVES[2], LEAVES[3])),
+        (2, root(LEAVES[:4])),
+    ]
+    # Exactly the complete subtrees of level >= 1, each the root of its leaves.
+    nodes = _node_table(LEAVES)
+    inner = {key: value for key, value in nodes.items() if key[0] > 0}
+    expected = {
+        (level, end): root(LEAVES[end - (1 << level) : end])
+        for level in range(1, 8)
+        for end in range(1 << level, len(LEAVES) + 1, 1 << level)
+    }
+    assert inner == expected
+    assert len(inner) == 65 + 32 + 16 + 8 + 4 + 2 + 1  # 130 leaves
+
+
+def test_complete_subtrees_of_a_range() -> None:
+    assert complete_subtrees(0, 0) == []
+    assert complete_subtrees(0, 1) == [(0, 1)]
+    assert complete_subtrees(0, 7) == [(2, 4), (1, 6), (0, 7)]
+    assert complete_subtrees(64, 101) == [(5, 96), (2, 100), (0, 101)]
+    assert complete_subtrees(8, 16) == [(3, 16)]
+    with pytest.raises(
+        MerkleError, match=r"^\[3, 7\) is not a subtree: start 3 is not a multiple of 4$"
+    ):
+        complete_subtrees(3, 7)
+    assert fold([]) == EMPTY_ROOT
+    nodes = _node_table(LEAVES)
+    for start, end in ((0, 7), (64, 101), (0, 130), (128, 130)):
+        assert fold([nodes[n] for n in complete_subtrees(start, end)]) == root(LEAVES[start:end])
+
+
+@pytest.mark.parametrize("size", range(1, 131))
+def test_proofs_from_nodes_equal_proofs_from_leaves(size: int) -> None:
+    leaves = LEAVES[:size]
+    nodes = _node_table(leaves)
+    top = root(leaves)
+    for index in range(size):
+        shape = inclusion_proof_nodes(index, size)
+        proof = [fold([nodes[n] for n in element]) for element in shape]
+        assert proof == inclusion_proof(leaves, index)
+        verify_inclusion(leaves[index], index, size, proof, top)
+        # O(log n) reads: at most one element is a fold, of at most log2(size) subtrees.
+        assert sum(len(element) for element in shape) <= 2 * max(size.bit_length(), 1)
+        assert sum(len(element) > 1 for element in shape) <= 1
+    for old in range(1, size + 1):
+        shape = consistency_proof_nodes(old, size)
+        proof = [fold([nodes[n] for n in element]) for element in shape]
+        assert proof == consistency_proof(leaves, old)
+        verify_consistency(old, size, proof, root(leaves[:old]), top)
+
+
+def test_proof_nodes_refuse_impossible_sizes() -> None:
+    with pytest.raises(MerkleError, match=r"^leaf index 5 is not below tree size 5$"):
+        inclusion_proof_nodes(5, 5)
+    with pytest.raises(MerkleError, match=r"^old size 6 is outside 0..5$"):
+        consistency_proof_nodes(6, 5)
+    with pytest.raises(MerkleError, match=r"^consistency from the empty tree to size 5"):
+        consistency_proof_nodes(0, 5)
+    assert consistency_proof_nodes(5, 5) == []
+
+
+def _happy(kind: str) -> list[dict[str, Any]]:
+    if not VECTORS.is_dir():
+        pytest.skip(f"RFC 6962 vectors not found at {VECTORS}")
+    cases = [json.loads(p.read_text(encoding="utf-8")) for p in (VECTORS / kind).rglob("*.json")]
+    return [case for case in cases if not case["wantErr"]]
+
+
+def test_vectors_rebuilt_from_nodes() -> None:
+    """Every happy-path inclusion and consistency vector over the reference tree is the
+    proof built from the stored-node shape, and verifies with the SDK's function."""
+    leaves = [leaf_hash(data) for data in REFERENCE_DATA]
+    nodes = _node_table(leaves)
+    built = 0
+    for case in _happy("inclusion"):
+        size, index = case["treeSize"], case["leafIdx"]
+        if size > len(leaves) or _b64(case["leafHash"]) != leaves[index]:
+            continue
+        proof = [fold([nodes[n] for n in e]) for e in inclusion_proof_nodes(index, size)]
+        assert proof == [_b64(h) for h in case["proof"] or []]
+        verify_inclusion(leaves[index], index, size, proof, _b64(case["root"]))
+        built += 1
+    for case in _happy("consistency"):
+        old, size = case["size1"], case["size2"]
+        if size > len(leaves) or old == 0 or _b64(case["root2"]) != root(leaves[:size]):
+            continue
+        proof = [fold([nodes[n] for n in e]) for e in consistency_proof_nodes(old, size)]
+        assert proof == [_b64(h) for h in case["proof"] or []]
+        verify_consistency(old, size, proof, _b64(case["root1"]), _b64(case["root2"]))
+        built += 1
+    assert built >= 2

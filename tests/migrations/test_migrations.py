@@ -12,8 +12,14 @@ from sqlalchemy import inspect, text
 from core.db import make_engine
 from migrations import runner
 
-LEDGER_TABLES = {"ledger_events", "ledger_checkpoints", "ledger_data_keys", "expiring_data_keys"}
-HEAD = "0007"
+LEDGER_TABLES = {
+    "ledger_events",
+    "ledger_checkpoints",
+    "ledger_data_keys",
+    "expiring_data_keys",
+    "ledger_tree_nodes",
+}
+HEAD = "0008"
 DECISION_TABLES = {"decisions", "decision_batches"}
 REGISTRY_TABLES = {
     "aliases",
@@ -35,6 +41,8 @@ SQLITE_TRIGGERS = {
     ("ledger_events_no_delete", "ledger_events"),
     ("ledger_checkpoints_no_update", "ledger_checkpoints"),
     ("ledger_checkpoints_no_delete", "ledger_checkpoints"),
+    ("ledger_tree_nodes_no_update", "ledger_tree_nodes"),
+    ("ledger_tree_nodes_no_delete", "ledger_tree_nodes"),
     ("decisions_no_update", "decisions"),
     ("decisions_no_delete", "decisions"),
     ("decision_batches_no_update", "decision_batches"),
@@ -47,6 +55,8 @@ POSTGRES_TRIGGERS = {
     ("ledger_events_no_truncate", "ledger_events"),
     ("ledger_checkpoints_append_only", "ledger_checkpoints"),
     ("ledger_checkpoints_no_truncate", "ledger_checkpoints"),
+    ("ledger_tree_nodes_append_only", "ledger_tree_nodes"),
+    ("ledger_tree_nodes_no_truncate", "ledger_tree_nodes"),
     ("decisions_append_only", "decisions"),
     ("decisions_no_truncate", "decisions"),
     ("decision_batches_append_only", "decision_batches"),
@@ -130,8 +140,11 @@ def test_upgrade_from_empty_check_and_round_trip(engine: Any) -> None:
     runner.check(engine)
 
     # one revision at a time, down and up again
+    runner.downgrade(engine, "0007")
+    assert _tables(engine) == ALL_TABLES - {"ledger_tree_nodes"}
+    assert "ledger_tree_nodes" not in {table for _, table in _triggers(engine)}
     runner.downgrade(engine, "0006")
-    assert _tables(engine) == ALL_TABLES - DENIAL_TABLES
+    assert _tables(engine) == ALL_TABLES - DENIAL_TABLES - {"ledger_tree_nodes"}
     runner.downgrade(engine, "0003")
     assert "expiring_data_keys" not in _tables(engine)
     assert "expiring_data_keys" not in {table for _, table in _triggers(engine)}

@@ -208,3 +208,34 @@ def test_a_suspension_moved_to_another_version_is_not_believed(tampered_kit: Kit
     sql(kit.ctx, f"UPDATE ledger_events SET version = 999 WHERE seq = {seq}")
     error = _refused(kit, Check.CHECKPOINT)
     assert f"event {seq}: its plaintext columns do not hash to its stored leaf" in str(error)
+
+
+def test_a_suspension_hidden_after_a_reload_witnessed_it_is_not_believed(
+    tampered_kit: Kit,
+) -> None:
+    kit = tampered_kit
+    version = _promoted(kit)
+    kit.registry.suspend(kit["compliance-1"], MODEL, version, reason="drift")
+    seq = kit.events(types=["version.suspended"])[-1].seq
+    kit.registry.reinstate(kit["compliance-1"], MODEL, version, reason="fixed")
+    # This load hashes the whole ledger once, the suspension included.
+    assert load_approved(kit.registry, MODEL, "champion", config=_config(kit)).version == version
+    drop_guard_rails(kit.ctx)
+    sql(kit.ctx, f"UPDATE ledger_events SET version = 999 WHERE seq = {seq}")
+    # The next load hashes only newer events; the witnessed suspension is missed by name.
+    error = _refused(kit, Check.CHECKPOINT)
+    assert str(error).endswith(
+        f"event {seq} of {MODEL} v{version} is no longer selected by its plaintext columns "
+        "(an envelope field was edited since it was verified)"
+    )
+
+
+def test_a_tampered_tree_node_fails_the_proof(tampered_kit: Kit) -> None:
+    kit = tampered_kit
+    _promoted(kit)
+    submitted = kit.events(types=["version.submitted"])[-1].seq
+    drop_guard_rails(kit.ctx)
+    # Every stored node: the proof of the version's first event reads some of them.
+    assert sql(kit.ctx, "UPDATE ledger_tree_nodes SET hash = :h", {"h": bytes(32)}) > 0
+    error = _refused(kit, Check.CHECKPOINT)
+    assert str(error).endswith(f"event {submitted} does not hash to its signed leaf")
