@@ -2,7 +2,8 @@
 
 PostgreSQL tests use the server named by GOVREG_TEST_POSTGRES_URL (CI sets
 it; the default is the local server) with a fresh schema per test, and skip
-with a visible reason when the server cannot be reached.
+with a visible reason when the server cannot be reached. A home is a copy of a
+template home initialised once per test process and backend (see make_home).
 """
 
 from __future__ import annotations
@@ -11,10 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from govreg_homes import Home, make_home, postgres_schema
+from govreg_homes import Home, discard_templates, make_home, postgres_schema
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT_ROOT.parent / "shared"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Remove the template homes (see tests/govreg_homes.py) this process built."""
+    discard_templates()
 
 
 @pytest.fixture
