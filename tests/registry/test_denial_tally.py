@@ -166,6 +166,7 @@ def test_every_table_is_ledger_projection_decision_log_or_declared_not_projected
         audits.tables.CHECKPOINTS_TABLE,
         audits.tables.DATA_KEYS_TABLE,
         audits.tables.EXPIRING_KEYS_TABLE,
+        audits.tables.NODES_TABLE,
     }
     decisions = {serving.tables.DECISIONS_TABLE, serving.tables.DECISION_BATCHES_TABLE}
     assert {"denial_tally", "denial_rate"} == NOT_PROJECTED
