@@ -86,7 +86,7 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from audits.keyring import Keyring, expiring_key_id
+from audits.keyring import Keyring, expiring_key_id, write_secret_file
 from audits.ledger import leaf_of
 from audits.merkle import CompactRange
 from audits.signing import fingerprint, load_private_key
@@ -106,6 +106,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADVISORY_LOCK_ID",
+    "ANCHOR_FOLDER",
     "ORIGIN",
     "Decision",
     "DecisionLog",
@@ -116,6 +117,7 @@ __all__ = [
     "PurgedKey",
     "SignedBatch",
     "StoredDecision",
+    "anchor_name",
     "canonical_flags",
     "canonical_inputs",
     "canonical_reason_values",
@@ -124,12 +126,14 @@ __all__ = [
     "read_decisions",
     "retention_period",
     "verify_decisions",
+    "write_anchor",
 ]
 
 ORIGIN: Final = "govreg-decisions/v1"
 ADVISORY_LOCK_ID: Final = 0x676F7664  # "govd": distinct from the ledger's "govr"
 GENESIS: Final = bytes(32)
 OUTCOMES: Final = frozenset({"approve", "decline"})
+ANCHOR_FOLDER: Final = "decisions"  # the anchor folder's sub-folder for batch anchors
 KEY_PURPOSE: Final = "decisions"  # the expiring data keys' purpose (key ids "decisions/YYYY-MM")
 _MAX_SAFE_INT = 2**53 - 1
 EXIT_TIMEOUT: Final = 30.0  # seconds close() may take at interpreter exit
@@ -253,6 +257,8 @@ class DecisionLogReport:
     key_fingerprint: str
     erased: int = 0  # decisions whose retention ended and whose key was destroyed
     erased_keys: tuple[str, ...] = ()
+    anchors: int | None = None  # anchor files checked (None: verified without an anchor folder)
+    warnings: tuple[str, ...] = ()
 
     def summary(self) -> str:
         erased = (
@@ -260,10 +266,11 @@ class DecisionLogReport:
             if self.erased
             else ""
         )
+        anchors = "" if self.anchors is None else f", {self.anchors} anchors"
         return (
-            f"decision log intact: {self.decisions} decisions in {self.batches} signed batches, "
-            f"head {self.head_hash.hex()[:16]}, verified with key {self.key_fingerprint}"
-            f"{erased}"
+            f"decision log intact: {self.decisions} decisions in {self.batches} signed batches"
+            f"{anchors}, head {self.head_hash.hex()[:16]}, verified with key "
+            f"{self.key_fingerprint}{erased}"
         )
 
 
@@ -587,6 +594,7 @@ class DecisionLog:
         flush_interval: float = 0.5,
         max_pending: int = 100_000,
         clock: Callable[[], datetime] = utcnow,
+        anchor_dir: Path | None = None,
     ) -> None:
         if batch_size < 1 or flush_interval <= 0 or max_pending < batch_size:
             raise ValueError("need batch_size >= 1, flush_interval > 0, max_pending >= batch_size")
@@ -598,6 +606,8 @@ class DecisionLog:
         self.flush_interval = flush_interval
         self.max_pending = max_pending
         self._clock = clock
+        # each batch's signed note is copied here after its commit (anchors_path / "decisions")
+        self.anchor_dir = anchor_dir
         self.last_error: BaseException | None = None
         self._closed = False
         self._close_lock = threading.Lock()
@@ -833,10 +843,12 @@ class DecisionLog:
             _lock(conn)
             last = conn.execute(
                 text(
-                    f"SELECT batch, last_seq, batch_hash FROM {DECISION_BATCHES_TABLE} "
+                    f"SELECT {BATCH_COLUMNS} FROM {DECISION_BATCHES_TABLE} "
                     "ORDER BY batch DESC LIMIT 1"
                 )
             ).first()
+            if last is not None:
+                self._reanchor(_batch(last))
             batch, seq, prev = (
                 (1, 0, GENESIS)
                 if last is None
@@ -904,7 +916,35 @@ class DecisionLog:
                     "s": signed.signature,
                 },
             )
+        if self.anchor_dir is not None:
+            # After the commit: an anchor never names a batch the database lacks. The
+            # batch is committed: a failed anchor write must not write it again (the
+            # next batch write anchors it, see _reanchor).
+            try:
+                write_anchor(self.anchor_dir, signed)
+            except OSError as exc:
+                _log.error(
+                    "decision log: batch %d committed but its anchor not written (%s); "
+                    "the next batch write anchors it",
+                    signed.batch,
+                    type(exc).__name__,
+                )
         return signed
+
+    def _reanchor(self, last: SignedBatch) -> None:
+        """Under the writers' lock: anchor the last committed batch if its writer
+        stopped between commit and anchor write; only after checking that this
+        log's key signed it (never copy a forged batch into the anchors)."""
+        if self.anchor_dir is None or (self.anchor_dir / anchor_name(last.batch)).is_file():
+            return
+        last.verify(self._key.public_key())  # refuses to write on a batch it did not sign
+        path = write_anchor(self.anchor_dir, last)
+        _log.warning(
+            "decision batch %d was not in the anchor folder (its writer stopped between "
+            "commit and anchor write); anchored it now as %s",
+            last.batch,
+            path.name,
+        )
 
 
 # -- reading and verifying --------------------------------------------------------------------
@@ -920,6 +960,133 @@ def _batch(row: Any) -> SignedBatch:
         key_fingerprint=row.key_fingerprint,
         signature=bytes(row.signature),
     )
+
+
+# -- anchors ------------------------------------------------------------------------------------
+def anchor_name(batch: int) -> str:
+    return f"batch-{batch:012d}.txt"
+
+
+def write_anchor(anchor_dir: Path, signed: SignedBatch) -> Path:
+    """Copy a batch's signed note to ``anchor_dir`` (mode 0600, durable, atomic)."""
+    path = anchor_dir / anchor_name(signed.batch)
+    write_secret_file(path, signed.to_text().encode())
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class _Anchor:
+    name: str
+    text: str
+    batch: int
+
+
+def _read_anchor(path: Path, public_key: Ed25519PublicKey) -> _Anchor:
+    """An anchor file, its shape and signature checked with the pinned key."""
+    from cryptography.exceptions import InvalidSignature
+
+    name = path.name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"decision anchor file {name} cannot be read ({type(exc).__name__})")
+    lines = text.split("\n")
+    key_fpr = fingerprint(public_key)
+    shaped = (
+        len(lines) == 8  # the note's five lines, a blank line, the signature line
+        and lines[5] == lines[7] == ""
+        and lines[0].startswith(ORIGIN + " ")
+        and lines[1].isascii()
+        and lines[1].isdigit()
+    )
+    if not shaped:
+        _fail(f"decision anchor file {name} is not a signed decision batch")
+    batch = int(lines[1])
+    if name != anchor_name(batch):
+        _fail(
+            f"decision anchor file {name} holds batch {batch} (its name is {anchor_name(batch)})",
+            batch=batch,
+        )
+    signer = lines[0][len(ORIGIN) + 1 :]
+    if signer != key_fpr:
+        _fail(
+            f"batch {batch}: anchor file {name} is signed by key {signer}, "
+            f"not the pinned key {key_fpr}",
+            batch=batch,
+        )
+    prefix = f"— {key_fpr[:16]} "
+    try:
+        if not lines[6].startswith(prefix):
+            raise ValueError(name)
+        signature = base64.b64decode(lines[6][len(prefix) :], validate=True)
+        public_key.verify(signature, ("\n".join(lines[:5]) + "\n").encode())
+    except (ValueError, InvalidSignature) as exc:
+        raise DecisionVerificationFailed(
+            f"batch {batch}: anchor file {name}: signature does not verify with the pinned "
+            "public key",
+            batch=batch,
+        ) from exc
+    return _Anchor(name, text, batch)
+
+
+def _read_anchors(anchor_dir: Path, public_key: Ed25519PublicKey) -> dict[int, _Anchor]:
+    anchors: dict[int, _Anchor] = {}
+    if anchor_dir.is_dir():
+        for path in sorted(anchor_dir.glob("batch-*.txt")):
+            anchor = _read_anchor(path, public_key)
+            anchors[anchor.batch] = anchor
+    return anchors
+
+
+def _check_anchors(
+    stored: Sequence[SignedBatch],
+    anchors: dict[int, _Anchor],
+    anchor_dir: Path,
+    public_key: Ed25519PublicKey,
+) -> list[str]:
+    """Every anchored batch is in the database, as anchored; every stored batch
+    from the first anchored one on has its anchor, but the newest may lack one
+    (its writer stopped between commit and anchor write): a warning then.
+    Batches before the first anchored one were written before the log was
+    anchored (a home upgraded with a decision log): a warning, not a failure."""
+    warnings: list[str] = []
+    first = min(anchors, default=max(len(stored), 1))
+    if first > 1:
+        warnings.append(
+            f"decision batches 1..{first - 1} have no anchor files: written before the "
+            "decision log was anchored (or their anchors were removed)"
+        )
+    for number in sorted(set(range(first, len(stored) + 1)) - set(anchors)):
+        path = anchor_dir / anchor_name(number)
+        # Anchors were read before the database: a batch committed since has its file now.
+        if path.is_file():
+            anchors[number] = _read_anchor(path, public_key)
+        elif number == len(stored):
+            warnings.append(
+                f"the newest decision batch ({number}) is not in the anchor folder yet "
+                f"({path.name}): its writer stopped between commit and anchor write; "
+                "the next batch write anchors it"
+            )
+        else:
+            _fail(
+                f"batch {number}: its anchor file {path.name} is missing from the "
+                "decision anchor folder",
+                batch=number,
+            )
+    for number, anchor in sorted(anchors.items()):
+        if number > len(stored):
+            _fail(
+                f"batch {number}: anchored but missing from the database, which ends at "
+                f"batch {len(stored)} (batches deleted from the end)",
+                batch=number,
+            )
+        if anchor.text != stored[number - 1].to_text():
+            _fail(
+                f"batch {number}: anchor file {anchor.name} differs from the batch stored "
+                "in the database",
+                batch=number,
+            )
+    return warnings
 
 
 def head(conn: Connection) -> SignedBatch | None:
@@ -1131,6 +1298,7 @@ def verify_decisions(
     public_key: Ed25519PublicKey,
     *,
     anchor: SignedBatch | None = None,
+    anchor_dir: Path | None = None,
     now: datetime | None = None,
 ) -> DecisionLogReport:
     """Verify the whole decision log with the pinned ``public_key`` (never one
@@ -1147,6 +1315,14 @@ def verify_decisions(
     Finally no decision lies beyond the last batch and, given an ``anchor``
     (a batch note kept outside the database), that batch is still there.
 
+    Given ``anchor_dir`` (the anchor folder's ``decisions`` sub-folder, where
+    the writer copies every batch after its commit): every anchor file is
+    signed by the pinned key, names a batch the database holds and equals it
+    byte for byte (so deleting the last batches, or all of them, fails), and
+    every stored batch has its anchor file, except that the newest may lack
+    one (its writer stopped between commit and anchor write): a warning in
+    the report, and the next batch write anchors it.
+
     A decision whose expiring key was destroyed (:func:`purge_expired`) skips
     steps 2-4 and is counted as erased, provided its retention period ended
     before ``now`` (default: the current time); before that, the missing key
@@ -1155,12 +1331,16 @@ def verify_decisions(
     from sqlalchemy import text
 
     key_fpr = fingerprint(public_key)
+    # Anchors first: a writer writes its anchor after its commit, so every
+    # anchor read now names a batch the query below sees.
+    anchors = None if anchor_dir is None else _read_anchors(anchor_dir, public_key)
     batches = conn.execute(
         text(f"SELECT {BATCH_COLUMNS} FROM {DECISION_BATCHES_TABLE} ORDER BY batch")
     ).all()
     at = now or utcnow()
     result = _rows(conn)
     ciphers: dict[str, AESGCM | None] = {}
+    stored: list[SignedBatch] = []
     prev = GENESIS
     next_seq = 1
     count = 0
@@ -1222,6 +1402,7 @@ def verify_decisions(
                 _fail(f"batch {number}: batch hash does not follow from its fields", batch=number)
             # 9. the signature, by the pinned key
             signed.verify(public_key)
+            stored.append(signed)
             prev = signed.batch_hash
             next_seq = signed.last_seq + 1
         if row is not None:
@@ -1238,6 +1419,9 @@ def verify_decisions(
             )
         if bytes(batches[anchor.batch - 1].batch_hash) != anchor.batch_hash:
             _fail(f"batch {anchor.batch}: differs from its anchor", batch=anchor.batch)
+    warnings: list[str] = []
+    if anchor_dir is not None and anchors is not None:
+        warnings = _check_anchors(stored, anchors, anchor_dir, public_key)
     return DecisionLogReport(
         decisions=count,
         batches=len(batches),
@@ -1245,6 +1429,8 @@ def verify_decisions(
         key_fingerprint=key_fpr,
         erased=erased,
         erased_keys=tuple(sorted(k for k, aes in ciphers.items() if aes is None)),
+        anchors=None if anchors is None else len(anchors),
+        warnings=tuple(warnings),
     )
 
 
