@@ -71,6 +71,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import fcntl
 import hashlib
 import logging
 import math
@@ -80,6 +81,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
@@ -809,10 +811,15 @@ class DecisionLog:
                 return
 
     def write_batch(self, items: Sequence[_Pending]) -> SignedBatch:
-        """Encrypt, hash, sign and insert ``items`` as one batch in one transaction."""
-        from sqlalchemy import text
+        """Encrypt, hash, sign and insert ``items`` as one batch in one transaction,
+        then copy the signed batch to the anchor folder.
 
-        prepared = []
+        From the transaction to the anchor file, this writer has the anchor
+        folder to itself (see :func:`_anchor_turn`): a writer that finds the last
+        batch unanchored knows that batch's writer stopped, rather than being
+        about to write it.
+        """
+        prepared: list[tuple[dict[str, Any], str, str, bytes]] = []
         for item in items:  # everything that does not depend on seq, before the lock
             d = item.decision
             plain_inputs = canonical_inputs(item.inputs)
@@ -839,6 +846,28 @@ class DecisionLog:
             period, expires = retention_period(retain_until)
             plaintext = canonical_bytes(fields) + b"\n" + plain_inputs + b"\n" + values
             prepared.append((fields, period, isoformat(expires), plaintext))
+        with _anchor_turn(self.anchor_dir):
+            signed = self._commit(prepared)
+            if self.anchor_dir is not None:
+                # After the commit: an anchor never names a batch the database lacks. The
+                # batch is committed: a failed anchor write must not write it again (the
+                # next batch write anchors it, see _reanchor).
+                try:
+                    write_anchor(self.anchor_dir, signed)
+                except OSError as exc:
+                    _log.error(
+                        "decision log: batch %d committed but its anchor not written (%s); "
+                        "the next batch write anchors it",
+                        signed.batch,
+                        type(exc).__name__,
+                    )
+        return signed
+
+    def _commit(self, prepared: Sequence[tuple[dict[str, Any], str, str, bytes]]) -> SignedBatch:
+        """Number, chain, sign and insert the prepared rows as one batch, under the
+        writers' lock, in one transaction."""
+        from sqlalchemy import text
+
         with self._engine.begin() as conn:
             _lock(conn)
             last = conn.execute(
@@ -916,25 +945,13 @@ class DecisionLog:
                     "s": signed.signature,
                 },
             )
-        if self.anchor_dir is not None:
-            # After the commit: an anchor never names a batch the database lacks. The
-            # batch is committed: a failed anchor write must not write it again (the
-            # next batch write anchors it, see _reanchor).
-            try:
-                write_anchor(self.anchor_dir, signed)
-            except OSError as exc:
-                _log.error(
-                    "decision log: batch %d committed but its anchor not written (%s); "
-                    "the next batch write anchors it",
-                    signed.batch,
-                    type(exc).__name__,
-                )
         return signed
 
     def _reanchor(self, last: SignedBatch) -> None:
-        """Under the writers' lock: anchor the last committed batch if its writer
-        stopped between commit and anchor write; only after checking that this
-        log's key signed it (never copy a forged batch into the anchors)."""
+        """Under the writers' lock, in the anchor folder's turn: anchor the last
+        committed batch if its writer stopped between commit and anchor write;
+        only after checking that this log's key signed it (never copy a forged
+        batch into the anchors)."""
         if self.anchor_dir is None or (self.anchor_dir / anchor_name(last.batch)).is_file():
             return
         last.verify(self._key.public_key())  # refuses to write on a batch it did not sign
@@ -965,6 +982,54 @@ def _batch(row: Any) -> SignedBatch:
 # -- anchors ------------------------------------------------------------------------------------
 def anchor_name(batch: int) -> str:
     return f"batch-{batch:012d}.txt"
+
+
+# The anchor folders this process's writers have open for their turn. A forked child
+# closes its copies: a copy would keep the folder locked after the parent let go. A
+# fork waits while a writer opens or closes one, so every open one is listed.
+_turns_held: set[int] = set()
+_turns_opening = threading.Lock()
+
+
+def _drop_turns_in_child() -> None:
+    for fd in _turns_held:
+        os.close(fd)
+    _turns_held.clear()
+    _turns_opening.release()  # taken before the fork
+
+
+os.register_at_fork(
+    before=_turns_opening.acquire,
+    after_in_parent=_turns_opening.release,
+    after_in_child=_drop_turns_in_child,
+)
+
+
+@contextmanager
+def _anchor_turn(anchor_dir: Path | None) -> Iterator[None]:
+    """Decision writers of one anchor folder (any thread, any process) take turns,
+    each from its batch's transaction to that batch's anchor file.
+
+    Without turns, a writer that starts its transaction just after another's
+    commit finds that batch unanchored (its writer is still writing the file),
+    copies it again with a false "writer stopped" warning, and holds the
+    database's writers' lock while its copy reaches the disk. The lock is a
+    ``flock`` on the folder itself, released when its holder closes it or dies.
+    """
+    if anchor_dir is None:
+        yield
+        return
+    anchor_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with _turns_opening:
+        fd = os.open(anchor_dir, os.O_RDONLY | os.O_DIRECTORY)
+        _turns_held.add(fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        with _turns_opening:
+            _turns_held.discard(fd)
+            os.close(fd)  # lets the next writer go
 
 
 def write_anchor(anchor_dir: Path, signed: SignedBatch) -> Path:

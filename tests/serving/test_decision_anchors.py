@@ -7,8 +7,13 @@ Each test runs on SQLite and PostgreSQL (``home``: an initialised govreg home).
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
+import os
+import signal
 import stat
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +27,7 @@ from audits.keyring import Keyring
 from audits.signing import load_private_key, load_public_key
 from core.clock import utcnow
 from core.db import make_engine, read_only
+from serving import decisions
 from serving.decisions import (
     Decision,
     DecisionLog,
@@ -351,3 +357,67 @@ def test_a_log_written_before_anchoring_warns_then_is_anchored_from_its_next_wri
         assert str(env.failure()).startswith("batch 4: anchored but missing from the database")
     finally:
         engine.dispose()
+
+
+def test_writers_of_one_folder_take_turns_so_none_reanchors_anothers_batch(
+    env: Env, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two writers (two server workers) of one anchor folder, on a slow disk: the
+    second waits until the first's anchor is written, instead of finding that
+    batch unanchored and copying it again (a false "writer stopped" warning, with
+    the database's writers' lock held while its copy reaches the disk)."""
+    real_write = decisions.write_anchor
+
+    def slow_disk(anchor_dir: Path, signed: SignedBatch) -> Path:
+        time.sleep(0.2)  # the anchor lands well after its batch's commit
+        return real_write(anchor_dir, signed)
+
+    monkeypatch.setattr(decisions, "write_anchor", slow_disk)
+    logs = [env.log(), env.log()]
+    failures: list[BaseException] = []
+
+    def write(log: DecisionLog, first: int) -> None:
+        try:
+            for i in range(first, first + 3):
+                d = decision(i)
+                log.write_batch([_Pending(utcnow(), d, dict(d.inputs), tuple(d.reasons))])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write, args=(log, 31 + 3 * n)) for n, log in enumerate(logs)]
+    with caplog.at_level("WARNING", logger="serving.decisions"):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    for log in logs:
+        log.close()
+    assert failures == []
+    assert [r.getMessage() for r in caplog.records if r.name == "serving.decisions"] == []
+    assert env.files() == [anchor_name(n) for n in range(1, 10)]
+    assert [(env.anchors / n).read_text(encoding="utf-8") for n in env.files()] == env.stored()
+    report = env.verify()
+    assert (report.batches, report.anchors, report.warnings) == (9, 9, ())
+
+
+def test_a_forked_child_does_not_keep_the_folder_locked(tmp_path: Path) -> None:
+    """A process forked during a writer's turn (its copy of the locked folder
+    closed at once) does not keep the other writers waiting once the turn ends."""
+    folder = tmp_path / "anchors" / "decisions"
+    ready, started = os.pipe()
+    with decisions._anchor_turn(folder):
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child only waits to be killed
+            os.write(started, b"!")  # past the fork handlers
+            time.sleep(60)
+            os._exit(0)
+    os.close(started)
+    assert os.read(ready, 1) == b"!"
+    os.close(ready)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the next turn, at once
+    finally:
+        os.close(fd)
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
