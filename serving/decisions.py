@@ -74,7 +74,6 @@ import base64
 import fcntl
 import hashlib
 import logging
-import math
 import os
 import queue
 import secrets
@@ -92,7 +91,7 @@ from audits.keyring import Keyring, expiring_key_id, write_secret_file
 from audits.ledger import leaf_of
 from audits.merkle import CompactRange
 from audits.signing import fingerprint, load_private_key
-from core.canonical import canonical_bytes
+from core.canonical import canonical_bytes, canonical_row, check_scalar, scalar_text
 from core.clock import isoformat, parse, utcnow
 from core.db import is_sqlite
 from core.errors import GovregError, InputError, IntegrityError
@@ -121,7 +120,6 @@ __all__ = [
     "StoredDecision",
     "anchor_name",
     "canonical_flags",
-    "canonical_inputs",
     "canonical_reason_values",
     "head",
     "purge_expired",
@@ -137,7 +135,6 @@ GENESIS: Final = bytes(32)
 OUTCOMES: Final = frozenset({"approve", "decline"})
 ANCHOR_FOLDER: Final = "decisions"  # the anchor folder's sub-folder for batch anchors
 KEY_PURPOSE: Final = "decisions"  # the expiring data keys' purpose (key ids "decisions/YYYY-MM")
-_MAX_SAFE_INT = 2**53 - 1
 EXIT_TIMEOUT: Final = 30.0  # seconds close() may take at interpreter exit
 _log = logging.getLogger(__name__)
 
@@ -330,74 +327,13 @@ def retention_period(retain_until: datetime) -> tuple[str, datetime]:
 
 
 # -- hashing and encoding -------------------------------------------------------------------
-def _es_number(value: float) -> str:
-    """A finite float as ECMAScript's Number::toString writes it (RFC 8785 section 3.2.2.3).
-
-    Python's ``repr`` gives the shortest digits that round-trip, as ECMAScript
-    does; only their layout differs.
-    """
-    if value == 0:
-        return "0"  # also -0.0
-    sign = "-" if value < 0 else ""
-    mantissa, _, exp = repr(abs(value)).partition("e")
-    whole, _, frac = mantissa.partition(".")
-    all_digits = whole + frac
-    digits = all_digits.lstrip("0")
-    # value = 0.<digits> * 10**n
-    n = len(whole) + (int(exp) if exp else 0) - (len(all_digits) - len(digits))
-    digits = digits.rstrip("0")
-    k = len(digits)
-    if k <= n <= 21:
-        return sign + digits + "0" * (n - k)
-    if 0 < n <= 21:
-        return sign + digits[:n] + "." + digits[n:]
-    if -6 < n <= 0:
-        return sign + "0." + "0" * -n + digits
-    e = n - 1
-    exponent = f"e{'+' if e >= 0 else '-'}{abs(e)}"
-    if k == 1:
-        return sign + digits + exponent
-    return sign + digits[0] + "." + digits[1:] + exponent
-
-
-def canonical_inputs(inputs: Mapping[str, Any]) -> bytes:
-    """RFC 8785 bytes of a flat applicant row (str, int, float, bool, None values).
-
-    Hand-written for speed (a third of ``rfc8785.dumps``); the tests check it
-    against ``rfc8785`` on random rows. Keys outside the Basic Multilingual
-    Plane sort differently by UTF-16 code units: those rows go to ``rfc8785``.
-    """
-    if any(not key.isascii() and any(ord(ch) > 0xFFFF for ch in key) for key in inputs):
-        import rfc8785
-
-        data: bytes = rfc8785.dumps(dict(inputs))
-        return data
-    parts = [f"{encode_basestring(key)}:{_scalar(inputs[key])}" for key in sorted(inputs)]
-    return ("{" + ",".join(parts) + "}").encode()
-
-
-def _scalar(value: Any) -> str:
-    """RFC 8785 text of a JSON scalar (checked by :func:`_check_scalar`)."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, str):
-        return encode_basestring(value)
-    if isinstance(value, int):
-        return str(value)
-    return _es_number(float(value))
-
-
 def canonical_reason_values(values: Sequence[Mapping[str, Any]]) -> bytes:
     """RFC 8785 bytes of a decision's reason values: ``[{"feature": ..., "value": ...}]``."""
     parts = [
         '{"feature":'
         + encode_basestring(str(v["feature"]))
         + ',"value":'
-        + _scalar(v["value"])
+        + scalar_text(v["value"])
         + "}"
         for v in values
     ]
@@ -416,30 +352,7 @@ def _check_inputs(inputs: Any) -> None:
     for key, value in inputs.items():
         if not isinstance(key, str):
             raise InputError(f"decision input name {key!r} is not a string")
-        _check_scalar(value, f"decision input {key!r}")
-
-
-def _check_scalar(value: Any, what: str) -> None:
-    if value is None or isinstance(value, bool):
-        return
-    if isinstance(value, str):
-        if not value.isascii():
-            try:
-                value.encode()
-            except UnicodeEncodeError as exc:
-                raise InputError(f"{what} is not valid Unicode") from exc
-        return
-    if isinstance(value, int):
-        if abs(value) > _MAX_SAFE_INT:
-            raise InputError(f"{what}: integer outside the I-JSON range")
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InputError(f"{what} is {value}, not a finite number")
-        return
-    raise InputError(
-        f"{what}: {type(value).__name__} is not a JSON scalar (str, int, float, bool or None)"
-    )
+        check_scalar(value, f"decision input {key!r}")
 
 
 def _check_decision(decision: Decision) -> None:
@@ -467,7 +380,7 @@ def _check_decision(decision: Decision) -> None:
     for item in values:
         if not isinstance(item, Mapping) or not isinstance(item.get("feature"), str):
             raise InputError("each reason value needs a 'feature' name")
-        _check_scalar(item.get("value"), f"reason value of {item['feature']!r}")
+        check_scalar(item.get("value"), f"reason value of {item['feature']!r}")
 
 
 def associated_data(seq: int, model: str, version: int, key_id: str) -> bytes:
@@ -822,7 +735,7 @@ class DecisionLog:
         prepared: list[tuple[dict[str, Any], str, str, bytes]] = []
         for item in items:  # everything that does not depend on seq, before the lock
             d = item.decision
-            plain_inputs = canonical_inputs(item.inputs)
+            plain_inputs = canonical_row(item.inputs)
             recorded_at = isoformat(item.at)
             retain_until = item.at + timedelta(days=d.retention_days)
             flags = item.flags if item.flags is not None else canonical_flags(d.flags)
