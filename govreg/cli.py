@@ -759,7 +759,7 @@ def audit_decisions(
     from audits.events import EventType
     from audits.signing import load_public_key
     from registry.roles import Action
-    from serving.decisions import read_decisions, verify_decisions
+    from serving.decisions import ANCHOR_FOLDER, read_decisions, verify_decisions
 
     with _context(obj) as ctx:
         _local_only(ctx, "audit decisions")
@@ -767,14 +767,19 @@ def audit_decisions(
         ctx.registry.authorize(actor, Action.VERIFY)
         key = load_public_key(public_key or ctx.settings.public_key_path)
         with ctx.registry.reading() as conn:
-            report = verify_decisions(conn, ctx.ledger.keyring, key)
+            report = verify_decisions(
+                conn,
+                ctx.ledger.keyring,
+                key,
+                anchor_dir=ctx.settings.anchors_path / ANCHOR_FOLDER,
+            )
             # every destroyed key should have been destroyed by a recorded purge
             recorded = {
                 k["key_id"]
                 for e in ctx.ledger.events(conn, types=[EventType.DECISIONS_PURGED])
                 for k in e.data["keys"]
             }
-            warnings = [
+            warnings = [*report.warnings] + [
                 f"data key {k} was destroyed without a recorded purge "
                 "(its retention had ended, so the erasure itself is allowed)"
                 for k in report.erased_keys
@@ -806,6 +811,7 @@ def audit_decisions(
         "erased": report.erased,
         "erased_keys": list(report.erased_keys),
         "batches": report.batches,
+        "anchors": report.anchors,
         "key_fingerprint": report.key_fingerprint,
         "listed": rows,
         "warnings": warnings,

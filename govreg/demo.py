@@ -244,12 +244,17 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
         _step("verify the ledger: hashes, chain, signed checkpoints, anchors, registry replay")
         report = registry.verify(actors["auditor-1"], public_key, anchor_dir=settings.anchors_path)
         click.echo(f"    {report.summary()}")
-        from serving.decisions import verify_decisions
+        from serving.decisions import ANCHOR_FOLDER, verify_decisions
 
         with registry.reading() as conn:
-            decisions = verify_decisions(conn, ctx.ledger.keyring, public_key)
+            decisions = verify_decisions(
+                conn,
+                ctx.ledger.keyring,
+                public_key,
+                anchor_dir=settings.anchors_path / ANCHOR_FOLDER,
+            )
         click.echo(f"    {decisions.summary()}")
-        for warning in report.warnings:
+        for warning in [*report.warnings, *decisions.warnings]:
             click.echo(f"    note: {warning}")
 
         final = {

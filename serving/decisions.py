@@ -71,26 +71,27 @@ from __future__ import annotations
 
 import atexit
 import base64
+import fcntl
 import hashlib
 import logging
-import math
 import os
 import queue
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from audits.keyring import Keyring, expiring_key_id
+from audits.keyring import Keyring, expiring_key_id, write_secret_file
 from audits.ledger import leaf_of
 from audits.merkle import CompactRange
 from audits.signing import fingerprint, load_private_key
-from core.canonical import canonical_bytes
+from core.canonical import canonical_bytes, canonical_row, check_scalar, scalar_text
 from core.clock import isoformat, parse, utcnow
 from core.db import is_sqlite
 from core.errors import GovregError, InputError, IntegrityError
@@ -106,6 +107,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ADVISORY_LOCK_ID",
+    "ANCHOR_FOLDER",
     "ORIGIN",
     "Decision",
     "DecisionLog",
@@ -116,22 +118,23 @@ __all__ = [
     "PurgedKey",
     "SignedBatch",
     "StoredDecision",
+    "anchor_name",
     "canonical_flags",
-    "canonical_inputs",
     "canonical_reason_values",
     "head",
     "purge_expired",
     "read_decisions",
     "retention_period",
     "verify_decisions",
+    "write_anchor",
 ]
 
 ORIGIN: Final = "govreg-decisions/v1"
 ADVISORY_LOCK_ID: Final = 0x676F7664  # "govd": distinct from the ledger's "govr"
 GENESIS: Final = bytes(32)
 OUTCOMES: Final = frozenset({"approve", "decline"})
+ANCHOR_FOLDER: Final = "decisions"  # the anchor folder's sub-folder for batch anchors
 KEY_PURPOSE: Final = "decisions"  # the expiring data keys' purpose (key ids "decisions/YYYY-MM")
-_MAX_SAFE_INT = 2**53 - 1
 EXIT_TIMEOUT: Final = 30.0  # seconds close() may take at interpreter exit
 _log = logging.getLogger(__name__)
 
@@ -253,6 +256,8 @@ class DecisionLogReport:
     key_fingerprint: str
     erased: int = 0  # decisions whose retention ended and whose key was destroyed
     erased_keys: tuple[str, ...] = ()
+    anchors: int | None = None  # anchor files checked (None: verified without an anchor folder)
+    warnings: tuple[str, ...] = ()
 
     def summary(self) -> str:
         erased = (
@@ -260,10 +265,11 @@ class DecisionLogReport:
             if self.erased
             else ""
         )
+        anchors = "" if self.anchors is None else f", {self.anchors} anchors"
         return (
-            f"decision log intact: {self.decisions} decisions in {self.batches} signed batches, "
-            f"head {self.head_hash.hex()[:16]}, verified with key {self.key_fingerprint}"
-            f"{erased}"
+            f"decision log intact: {self.decisions} decisions in {self.batches} signed batches"
+            f"{anchors}, head {self.head_hash.hex()[:16]}, verified with key "
+            f"{self.key_fingerprint}{erased}"
         )
 
 
@@ -321,74 +327,13 @@ def retention_period(retain_until: datetime) -> tuple[str, datetime]:
 
 
 # -- hashing and encoding -------------------------------------------------------------------
-def _es_number(value: float) -> str:
-    """A finite float as ECMAScript's Number::toString writes it (RFC 8785 section 3.2.2.3).
-
-    Python's ``repr`` gives the shortest digits that round-trip, as ECMAScript
-    does; only their layout differs.
-    """
-    if value == 0:
-        return "0"  # also -0.0
-    sign = "-" if value < 0 else ""
-    mantissa, _, exp = repr(abs(value)).partition("e")
-    whole, _, frac = mantissa.partition(".")
-    all_digits = whole + frac
-    digits = all_digits.lstrip("0")
-    # value = 0.<digits> * 10**n
-    n = len(whole) + (int(exp) if exp else 0) - (len(all_digits) - len(digits))
-    digits = digits.rstrip("0")
-    k = len(digits)
-    if k <= n <= 21:
-        return sign + digits + "0" * (n - k)
-    if 0 < n <= 21:
-        return sign + digits[:n] + "." + digits[n:]
-    if -6 < n <= 0:
-        return sign + "0." + "0" * -n + digits
-    e = n - 1
-    exponent = f"e{'+' if e >= 0 else '-'}{abs(e)}"
-    if k == 1:
-        return sign + digits + exponent
-    return sign + digits[0] + "." + digits[1:] + exponent
-
-
-def canonical_inputs(inputs: Mapping[str, Any]) -> bytes:
-    """RFC 8785 bytes of a flat applicant row (str, int, float, bool, None values).
-
-    Hand-written for speed (a third of ``rfc8785.dumps``); the tests check it
-    against ``rfc8785`` on random rows. Keys outside the Basic Multilingual
-    Plane sort differently by UTF-16 code units: those rows go to ``rfc8785``.
-    """
-    if any(not key.isascii() and any(ord(ch) > 0xFFFF for ch in key) for key in inputs):
-        import rfc8785
-
-        data: bytes = rfc8785.dumps(dict(inputs))
-        return data
-    parts = [f"{encode_basestring(key)}:{_scalar(inputs[key])}" for key in sorted(inputs)]
-    return ("{" + ",".join(parts) + "}").encode()
-
-
-def _scalar(value: Any) -> str:
-    """RFC 8785 text of a JSON scalar (checked by :func:`_check_scalar`)."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, str):
-        return encode_basestring(value)
-    if isinstance(value, int):
-        return str(value)
-    return _es_number(float(value))
-
-
 def canonical_reason_values(values: Sequence[Mapping[str, Any]]) -> bytes:
     """RFC 8785 bytes of a decision's reason values: ``[{"feature": ..., "value": ...}]``."""
     parts = [
         '{"feature":'
         + encode_basestring(str(v["feature"]))
         + ',"value":'
-        + _scalar(v["value"])
+        + scalar_text(v["value"])
         + "}"
         for v in values
     ]
@@ -407,30 +352,7 @@ def _check_inputs(inputs: Any) -> None:
     for key, value in inputs.items():
         if not isinstance(key, str):
             raise InputError(f"decision input name {key!r} is not a string")
-        _check_scalar(value, f"decision input {key!r}")
-
-
-def _check_scalar(value: Any, what: str) -> None:
-    if value is None or isinstance(value, bool):
-        return
-    if isinstance(value, str):
-        if not value.isascii():
-            try:
-                value.encode()
-            except UnicodeEncodeError as exc:
-                raise InputError(f"{what} is not valid Unicode") from exc
-        return
-    if isinstance(value, int):
-        if abs(value) > _MAX_SAFE_INT:
-            raise InputError(f"{what}: integer outside the I-JSON range")
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InputError(f"{what} is {value}, not a finite number")
-        return
-    raise InputError(
-        f"{what}: {type(value).__name__} is not a JSON scalar (str, int, float, bool or None)"
-    )
+        check_scalar(value, f"decision input {key!r}")
 
 
 def _check_decision(decision: Decision) -> None:
@@ -458,7 +380,7 @@ def _check_decision(decision: Decision) -> None:
     for item in values:
         if not isinstance(item, Mapping) or not isinstance(item.get("feature"), str):
             raise InputError("each reason value needs a 'feature' name")
-        _check_scalar(item.get("value"), f"reason value of {item['feature']!r}")
+        check_scalar(item.get("value"), f"reason value of {item['feature']!r}")
 
 
 def associated_data(seq: int, model: str, version: int, key_id: str) -> bytes:
@@ -587,6 +509,7 @@ class DecisionLog:
         flush_interval: float = 0.5,
         max_pending: int = 100_000,
         clock: Callable[[], datetime] = utcnow,
+        anchor_dir: Path | None = None,
     ) -> None:
         if batch_size < 1 or flush_interval <= 0 or max_pending < batch_size:
             raise ValueError("need batch_size >= 1, flush_interval > 0, max_pending >= batch_size")
@@ -598,6 +521,8 @@ class DecisionLog:
         self.flush_interval = flush_interval
         self.max_pending = max_pending
         self._clock = clock
+        # each batch's signed note is copied here after its commit (anchors_path / "decisions")
+        self.anchor_dir = anchor_dir
         self.last_error: BaseException | None = None
         self._closed = False
         self._close_lock = threading.Lock()
@@ -799,13 +724,18 @@ class DecisionLog:
                 return
 
     def write_batch(self, items: Sequence[_Pending]) -> SignedBatch:
-        """Encrypt, hash, sign and insert ``items`` as one batch in one transaction."""
-        from sqlalchemy import text
+        """Encrypt, hash, sign and insert ``items`` as one batch in one transaction,
+        then copy the signed batch to the anchor folder.
 
-        prepared = []
+        From the transaction to the anchor file, this writer has the anchor
+        folder to itself (see :func:`_anchor_turn`): a writer that finds the last
+        batch unanchored knows that batch's writer stopped, rather than being
+        about to write it.
+        """
+        prepared: list[tuple[dict[str, Any], str, str, bytes]] = []
         for item in items:  # everything that does not depend on seq, before the lock
             d = item.decision
-            plain_inputs = canonical_inputs(item.inputs)
+            plain_inputs = canonical_row(item.inputs)
             recorded_at = isoformat(item.at)
             retain_until = item.at + timedelta(days=d.retention_days)
             flags = item.flags if item.flags is not None else canonical_flags(d.flags)
@@ -829,14 +759,38 @@ class DecisionLog:
             period, expires = retention_period(retain_until)
             plaintext = canonical_bytes(fields) + b"\n" + plain_inputs + b"\n" + values
             prepared.append((fields, period, isoformat(expires), plaintext))
+        with _anchor_turn(self.anchor_dir):
+            signed = self._commit(prepared)
+            if self.anchor_dir is not None:
+                # After the commit: an anchor never names a batch the database lacks. The
+                # batch is committed: a failed anchor write must not write it again (the
+                # next batch write anchors it, see _reanchor).
+                try:
+                    write_anchor(self.anchor_dir, signed)
+                except OSError as exc:
+                    _log.error(
+                        "decision log: batch %d committed but its anchor not written (%s); "
+                        "the next batch write anchors it",
+                        signed.batch,
+                        type(exc).__name__,
+                    )
+        return signed
+
+    def _commit(self, prepared: Sequence[tuple[dict[str, Any], str, str, bytes]]) -> SignedBatch:
+        """Number, chain, sign and insert the prepared rows as one batch, under the
+        writers' lock, in one transaction."""
+        from sqlalchemy import text
+
         with self._engine.begin() as conn:
             _lock(conn)
             last = conn.execute(
                 text(
-                    f"SELECT batch, last_seq, batch_hash FROM {DECISION_BATCHES_TABLE} "
+                    f"SELECT {BATCH_COLUMNS} FROM {DECISION_BATCHES_TABLE} "
                     "ORDER BY batch DESC LIMIT 1"
                 )
             ).first()
+            if last is not None:
+                self._reanchor(_batch(last))
             batch, seq, prev = (
                 (1, 0, GENESIS)
                 if last is None
@@ -906,6 +860,22 @@ class DecisionLog:
             )
         return signed
 
+    def _reanchor(self, last: SignedBatch) -> None:
+        """Under the writers' lock, in the anchor folder's turn: anchor the last
+        committed batch if its writer stopped between commit and anchor write;
+        only after checking that this log's key signed it (never copy a forged
+        batch into the anchors)."""
+        if self.anchor_dir is None or (self.anchor_dir / anchor_name(last.batch)).is_file():
+            return
+        last.verify(self._key.public_key())  # refuses to write on a batch it did not sign
+        path = write_anchor(self.anchor_dir, last)
+        _log.warning(
+            "decision batch %d was not in the anchor folder (its writer stopped between "
+            "commit and anchor write); anchored it now as %s",
+            last.batch,
+            path.name,
+        )
+
 
 # -- reading and verifying --------------------------------------------------------------------
 def _batch(row: Any) -> SignedBatch:
@@ -920,6 +890,181 @@ def _batch(row: Any) -> SignedBatch:
         key_fingerprint=row.key_fingerprint,
         signature=bytes(row.signature),
     )
+
+
+# -- anchors ------------------------------------------------------------------------------------
+def anchor_name(batch: int) -> str:
+    return f"batch-{batch:012d}.txt"
+
+
+# The anchor folders this process's writers have open for their turn. A forked child
+# closes its copies: a copy would keep the folder locked after the parent let go. A
+# fork waits while a writer opens or closes one, so every open one is listed.
+_turns_held: set[int] = set()
+_turns_opening = threading.Lock()
+
+
+def _drop_turns_in_child() -> None:
+    for fd in _turns_held:
+        os.close(fd)
+    _turns_held.clear()
+    _turns_opening.release()  # taken before the fork
+
+
+os.register_at_fork(
+    before=_turns_opening.acquire,
+    after_in_parent=_turns_opening.release,
+    after_in_child=_drop_turns_in_child,
+)
+
+
+@contextmanager
+def _anchor_turn(anchor_dir: Path | None) -> Iterator[None]:
+    """Decision writers of one anchor folder (any thread, any process) take turns,
+    each from its batch's transaction to that batch's anchor file.
+
+    Without turns, a writer that starts its transaction just after another's
+    commit finds that batch unanchored (its writer is still writing the file),
+    copies it again with a false "writer stopped" warning, and holds the
+    database's writers' lock while its copy reaches the disk. The lock is a
+    ``flock`` on the folder itself, released when its holder closes it or dies.
+    """
+    if anchor_dir is None:
+        yield
+        return
+    anchor_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with _turns_opening:
+        fd = os.open(anchor_dir, os.O_RDONLY | os.O_DIRECTORY)
+        _turns_held.add(fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        with _turns_opening:
+            _turns_held.discard(fd)
+            os.close(fd)  # lets the next writer go
+
+
+def write_anchor(anchor_dir: Path, signed: SignedBatch) -> Path:
+    """Copy a batch's signed note to ``anchor_dir`` (mode 0600, durable, atomic)."""
+    path = anchor_dir / anchor_name(signed.batch)
+    write_secret_file(path, signed.to_text().encode())
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class _Anchor:
+    name: str
+    text: str
+    batch: int
+
+
+def _read_anchor(path: Path, public_key: Ed25519PublicKey) -> _Anchor:
+    """An anchor file, its shape and signature checked with the pinned key."""
+    from cryptography.exceptions import InvalidSignature
+
+    name = path.name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"decision anchor file {name} cannot be read ({type(exc).__name__})")
+    lines = text.split("\n")
+    key_fpr = fingerprint(public_key)
+    shaped = (
+        len(lines) == 8  # the note's five lines, a blank line, the signature line
+        and lines[5] == lines[7] == ""
+        and lines[0].startswith(ORIGIN + " ")
+        and lines[1].isascii()
+        and lines[1].isdigit()
+    )
+    if not shaped:
+        _fail(f"decision anchor file {name} is not a signed decision batch")
+    batch = int(lines[1])
+    if name != anchor_name(batch):
+        _fail(
+            f"decision anchor file {name} holds batch {batch} (its name is {anchor_name(batch)})",
+            batch=batch,
+        )
+    signer = lines[0][len(ORIGIN) + 1 :]
+    if signer != key_fpr:
+        _fail(
+            f"batch {batch}: anchor file {name} is signed by key {signer}, "
+            f"not the pinned key {key_fpr}",
+            batch=batch,
+        )
+    prefix = f"— {key_fpr[:16]} "
+    try:
+        if not lines[6].startswith(prefix):
+            raise ValueError(name)
+        signature = base64.b64decode(lines[6][len(prefix) :], validate=True)
+        public_key.verify(signature, ("\n".join(lines[:5]) + "\n").encode())
+    except (ValueError, InvalidSignature) as exc:
+        raise DecisionVerificationFailed(
+            f"batch {batch}: anchor file {name}: signature does not verify with the pinned "
+            "public key",
+            batch=batch,
+        ) from exc
+    return _Anchor(name, text, batch)
+
+
+def _read_anchors(anchor_dir: Path, public_key: Ed25519PublicKey) -> dict[int, _Anchor]:
+    anchors: dict[int, _Anchor] = {}
+    if anchor_dir.is_dir():
+        for path in sorted(anchor_dir.glob("batch-*.txt")):
+            anchor = _read_anchor(path, public_key)
+            anchors[anchor.batch] = anchor
+    return anchors
+
+
+def _check_anchors(
+    stored: Sequence[SignedBatch],
+    anchors: dict[int, _Anchor],
+    anchor_dir: Path,
+    public_key: Ed25519PublicKey,
+) -> list[str]:
+    """Every anchored batch is in the database, as anchored; every stored batch
+    from the first anchored one on has its anchor, but the newest may lack one
+    (its writer stopped between commit and anchor write): a warning then.
+    Batches before the first anchored one were written before the log was
+    anchored (a home upgraded with a decision log): a warning, not a failure."""
+    warnings: list[str] = []
+    first = min(anchors, default=max(len(stored), 1))
+    if first > 1:
+        warnings.append(
+            f"decision batches 1..{first - 1} have no anchor files: written before the "
+            "decision log was anchored (or their anchors were removed)"
+        )
+    for number in sorted(set(range(first, len(stored) + 1)) - set(anchors)):
+        path = anchor_dir / anchor_name(number)
+        # Anchors were read before the database: a batch committed since has its file now.
+        if path.is_file():
+            anchors[number] = _read_anchor(path, public_key)
+        elif number == len(stored):
+            warnings.append(
+                f"the newest decision batch ({number}) is not in the anchor folder yet "
+                f"({path.name}): its writer stopped between commit and anchor write; "
+                "the next batch write anchors it"
+            )
+        else:
+            _fail(
+                f"batch {number}: its anchor file {path.name} is missing from the "
+                "decision anchor folder",
+                batch=number,
+            )
+    for number, anchor in sorted(anchors.items()):
+        if number > len(stored):
+            _fail(
+                f"batch {number}: anchored but missing from the database, which ends at "
+                f"batch {len(stored)} (batches deleted from the end)",
+                batch=number,
+            )
+        if anchor.text != stored[number - 1].to_text():
+            _fail(
+                f"batch {number}: anchor file {anchor.name} differs from the batch stored "
+                "in the database",
+                batch=number,
+            )
+    return warnings
 
 
 def head(conn: Connection) -> SignedBatch | None:
@@ -1131,6 +1276,7 @@ def verify_decisions(
     public_key: Ed25519PublicKey,
     *,
     anchor: SignedBatch | None = None,
+    anchor_dir: Path | None = None,
     now: datetime | None = None,
 ) -> DecisionLogReport:
     """Verify the whole decision log with the pinned ``public_key`` (never one
@@ -1147,6 +1293,14 @@ def verify_decisions(
     Finally no decision lies beyond the last batch and, given an ``anchor``
     (a batch note kept outside the database), that batch is still there.
 
+    Given ``anchor_dir`` (the anchor folder's ``decisions`` sub-folder, where
+    the writer copies every batch after its commit): every anchor file is
+    signed by the pinned key, names a batch the database holds and equals it
+    byte for byte (so deleting the last batches, or all of them, fails), and
+    every stored batch has its anchor file, except that the newest may lack
+    one (its writer stopped between commit and anchor write): a warning in
+    the report, and the next batch write anchors it.
+
     A decision whose expiring key was destroyed (:func:`purge_expired`) skips
     steps 2-4 and is counted as erased, provided its retention period ended
     before ``now`` (default: the current time); before that, the missing key
@@ -1155,12 +1309,16 @@ def verify_decisions(
     from sqlalchemy import text
 
     key_fpr = fingerprint(public_key)
+    # Anchors first: a writer writes its anchor after its commit, so every
+    # anchor read now names a batch the query below sees.
+    anchors = None if anchor_dir is None else _read_anchors(anchor_dir, public_key)
     batches = conn.execute(
         text(f"SELECT {BATCH_COLUMNS} FROM {DECISION_BATCHES_TABLE} ORDER BY batch")
     ).all()
     at = now or utcnow()
     result = _rows(conn)
     ciphers: dict[str, AESGCM | None] = {}
+    stored: list[SignedBatch] = []
     prev = GENESIS
     next_seq = 1
     count = 0
@@ -1222,6 +1380,7 @@ def verify_decisions(
                 _fail(f"batch {number}: batch hash does not follow from its fields", batch=number)
             # 9. the signature, by the pinned key
             signed.verify(public_key)
+            stored.append(signed)
             prev = signed.batch_hash
             next_seq = signed.last_seq + 1
         if row is not None:
@@ -1238,6 +1397,9 @@ def verify_decisions(
             )
         if bytes(batches[anchor.batch - 1].batch_hash) != anchor.batch_hash:
             _fail(f"batch {anchor.batch}: differs from its anchor", batch=anchor.batch)
+    warnings: list[str] = []
+    if anchor_dir is not None and anchors is not None:
+        warnings = _check_anchors(stored, anchors, anchor_dir, public_key)
     return DecisionLogReport(
         decisions=count,
         batches=len(batches),
@@ -1245,6 +1407,8 @@ def verify_decisions(
         key_fingerprint=key_fpr,
         erased=erased,
         erased_keys=tuple(sorted(k for k, aes in ciphers.items() if aes is None)),
+        anchors=None if anchors is None else len(anchors),
+        warnings=tuple(warnings),
     )
 
 

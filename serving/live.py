@@ -131,8 +131,16 @@ class LiveModels:
             if self._seen.get(key) != marks.get(key[0]):
                 self._recheck(key)
                 self._seen[key] = marks.get(key[0])
-        # Our own serving.loaded / serving.refused events moved the head again.
-        self._head = self._read_head()
+        # Our own serving.loaded / serving.refused events moved the head again: skip
+        # them, unless a held model's governing events moved meanwhile (a promotion
+        # committed while a re-check waited to record its refusal): the head read
+        # above then stays, and the next round re-checks.
+        after = self._read_head()
+        with self._lock:
+            keys = list(self._held)
+        marks = self._marks({model for model, _ in keys})
+        if all(self._seen.get(key) == marks.get(key[0]) for key in keys):
+            self._head = after
         return True
 
     def _marks(self, models: set[str]) -> dict[str, int]:

@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from core.clock import utcnow
         from govreg.api.auth import PrincipalCache
         from govreg.api.denials import DenialFlusher
-        from serving.decisions import DecisionLog
+        from serving.decisions import ANCHOR_FOLDER, DecisionLog
         from serving.live import LiveModels
         from serving.loader import ServingConfig
 
@@ -52,7 +52,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.live = live
         app.state.principals = PrincipalCache(lambda: live.head, utcnow)
         app.state.decisions = DecisionLog(
-            context.engine, context.ledger.keyring, config.keys_path / SIGNING_KEY_FILE
+            context.engine,
+            context.ledger.keyring,
+            config.keys_path / SIGNING_KEY_FILE,
+            anchor_dir=config.anchors_path / ANCHOR_FOLDER,
         )
         app.state.exports = threading.BoundedSemaphore(config.max_concurrent_exports)
         flusher = DenialFlusher(context.registry, config.denial_interval_seconds)

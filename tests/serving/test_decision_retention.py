@@ -84,6 +84,10 @@ class Env:
     def keys(self) -> Path:
         return Path(self.home.path) / "keys"
 
+    @property
+    def anchors(self) -> Path:
+        return Path(self.home.path) / "anchors" / "decisions"
+
     def keyring(self) -> Keyring:
         return Keyring(self.keys)
 
@@ -95,7 +99,7 @@ class Env:
     def verify(self, now: datetime | None = None) -> DecisionLogReport:
         key = load_public_key(self.keys / "checkpoint.pub")
         with read_only(self.engine) as conn:
-            report = verify_decisions(conn, self.keyring(), key, now=now)
+            report = verify_decisions(conn, self.keyring(), key, anchor_dir=self.anchors, now=now)
             conn.rollback()
         return report
 
@@ -125,6 +129,7 @@ def env(home: Any) -> Iterator[Env]:
         batch_size=7,  # batches mix months
         flush_interval=60,
         clock=lambda: moment["at"],
+        anchor_dir=made.anchors,
     )
     for offset in OFFSETS:  # recorded so that retain_until falls in that month
         moment["at"] = _month(NOW, offset) - timedelta(days=RETENTION)
@@ -206,6 +211,8 @@ def test_purge_erases_exactly_the_expired_months(env: Env) -> None:
     # verify: everything still verifies, erased counted
     report_v = env.verify()
     assert (report_v.decisions, report_v.erased) == (5 * PER_MONTH, 3 * PER_MONTH)
+    # purging deletes keys, not batches: every batch still equals its anchor
+    assert (report_v.anchors, report_v.warnings) == (report_v.batches, ())
     assert report_v.erased_keys == tuple(f"decisions/{p}" for p in EXPIRED)
     assert f"{3 * PER_MONTH} past retention with inputs erased" in report_v.summary()
 
@@ -342,6 +349,7 @@ def test_cli_purge_is_admin_only_recorded_and_idempotent(env: Env) -> None:
     assert (listed["decisions"], listed["erased"]) == (5 * PER_MONTH, 3 * PER_MONTH)
     assert sum(row["erased"] for row in listed["listed"]) == 3 * PER_MONTH
     assert listed["warnings"] == []
+    assert (listed["batches"], listed["anchors"]) == (3, 3)
     human = home.cli("audit", "decisions", "--model", "credit-pd").output
     assert human.count("[inputs erased: past retention]") == 3 * PER_MONTH
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from govreg_kit import MODEL, Kit
@@ -68,3 +69,39 @@ def test_expiry_is_checked_on_every_request(kit: Kit) -> None:
     now[0] = held.revalidate_by + timedelta(seconds=1)
     with pytest.raises(LoadRefused, match="past its revalidation date"):
         live.get(MODEL)
+
+
+def test_a_promotion_committed_during_a_recheck_is_not_skipped(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A re-check refuses the suspended v1, and v2 is promoted before its refusal
+    is recorded (the refusal waited for the writers' lock): the refusal moves the
+    head past the promotion, yet the next round still re-checks and serves v2."""
+    from serving import live as live_module
+
+    kit.approved()
+    kit.registry.promote(kit["compliance-1"], MODEL, 1, alias="champion")
+    live = _live(kit)
+    assert live.get(MODEL).version == 1
+    live.refresh()  # the head, past v1's serving.loaded
+    v2 = kit.approved()
+    kit.registry.suspend(kit["compliance-1"], MODEL, 1, reason="drift")
+    real_load = live_module.load_approved
+    promoted: list[bool] = []
+
+    def load_then_promote(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return real_load(*args, **kwargs)
+        finally:
+            if not promoted:
+                kit.registry.promote(kit["compliance-1"], MODEL, v2, alias="champion")
+                promoted.append(True)
+
+    monkeypatch.setattr(live_module, "load_approved", load_then_promote)
+    assert live.refresh() is True
+    with pytest.raises(LoadRefused, match="suspended"):
+        live.get(MODEL)
+    assert kit.events(types=["alias.set"])[-1].version == v2
+    assert live.refresh() is True  # the promotion, not skipped
+    assert live.get(MODEL).version == v2
+    assert live.refresh() is False

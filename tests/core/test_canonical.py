@@ -1,11 +1,12 @@
-"""Oracle test: core.canonical.canonical_bytes equals rfc8785.dumps.
+"""Oracle test: core.canonical equals rfc8785.dumps.
 
 Random JSON documents (no floats) come from ``random.Random(seed)`` over many
 seeds: nested objects and arrays, control characters, escapes, non-ASCII,
 astral-plane keys and strings (whose UTF-16 order differs from code point
 order), booleans, null and integers up to the I-JSON limit. The hand-written
-envelope and associated-data encoders of the ledger are checked against the
-same oracle.
+flat-row, scalar and number encoders (floats included) are checked on random
+rows and fuzzed (hypothesis); the hand-written envelope and associated-data
+encoders of the ledger are checked against the same oracle.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from typing import Any
 
 import pytest
 import rfc8785
+from hypothesis import given
+from hypothesis import strategies as st
 
 from audits.ledger import associated_data, envelope_bytes
-from core.canonical import canonical_bytes
+from core.canonical import canonical_bytes, canonical_row, check_scalar, number_text, scalar_text
+from core.errors import InputError
 
 MAX = 2**53 - 1
 SEEDS = range(1500)
@@ -249,3 +253,117 @@ def _check_ledger_encoders(rng: random.Random, seed: int) -> None:
             "key_id": fields["key_id"],
         }
     ), f"seed {seed}"
+
+
+# -- flat rows of scalars, floats included ---------------------------------------------------
+FLOATS = [
+    0.0,
+    -0.0,
+    1.0,
+    -1.5,
+    1e21,
+    1e-7,
+    1e-6,
+    123456789012345680000.0,
+    5e-324,
+    1.7976931348623157e308,
+]
+TEXTS = [
+    "",
+    "plain",
+    'quote " and \\ back',
+    "ctl \x00\x01\x1f\x7f",
+    "é ü ß €",
+    "emoji 😀",
+    "\u2028",
+]
+
+
+def _row(rng: random.Random) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for n in range(rng.randint(0, 12)):
+        kind = rng.randrange(6)
+        key = rng.choice(["k", "é", "Z", "a_b", "ключ", "😀", "\u00ff", "k2"]) + str(n)
+        if kind == 0:
+            row[key] = rng.choice(FLOATS)
+        elif kind == 1:
+            row[key] = rng.uniform(-1, 1) * 10 ** rng.randint(-30, 30)
+        elif kind == 2:
+            row[key] = rng.randint(-MAX, MAX)
+        elif kind == 3:
+            row[key] = rng.choice(TEXTS)
+        elif kind == 4:
+            row[key] = rng.choice([True, False, None])
+        else:
+            row[key] = round(rng.uniform(0, 100000), rng.randint(0, 6))
+    return row
+
+
+def test_rows_and_scalars_equal_rfc8785_on_random_rows() -> None:
+    rng = random.Random(5)
+    for _ in range(3000):
+        row = _row(rng)
+        assert canonical_row(row) == rfc8785.dumps(row), row
+        for value in row.values():
+            check_scalar(value, "value")
+            assert scalar_text(value).encode() == rfc8785.dumps(value), value
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0.0, "0"),
+        (-0.0, "0"),
+        (1.0, "1"),
+        (-1.5, "-1.5"),
+        (1e16, "10000000000000000"),
+        (1e21, "1e+21"),
+        (123456789012345680000.0, "123456789012345680000"),
+        (1e-6, "0.000001"),
+        (1e-7, "1e-7"),
+        (0.1 + 0.2, "0.30000000000000004"),
+        (5e-324, "5e-324"),
+        (1.7976931348623157e308, "1.7976931348623157e+308"),
+    ],
+)
+def test_numbers_are_written_as_ecmascript_writes_them(value: float, text: str) -> None:
+    assert number_text(value) == text == rfc8785.dumps(value).decode()
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_number_text_fuzz(value: float) -> None:
+    assert number_text(value).encode() == rfc8785.dumps(value)
+
+
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-MAX, max_value=MAX)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+
+
+@given(st.dictionaries(st.text(max_size=8), SCALARS, max_size=8))
+def test_canonical_row_fuzz(row: dict[str, Any]) -> None:
+    for value in row.values():
+        check_scalar(value, "value")
+    assert canonical_row(row) == rfc8785.dumps(row)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (float("nan"), "row field is nan, not a finite number"),
+        (float("-inf"), "row field is -inf, not a finite number"),
+        (MAX + 1, "row field: integer outside the I-JSON range"),
+        (-(2**64), "row field: integer outside the I-JSON range"),
+        ("\ud800", "row field is not valid Unicode"),
+        ([1], "row field: list is not a JSON scalar (str, int, float, bool or None)"),
+        (b"x", "row field: bytes is not a JSON scalar (str, int, float, bool or None)"),
+    ],
+)
+def test_check_scalar_refuses_what_the_encoders_cannot_write(value: Any, message: str) -> None:
+    with pytest.raises(InputError) as info:
+        check_scalar(value, "row field")
+    assert str(info.value) == message
