@@ -9,13 +9,24 @@ its key id. Then
     chain = SHA-256(0x01 || previous chain || leaf)      (previous of seq 1: 32 zero bytes)
 
 and an RFC 6962 Merkle tree over the leaves gives the root that signed
-checkpoints commit to. Appends run inside the caller's transaction, after
-taking the writers' lock, so a use case's projection rows and its events
-commit together or not at all.
+checkpoints commit to. Each event also carries
+
+    authenticator = HMAC-SHA256(K, "govreg-ledger/event" || seq (8 bytes, big-endian) || leaf)
+
+where K is derived (HKDF-SHA256) from the checkpoint signing key: the data keys
+in ``kek.json`` cannot make one. Appends run inside the caller's transaction,
+after taking the writers' lock, so a use case's projection rows and its events
+commit together or not at all; :meth:`Ledger.seal` then signs a checkpoint
+over them in the same transaction, so no committed event is ever outside a
+signed checkpoint. Before signing, the signer vouches for every event the new
+checkpoint adds: each must carry a valid authenticator, and the tree must
+extend the previous signed one; otherwise it refuses, writes nothing and logs
+an error.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
@@ -42,10 +53,13 @@ from audits.tables import CHECKPOINTS_TABLE, EVENTS_TABLE, NODES_TABLE
 from core.canonical import canonical_bytes
 from core.clock import isoformat, utcnow
 from core.db import is_sqlite
-from core.errors import IntegrityError
+from core.errors import ConfigError, IntegrityError
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
     from sqlalchemy.engine import Connection
 
 log = logging.getLogger(__name__)
@@ -54,10 +68,13 @@ GENESIS = bytes(32)
 ADVISORY_LOCK_ID = 0x676F7672  # "govr"
 PENDING_ANCHORS = "govreg_pending_anchors"
 LOCK_HELD = "govreg_writer_lock_transaction"
+APPENDED = "govreg_appended_transaction"
 COLUMNS = (
     "seq, recorded_at, event_type, actor, model, version, index_fields, "
-    "key_id, nonce, ciphertext, leaf_hash, chain_hash"
+    "key_id, nonce, ciphertext, leaf_hash, chain_hash, authenticator"
 )
+AUTHENTICATOR_INFO = b"govreg-ledger/v1 event authenticator"
+AUTHENTICATOR_PREFIX = b"govreg-ledger/event"
 
 
 def _str(value: str | None) -> str:
@@ -107,6 +124,25 @@ def chain_of(previous: bytes, leaf: bytes) -> bytes:
     return sha256(b"\x01" + previous + leaf).digest()
 
 
+def authenticator_key(signing_key: Ed25519PrivateKey) -> bytes:
+    """The event-authenticator key: HKDF-SHA256 of the checkpoint signing key's seed
+    (only a holder of the signing key can compute it; the data keys cannot)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    seed = signing_key.private_bytes(
+        serialization.Encoding.Raw,
+        serialization.PrivateFormat.Raw,
+        serialization.NoEncryption(),
+    )
+    return HKDF(hashes.SHA256(), 32, salt=None, info=AUTHENTICATOR_INFO).derive(seed)
+
+
+def authenticator_of(key: bytes, seq: int, leaf: bytes) -> bytes:
+    """HMAC-SHA256 over the event's seq and leaf hash (the stored ``authenticator``)."""
+    return hmac.digest(key, AUTHENTICATOR_PREFIX + seq.to_bytes(8, "big") + leaf, "sha256")
+
+
 def associated_data(seq: int, event_type: str, key_id: str) -> bytes:
     """AES-GCM associated data: binds a ciphertext to its table, seq, type and key."""
     return (
@@ -137,16 +173,21 @@ def unseal(plain: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
 class LedgerConfig:
     signing_key_path: Path
     anchor_dir: Path | None
-    checkpoint_every: int = 1000
 
 
 class Ledger:
-    """Appends and reads events; signs checkpoints. Stateless but for caches."""
+    """Appends and reads events; signs checkpoints. Stateless but for caches
+    and :attr:`refusal`, the signer's last refusal (None once it signs again)."""
 
     def __init__(self, keyring: Keyring, config: LedgerConfig) -> None:
         self.keyring = keyring
         self.config = config
         self._signing_key: Ed25519PrivateKey | None = None
+        self._authenticator_key: bytes | None = None
+        # The last checkpoint this process signed or checked: the next seal need
+        # not verify its signature again when the stored row is exactly it.
+        self._trusted: SignedCheckpoint | None = None
+        self.refusal: str | None = None
 
     # -- writing ---------------------------------------------------------------
     def lock(self, conn: Connection) -> None:
@@ -173,10 +214,9 @@ class Ledger:
         ).first()
         return (0, GENESIS) if row is None else (int(row.seq), bytes(row.chain_hash))
 
-    def append(
-        self, conn: Connection, events: Sequence[NewEvent], *, checkpoint: bool = False
-    ) -> list[Event]:
-        """Append ``events`` in order inside the caller's transaction."""
+    def append(self, conn: Connection, events: Sequence[NewEvent]) -> list[Event]:
+        """Append ``events`` in order inside the caller's transaction; call
+        :meth:`seal` before it commits (``Registry.transaction`` does)."""
 
         if not events:
             return []
@@ -185,9 +225,9 @@ class Ledger:
         seq, chain = self.head(conn)
         key_id = self.keyring.active_key_id(conn)
         aes = self.keyring.cipher(conn, key_id)
+        mac_key = self.authenticator_key()
         rows: list[tuple[Any, ...]] = []
         stored: list[Event] = []
-        first_seq = seq + 1
         recorded_at = isoformat(utcnow())  # one transaction, one time
         for new in events:
             seq += 1
@@ -229,6 +269,7 @@ class Ledger:
                     ciphertext,
                     leaf,
                     chain,
+                    authenticator_of(mac_key, seq, leaf),
                 )
             )
             stored.append(
@@ -248,24 +289,66 @@ class Ledger:
             )
         mark = "?" if is_sqlite(conn) else "%s"
         conn.exec_driver_sql(
-            f"INSERT INTO {EVENTS_TABLE} ({COLUMNS}) VALUES ({', '.join([mark] * 12)})", rows
+            f"INSERT INTO {EVENTS_TABLE} ({COLUMNS}) VALUES ({', '.join([mark] * 13)})", rows
         )
-        every = self.config.checkpoint_every
-        if checkpoint or (first_seq - 1) // every != seq // every:
-            self.checkpoint(conn)
+        conn.info[APPENDED] = conn.get_transaction()
         return stored
+
+    def seal(self, conn: Connection) -> SignedCheckpoint | None:
+        """Sign a checkpoint over what this transaction appended (in it, before its
+        commit): every committed event is inside a signed checkpoint."""
+        transaction = conn.get_transaction()
+        if transaction is None or conn.info.get(APPENDED) is not transaction:
+            return None
+        conn.info.pop(APPENDED, None)
+        return self.checkpoint(conn)
 
     def _key(self) -> Ed25519PrivateKey:
         if self._signing_key is None:
             self._signing_key = load_private_key(self.config.signing_key_path)
         return self._signing_key
 
+    def authenticator_key(self) -> bytes:
+        if self._authenticator_key is None:
+            self._authenticator_key = authenticator_key(self._key())
+        return self._authenticator_key
+
+    def authenticator_key_for(self, public_key: Ed25519PublicKey) -> bytes | None:
+        """The authenticator key if this process can read the signing key of
+        ``public_key`` (on the home's machine), else None (an auditor's copy)."""
+        from audits.signing import fingerprint
+
+        try:
+            key = self._key()
+        except ConfigError:
+            return None
+        if fingerprint(key.public_key()) != fingerprint(public_key):
+            return None
+        return self.authenticator_key()
+
     def sign(self, message: bytes) -> bytes:
         """Ed25519 signature by the checkpoint key (serving's standing statements)."""
         return self._key().sign(message)
 
     def checkpoint(self, conn: Connection) -> SignedCheckpoint | None:
-        """Sign the current head; the anchor file is written after commit."""
+        """Sign the current head after vouching for every event since the last
+        checkpoint; the anchor file is written after commit.
+
+        Refuses (IntegrityError, logged at ERROR, :attr:`refusal` set) when an
+        event since the last checkpoint has no valid authenticator (it was not
+        written by a holder of the signing key), or the events do not extend the
+        last signed tree: the transaction rolls back and nothing is signed.
+        """
+        try:
+            signed = self._checkpoint(conn)
+        except IntegrityError as exc:
+            self.refusal = str(exc)
+            log.error("the ledger's signer refused to sign a checkpoint: %s", exc)
+            raise
+        self.refusal = None
+        return signed
+
+    def _checkpoint(self, conn: Connection) -> SignedCheckpoint | None:
         from sqlalchemy import text
 
         self.lock(conn)
@@ -281,18 +364,41 @@ class Ledger:
         if last is not None and last.size == size:
             return None
         tree = CompactRange() if last is None else self._resume(last)
-        leaves = conn.execute(
-            text(f"SELECT seq, leaf_hash FROM {EVENTS_TABLE} WHERE seq > :s ORDER BY seq"),
+        if tree.size > size:
+            raise IntegrityError(
+                f"the ledger ends at seq {size} but a checkpoint signed it at size {tree.size} "
+                "(events deleted from the end); refusing to sign (run `govreg audit verify`)"
+            )
+        rows = conn.execute(
+            text(
+                f"SELECT seq, leaf_hash, authenticator FROM {EVENTS_TABLE} "
+                "WHERE seq > :s ORDER BY seq"
+            ),
             {"s": tree.size},
         )
+        mac_key = self.authenticator_key()
         nodes: list[tuple[int, int, bytes]] = []
-        for seq, leaf in leaves:
-            if not isinstance(leaf, bytes | memoryview) or len(leaf) != len(GENESIS):
+        for seq, stored_leaf, mac in rows:
+            if not isinstance(stored_leaf, bytes | memoryview) or len(stored_leaf) != len(GENESIS):
                 raise IntegrityError(
                     f"seq {seq}: stored leaf hash is not 32 bytes; refusing to sign a "
                     "checkpoint over it (run `govreg audit verify`)"
                 )
-            nodes.extend((seq, level, value) for level, value in tree.append(bytes(leaf)))
+            leaf = bytes(stored_leaf)
+            if type(seq) is not int or seq != tree.size + 1:
+                raise IntegrityError(
+                    f"seq {tree.size + 1} is missing after the checkpoint at size {tree.size} "
+                    f"(next stored: {seq!r}); refusing to sign (run `govreg audit verify`)"
+                )
+            if not isinstance(mac, bytes | memoryview) or not hmac.compare_digest(
+                bytes(mac), authenticator_of(mac_key, seq, leaf)
+            ):
+                raise IntegrityError(
+                    f"seq {seq}: {'no' if mac is None else 'an invalid'} authenticator, so no "
+                    "holder of the signing key wrote it; refusing to sign a checkpoint over "
+                    "it (run `govreg audit verify`)"
+                )
+            nodes.extend((seq, level, value) for level, value in tree.append(leaf))
         if tree.size != size:
             raise IntegrityError(
                 f"ledger has {size} events but {tree.size} leaves follow the last checkpoint"
@@ -315,6 +421,7 @@ class Ledger:
             },
         )
         conn.info.setdefault(PENDING_ANCHORS, []).append(signed)
+        self._trusted = signed
         return signed
 
     @staticmethod
@@ -347,8 +454,11 @@ class Ledger:
                 f"{where}: a stored column has the wrong type; refusing to build on it "
                 "(run `govreg audit verify`)"
             ) from exc
+        if signed == self._trusted:
+            return signed  # this process signed or checked exactly this row
         try:
             signed.verify(self._key().public_key())
+            self._trusted = signed
         except IntegrityError as exc:
             raise IntegrityError(
                 f"{where} is not signed by this ledger's checkpoint key ({exc}); refusing to "
@@ -578,6 +688,30 @@ class Ledger:
         shape = consistency_proof_nodes(old_size, size)
         found = self.subtree_hashes(conn, {n for element in shape for n in element}, size)
         return [fold([found[node] for node in element]) for element in shape]
+
+    def health(self, conn: Connection) -> str | None:
+        """Why the ledger is unhealthy, or None: this process's signer refused, or the
+        stored events and the latest checkpoint disagree (every commit is signed, so
+        events beyond it were written outside govreg, and fewer were deleted). Two
+        indexed reads, for ``/v1/health``."""
+        from sqlalchemy import text
+
+        if self.refusal is not None:
+            return "the ledger's signer refused to sign a checkpoint (see the server log)"
+        size, _ = self.head(conn)
+        signed = conn.execute(text(f"SELECT max(size) FROM {CHECKPOINTS_TABLE}")).scalar()
+        signed = int(signed or 0)
+        if size > signed:
+            return (
+                f"events {signed + 1}..{size} are not covered by a signed checkpoint "
+                "(run `govreg audit verify`)"
+            )
+        if size < signed:
+            return (
+                f"the ledger ends at seq {size} but a checkpoint signed it at size {signed} "
+                "(run `govreg audit verify`)"
+            )
+        return None
 
     def latest_checkpoint(self, conn: Connection) -> SignedCheckpoint | None:
         """The checkpoint of the largest size (one indexed row), its signature unchecked."""

@@ -56,7 +56,7 @@ def benchmark(run: int, *, actor: str = "alice", **data: Any) -> NewEvent:
 
 
 def append(ctx: Context, runs: range) -> list[Event]:
-    """One transaction per event (so ``checkpoint_every`` fires on its own)."""
+    """One transaction per event (each signs its checkpoint)."""
     stored: list[Event] = []
     for run in runs:
         with ctx.registry.transaction() as conn:
@@ -64,16 +64,29 @@ def append(ctx: Context, runs: range) -> list[Event]:
     return stored
 
 
-def verify(ctx: Context) -> VerifyReport:
+def append_in(ctx: Context, *batches: range) -> list[Event]:
+    """One transaction per batch: a checkpoint at the end of each."""
+    stored: list[Event] = []
+    for runs in batches:
+        with ctx.registry.transaction() as conn:
+            stored.extend(ctx.registry.record(conn, [benchmark(run) for run in runs]))
+    return stored
+
+
+def verify(ctx: Context, *, authenticators: bool = False) -> VerifyReport:
+    """Verify as an auditor with the public key only; ``authenticators`` also
+    recomputes every event's authenticator with the home's signing key."""
     key = load_public_key(ctx.settings.public_key_path)
-    report: VerifyReport = ctx.registry.verify(None, key, anchor_dir=ctx.settings.anchors_path)
+    report: VerifyReport = ctx.registry.verify(
+        None, key, anchor_dir=ctx.settings.anchors_path, authenticators=authenticators
+    )
     return report
 
 
-def failure(ctx: Context) -> VerificationFailed:
+def failure(ctx: Context, *, authenticators: bool = False) -> VerificationFailed:
     """The VerificationFailed that verification of ``ctx``'s ledger raises."""
     with pytest.raises(VerificationFailed) as info:
-        verify(ctx)
+        verify(ctx, authenticators=authenticators)
     return info.value
 
 
@@ -217,10 +230,8 @@ def mp_context() -> Any:
 
 
 @contextmanager
-def _context(home: str, database_url: str, checkpoint_every: int) -> Iterator[Context]:
-    ctx = build(
-        Settings(home=Path(home), database_url=database_url, checkpoint_every=checkpoint_every)
-    )
+def _context(home: str, database_url: str) -> Iterator[Context]:
+    ctx = build(Settings(home=Path(home), database_url=database_url))
     try:
         yield ctx
     finally:
@@ -231,7 +242,7 @@ def crash_writer(home: str, database_url: str, admin_key: str, tag: str, ready: 
     """Append batches of three events forever; every fifth batch also creates a
     principal (a projection row in the same transaction). Signals ``ready``
     after the first commit; the parent then kills it at some moment."""
-    with _context(home, database_url, checkpoint_every=7) as ctx:
+    with _context(home, database_url) as ctx:
         admin = ctx.registry.authenticate(admin_key)
         batch = 0
         while True:
@@ -254,13 +265,13 @@ def crash_writer(home: str, database_url: str, admin_key: str, tag: str, ready: 
 
 
 def concurrent_writer(
-    home: str, database_url: str, proc: int, count: int, pipe: Any, checkpoint_every: int
+    home: str, database_url: str, proc: int, count: int, pipe: Any
 ) -> None:
     """Wait for "go", then append ``count`` events, one transaction each: the first
     half, then "half" and a wait for the second "go", then the rest (so every
     writer's first half comes before any writer's second half, whatever the
     scheduler does)."""
-    with _context(home, database_url, checkpoint_every=checkpoint_every) as ctx:
+    with _context(home, database_url) as ctx:
         with ctx.registry.transaction() as conn:  # connect and unwrap the key first
             ctx.ledger.keyring.cipher(conn, ctx.ledger.keyring.active_key_id(conn))
         pipe.send("ready")
@@ -297,7 +308,7 @@ def anchor_crash_writer(home: str, database_url: str, runs: list[int], pipe: Any
     """Append benchmark events ``runs`` in one transaction that signs a checkpoint,
     then stop between its commit and its anchor write: send the sizes whose
     anchors are pending and wait there to be killed."""
-    with _context(home, database_url, checkpoint_every=1000) as ctx:
+    with _context(home, database_url) as ctx:
 
         def stop_before_anchors(conn: Any) -> list[Path]:
             pending = conn.info.get("govreg_pending_anchors", [])
@@ -307,4 +318,4 @@ def anchor_crash_writer(home: str, database_url: str, runs: list[int], pipe: Any
 
         ctx.ledger.write_anchors = stop_before_anchors  # type: ignore[method-assign]
         with ctx.registry.transaction() as conn:
-            ctx.registry.record(conn, [benchmark(run) for run in runs], checkpoint=True)
+            ctx.registry.record(conn, [benchmark(run) for run in runs])
