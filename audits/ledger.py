@@ -291,17 +291,19 @@ class Ledger:
         conn.exec_driver_sql(
             f"INSERT INTO {EVENTS_TABLE} ({COLUMNS}) VALUES ({', '.join([mark] * 13)})", rows
         )
-        conn.info[APPENDED] = conn.get_transaction()
+        transaction = conn.get_transaction()
+        appended = conn.info.get(APPENDED)
+        if appended is None or appended[0] is not transaction:
+            conn.info[APPENDED] = (transaction, stored[0].seq)
         return stored
 
     def seal(self, conn: Connection) -> SignedCheckpoint | None:
         """Sign a checkpoint over what this transaction appended (in it, before its
         commit): every committed event is inside a signed checkpoint."""
-        transaction = conn.get_transaction()
-        if transaction is None or conn.info.get(APPENDED) is not transaction:
+        appended = conn.info.pop(APPENDED, None)
+        if appended is None or appended[0] is not conn.get_transaction():
             return None
-        conn.info.pop(APPENDED, None)
-        return self.checkpoint(conn)
+        return self.checkpoint(conn, appended_from=appended[1])
 
     def _key(self) -> Ed25519PrivateKey:
         if self._signing_key is None:
@@ -330,17 +332,22 @@ class Ledger:
         """Ed25519 signature by the checkpoint key (serving's standing statements)."""
         return self._key().sign(message)
 
-    def checkpoint(self, conn: Connection) -> SignedCheckpoint | None:
+    def checkpoint(
+        self, conn: Connection, *, appended_from: int | None = None
+    ) -> SignedCheckpoint | None:
         """Sign the current head after vouching for every event since the last
         checkpoint; the anchor file is written after commit.
 
         Refuses (IntegrityError, logged at ERROR, :attr:`refusal` set) when an
         event since the last checkpoint has no valid authenticator (it was not
-        written by a holder of the signing key), or the events do not extend the
-        last signed tree: the transaction rolls back and nothing is signed.
+        written by a holder of the signing key), the events do not extend the
+        last signed tree (``appended_from``, the first seq this transaction
+        appended, is at or below it: events were deleted from the end), or the
+        anchor folder already holds a checkpoint of the new size (checkpoint rows
+        were deleted): the transaction rolls back and nothing is signed.
         """
         try:
-            signed = self._checkpoint(conn)
+            signed = self._checkpoint(conn, appended_from)
         except IntegrityError as exc:
             self.refusal = str(exc)
             log.error("the ledger's signer refused to sign a checkpoint: %s", exc)
@@ -348,7 +355,9 @@ class Ledger:
         self.refusal = None
         return signed
 
-    def _checkpoint(self, conn: Connection) -> SignedCheckpoint | None:
+    def _checkpoint(
+        self, conn: Connection, appended_from: int | None
+    ) -> SignedCheckpoint | None:
         from sqlalchemy import text
 
         self.lock(conn)
@@ -361,14 +370,23 @@ class Ledger:
                 f"FROM {CHECKPOINTS_TABLE} ORDER BY size DESC LIMIT 1"
             )
         ).first()
+        before = size if appended_from is None else appended_from - 1
+        if last is not None and type(last.size) is int and last.size > before:
+            raise IntegrityError(
+                f"the ledger ended at seq {before} but a checkpoint signed it at size "
+                f"{last.size} (events deleted from the end); refusing to sign "
+                "(run `govreg audit verify`)"
+            )
         if last is not None and last.size == size:
             return None
-        tree = CompactRange() if last is None else self._resume(last)
-        if tree.size > size:
+        anchor_dir = self.config.anchor_dir
+        if anchor_dir is not None and (anchor_dir / anchor_name(size)).exists():
             raise IntegrityError(
-                f"the ledger ends at seq {size} but a checkpoint signed it at size {tree.size} "
-                "(events deleted from the end); refusing to sign (run `govreg audit verify`)"
+                f"the anchor folder already holds {anchor_name(size)}, a checkpoint at size "
+                f"{size} the database no longer has (checkpoints were deleted); refusing to "
+                "sign over it (run `govreg audit verify`)"
             )
+        tree = CompactRange() if last is None else self._resume(last)
         rows = conn.execute(
             text(
                 f"SELECT seq, leaf_hash, authenticator FROM {EVENTS_TABLE} "

@@ -9,6 +9,7 @@ milliseconds instead of re-importing SQLAlchemy for seconds).
 from __future__ import annotations
 
 import multiprocessing
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from audits.events import Event, EventType, NewEvent
-from audits.ledger import chain_of, envelope_bytes, leaf_of
+from audits.ledger import associated_data, chain_of, envelope_bytes, leaf_of
 from audits.signing import load_public_key
 from audits.verify import VerificationFailed, VerifyReport
 from govreg.context import Context, build
@@ -186,6 +187,31 @@ def recompute_hashes(ctx: Context, start: int) -> None:
                 text("UPDATE ledger_events SET leaf_hash = :l, chain_hash = :c WHERE seq = :s"),
                 {"l": leaf, "c": chain, "s": row.seq},
             )
+
+
+def reencrypt(ctx: Any, seq: int, old: bytes, new: bytes) -> None:
+    """An attacker holding the data key rewrites seq's payload properly: decrypt,
+    edit the sealed plaintext, encrypt under a fresh nonce with the right
+    associated data, then recompute every later leaf and chain hash."""
+    row = event_row(ctx, seq)
+    with ctx.engine.connect() as conn:
+        aes = ctx.ledger.keyring.cipher(conn, row.key_id)
+        conn.rollback()
+    aad = associated_data(seq, row.event_type, row.key_id)
+    plain = aes.decrypt(bytes(row.nonce), bytes(row.ciphertext), aad)
+    assert plain.count(old) == 1
+    nonce = secrets.token_bytes(12)
+    ciphertext = aes.encrypt(nonce, plain.replace(old, new), aad)
+    sql(
+        ctx,
+        "UPDATE ledger_events SET nonce = :n, ciphertext = :c WHERE seq = :s",
+        {"n": nonce, "c": ciphertext, "s": seq},
+    )
+    recompute_hashes(ctx, seq)
+
+
+def forge_score(ctx: Any, seq: int) -> None:
+    reencrypt(ctx, seq, f'"score":"0.{seq:04d}"'.encode(), b'"score":"0.9999"')
 
 
 def checkpoint_issued_at(ctx: Context, size: int) -> str:

@@ -3,6 +3,7 @@ verified as stored, and backfilled for a ledger written before the nodes were ke
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,7 +28,7 @@ def ctx(home: Any) -> Iterator[Any]:
     # (checkpoints at 7, 14, 21, 28, 35 and 40)
     context = home.context()
     ends = [3, 7, 14, 21, 28, 35, 40]
-    append_in(context, *(range(a + 1, b + 1) for a, b in zip(ends, ends[1:], strict=False)))
+    append_in(context, *(range(a + 1, b + 1) for a, b in itertools.pairwise(ends)))
     yield context
     context.close()
 

@@ -29,6 +29,7 @@ from ledger_helpers import (
     event_row,
     failure,
     flip,
+    forge_score,
     key_fingerprint,
     recompute_hashes,
     renumber,
@@ -37,7 +38,7 @@ from ledger_helpers import (
 )
 
 from audits.events import EventType, NewEvent
-from audits.ledger import anchor_name, associated_data, chain_of, envelope_bytes, leaf_of
+from audits.ledger import anchor_name, chain_of, envelope_bytes, leaf_of
 from audits.merkle import root
 from audits.signing import SignedCheckpoint, fingerprint, sign_checkpoint
 from audits.verify import VerificationFailed
@@ -274,36 +275,11 @@ def test_edit_then_every_later_hash_recomputed(ctx: Any) -> None:
     assert (err.seq, str(err)) == (7, AES_FAILED.format(seq=7))
 
 
-def _reencrypt(ctx: Any, seq: int, old: bytes, new: bytes) -> None:
-    """An attacker holding the data key rewrites seq's payload properly: decrypt,
-    edit the sealed plaintext, encrypt under a fresh nonce with the right
-    associated data, then recompute every later leaf and chain hash."""
-    row = event_row(ctx, seq)
-    with ctx.engine.connect() as conn:
-        aes = ctx.ledger.keyring.cipher(conn, row.key_id)
-        conn.rollback()
-    aad = associated_data(seq, row.event_type, row.key_id)
-    plain = aes.decrypt(bytes(row.nonce), bytes(row.ciphertext), aad)
-    assert plain.count(old) == 1
-    nonce = secrets.token_bytes(12)
-    ciphertext = aes.encrypt(nonce, plain.replace(old, new), aad)
-    sql(
-        ctx,
-        "UPDATE ledger_events SET nonce = :n, ciphertext = :c WHERE seq = :s",
-        {"n": nonce, "c": ciphertext, "s": seq},
-    )
-    recompute_hashes(ctx, seq)
-
-
-def _forge_score(ctx: Any, seq: int) -> None:
-    _reencrypt(ctx, seq, f'"score":"0.{seq:04d}"'.encode(), b'"score":"0.9999"')
-
-
 @pytest.mark.parametrize(("seq", "first", "size"), [(7, 6, 10), (4, 4, 5)])
 def test_properly_reencrypted_rewrite_caught_by_checkpoints(
     ctx: Any, seq: int, first: int, size: int
 ) -> None:
-    _forge_score(ctx, seq)
+    forge_score(ctx, seq)
     with ctx.registry.reading() as conn:
         forged = [e for e in ctx.ledger.events(conn) if e.seq == seq]
     assert forged[0].data["score"] == "0.9999"  # it decrypts: every per-row check passes
@@ -319,7 +295,7 @@ def test_properly_reencrypted_rewrite_caught_by_anchor_without_db_checkpoints(
     ctx: Any,
 ) -> None:
     """The attacker also deletes the database checkpoints: the anchor catches it."""
-    _forge_score(ctx, 7)
+    forge_score(ctx, 7)
     sql(ctx, "DELETE FROM ledger_checkpoints WHERE size >= 5")
     err = failure(ctx)
     assert (err.seq, str(err)) == (
@@ -330,7 +306,7 @@ def test_properly_reencrypted_rewrite_caught_by_anchor_without_db_checkpoints(
 
 def test_rewrite_with_checkpoint_root_replaced_fails_the_signature(ctx: Any) -> None:
     """The attacker also points the stored checkpoint at the new root."""
-    _forge_score(ctx, 7)
+    forge_score(ctx, 7)
     leaves = [bytes(r[0]) for r in sql(ctx, "SELECT leaf_hash FROM ledger_events ORDER BY seq")]
     sql(
         ctx,
