@@ -379,6 +379,12 @@ class Ledger:
             )
         if last is not None and last.size == size:
             return None
+        if last is None and before > 0:
+            raise IntegrityError(
+                f"the ledger holds events 1..{before} but no signed checkpoint (checkpoints "
+                "were deleted: every write signs one); refusing to sign "
+                "(run `govreg audit verify`)"
+            )
         anchor_dir = self.config.anchor_dir
         if anchor_dir is not None and (anchor_dir / anchor_name(size)).exists():
             raise IntegrityError(
@@ -387,6 +393,7 @@ class Ledger:
                 "sign over it (run `govreg audit verify`)"
             )
         tree = CompactRange() if last is None else self._resume(last)
+        tree_start = tree.size
         rows = conn.execute(
             text(
                 f"SELECT seq, leaf_hash, authenticator FROM {EVENTS_TABLE} "
@@ -421,7 +428,7 @@ class Ledger:
             raise IntegrityError(
                 f"ledger has {size} events but {tree.size} leaves follow the last checkpoint"
             )
-        self._store_nodes(conn, nodes)
+        self._store_nodes(conn, nodes, after=tree_start)
         signed = sign_checkpoint(self._key(), size, tree.root(), isoformat(utcnow()))
         conn.execute(
             text(
@@ -443,16 +450,28 @@ class Ledger:
         return signed
 
     @staticmethod
-    def _store_nodes(conn: Connection, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+    def _store_nodes(
+        conn: Connection, nodes: Sequence[tuple[int, int, bytes]], *, after: int = 0
+    ) -> None:
         """Insert the complete subtrees ``(last_seq, level, hash)`` a checkpoint completed
-        (under the writers' lock, in the checkpoint's transaction)."""
+        (under the writers' lock, in the checkpoint's transaction); refuse if one past
+        the previous checkpoint's size ``after`` is already stored."""
+        import sqlalchemy.exc
+
         if not nodes:
             return
         mark = "?" if is_sqlite(conn) else "%s"
-        conn.exec_driver_sql(
-            f"INSERT INTO {NODES_TABLE} (last_seq, level, hash) VALUES ({mark}, {mark}, {mark})",
-            list(nodes),
-        )
+        try:
+            conn.exec_driver_sql(
+                f"INSERT INTO {NODES_TABLE} (last_seq, level, hash) "
+                f"VALUES ({mark}, {mark}, {mark})",
+                list(nodes),
+            )
+        except sqlalchemy.exc.IntegrityError as exc:
+            raise IntegrityError(
+                f"tree nodes past the last checkpoint (size {after}) are already stored: "
+                "checkpoints were deleted; refusing to sign (run `govreg audit verify`)"
+            ) from exc
 
     def _signed_row(self, row: Any) -> SignedCheckpoint:
         """A stored checkpoint row, refused unless this ledger's key signed it."""

@@ -223,8 +223,8 @@ def test_laundered_rewrite_is_refused_and_caught(ctx: Any) -> None:
     with pytest.raises(IntegrityError) as info:
         append(ctx, range(13, 14))
     assert str(info.value) == (
-        "seq 7: an invalid authenticator, so no holder of the signing key wrote it; refusing "
-        f"to sign a checkpoint over it {RUN_VERIFY}"
+        "the ledger holds events 1..12 but no signed checkpoint (checkpoints were deleted: "
+        f"every write signs one); refusing to sign {RUN_VERIFY}"
     )
     assert (seqs(ctx), checkpoint_sizes(ctx), anchors(ctx)) == (list(range(1, 13)), [], [])
     err = failure(ctx, authenticators=True)
@@ -235,6 +235,40 @@ def test_laundered_rewrite_is_refused_and_caught(ctx: Any) -> None:
     )
     err = failure(ctx)  # with the public key only, nothing is signed at all
     assert (err.seq, str(err)) == (1, UNCOVERED.format(first=1, last=12))
+
+
+def test_laundered_rewrite_past_a_kept_checkpoint_is_refused(ctx: Any) -> None:
+    """Seq 11 rewritten, and only what covers it deleted (checkpoint 12, its nodes and
+    anchor): the signer resumes from 10 and meets the rewritten event's authenticator."""
+    forge_score(ctx, 11)
+    sql(ctx, "DELETE FROM ledger_checkpoints WHERE size = 12")
+    sql(ctx, "DELETE FROM ledger_tree_nodes WHERE last_seq > 10")
+    (ctx.settings.anchors_path / anchor_name(12)).unlink()
+    with pytest.raises(IntegrityError) as info:
+        append(ctx, range(13, 14))
+    assert str(info.value) == (
+        "seq 11: an invalid authenticator, so no holder of the signing key wrote it; "
+        f"refusing to sign a checkpoint over it {RUN_VERIFY}"
+    )
+    assert checkpoint_sizes(ctx) == [3, 5, 10]
+    err = failure(ctx, authenticators=True)
+    assert (err.seq, str(err)) == (
+        11,
+        "seq 11: authenticator does not match (the event was added or rewritten by someone "
+        "without the checkpoint signing key)",
+    )
+
+
+def test_checkpoints_deleted_under_kept_tree_nodes_are_refused(ctx: Any) -> None:
+    sql(ctx, "DELETE FROM ledger_checkpoints WHERE size = 12")
+    (ctx.settings.anchors_path / anchor_name(12)).unlink()
+    with pytest.raises(IntegrityError) as info:
+        append(ctx, range(13, 14))
+    assert str(info.value) == (
+        "tree nodes past the last checkpoint (size 10) are already stored: checkpoints were "
+        f"deleted; refusing to sign {RUN_VERIFY}"
+    )
+    assert checkpoint_sizes(ctx) == [3, 5, 10]
 
 
 # -- finding 1: deleting the newest events ------------------------------------------------------
