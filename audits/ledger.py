@@ -77,6 +77,20 @@ AUTHENTICATOR_INFO = b"govreg-ledger/v1 event authenticator"
 AUTHENTICATOR_PREFIX = b"govreg-ledger/event"
 
 
+_UNREAD: Any = object()
+
+
+@dataclass
+class _Appended:
+    """What one transaction appended, for :meth:`Ledger.seal`: its first seq, the
+    latest checkpoint as it read it under the lock, and its own leaf hashes."""
+
+    transaction: Any
+    first_seq: int
+    latest: Any
+    leaves: list[bytes]
+
+
 def _str(value: str | None) -> str:
     return "null" if value is None else encode_basestring(value)
 
@@ -187,6 +201,8 @@ class Ledger:
         # The last checkpoint this process signed or checked: the next seal need
         # not verify its signature again when the stored row is exactly it.
         self._trusted: SignedCheckpoint | None = None
+        # The frontier (text and hashes) of the checkpoint this process last signed.
+        self._trusted_frontier: tuple[str, list[bytes]] | None = None
         self.refusal: str | None = None
 
     # -- writing ---------------------------------------------------------------
@@ -221,7 +237,13 @@ class Ledger:
         if not events:
             return []
         self.lock(conn)
-        self.reanchor(conn)
+        transaction = conn.get_transaction()
+        appended: _Appended | None = conn.info.get(APPENDED)
+        if appended is not None and appended.transaction is not transaction:
+            appended = None
+        latest = self._latest_row(conn) if appended is None else appended.latest
+        if appended is None:
+            self.reanchor(conn, latest)
         seq, chain = self.head(conn)
         key_id = self.keyring.active_key_id(conn)
         aes = self.keyring.cipher(conn, key_id)
@@ -291,19 +313,18 @@ class Ledger:
         conn.exec_driver_sql(
             f"INSERT INTO {EVENTS_TABLE} ({COLUMNS}) VALUES ({', '.join([mark] * 13)})", rows
         )
-        transaction = conn.get_transaction()
-        appended = conn.info.get(APPENDED)
-        if appended is None or appended[0] is not transaction:
-            conn.info[APPENDED] = (transaction, stored[0].seq)
+        if appended is None:
+            conn.info[APPENDED] = _Appended(transaction, stored[0].seq, latest, [])
+        conn.info[APPENDED].leaves.extend(row[10] for row in rows)
         return stored
 
     def seal(self, conn: Connection) -> SignedCheckpoint | None:
         """Sign a checkpoint over what this transaction appended (in it, before its
         commit): every committed event is inside a signed checkpoint."""
-        appended = conn.info.pop(APPENDED, None)
-        if appended is None or appended[0] is not conn.get_transaction():
+        appended: _Appended | None = conn.info.pop(APPENDED, None)
+        if appended is None or appended.transaction is not conn.get_transaction():
             return None
-        return self.checkpoint(conn, appended_from=appended[1])
+        return self.checkpoint(conn, appended)
 
     def _key(self) -> Ed25519PrivateKey:
         if self._signing_key is None:
@@ -333,7 +354,7 @@ class Ledger:
         return self._key().sign(message)
 
     def checkpoint(
-        self, conn: Connection, *, appended_from: int | None = None
+        self, conn: Connection, appended: _Appended | None = None
     ) -> SignedCheckpoint | None:
         """Sign the current head after vouching for every event since the last
         checkpoint; the anchor file is written after commit.
@@ -341,13 +362,13 @@ class Ledger:
         Refuses (IntegrityError, logged at ERROR, :attr:`refusal` set) when an
         event since the last checkpoint has no valid authenticator (it was not
         written by a holder of the signing key), the events do not extend the
-        last signed tree (``appended_from``, the first seq this transaction
-        appended, is at or below it: events were deleted from the end), or the
+        last signed tree (the first seq this transaction appended is at or below
+        it: events were deleted from the end), or the
         anchor folder already holds a checkpoint of the new size (checkpoint rows
         were deleted): the transaction rolls back and nothing is signed.
         """
         try:
-            signed = self._checkpoint(conn, appended_from)
+            signed = self._checkpoint(conn, appended)
         except IntegrityError as exc:
             self.refusal = str(exc)
             log.error("the ledger's signer refused to sign a checkpoint: %s", exc)
@@ -355,22 +376,18 @@ class Ledger:
         self.refusal = None
         return signed
 
-    def _checkpoint(
-        self, conn: Connection, appended_from: int | None
-    ) -> SignedCheckpoint | None:
+    def _checkpoint(self, conn: Connection, appended: _Appended | None) -> SignedCheckpoint | None:
         from sqlalchemy import text
 
         self.lock(conn)
-        size, _ = self.head(conn)
+        if appended is None:
+            size, _ = self.head(conn)
+            before, own, last = size, [], self._latest_row(conn)
+        else:  # under the lock since it appended: nobody else wrote since
+            before, own, last = appended.first_seq - 1, appended.leaves, appended.latest
+            size = before + len(own)
         if size == 0:
             return None
-        last = conn.execute(
-            text(
-                "SELECT size, root_hash, issued_at, key_fingerprint, signature, frontier "
-                f"FROM {CHECKPOINTS_TABLE} ORDER BY size DESC LIMIT 1"
-            )
-        ).first()
-        before = size if appended_from is None else appended_from - 1
         if last is not None and type(last.size) is int and last.size > before:
             raise IntegrityError(
                 f"the ledger ended at seq {before} but a checkpoint signed it at size "
@@ -394,35 +411,10 @@ class Ledger:
             )
         tree = CompactRange() if last is None else self._resume(last)
         tree_start = tree.size
-        rows = conn.execute(
-            text(
-                f"SELECT seq, leaf_hash, authenticator FROM {EVENTS_TABLE} "
-                "WHERE seq > :s ORDER BY seq"
-            ),
-            {"s": tree.size},
-        )
-        mac_key = self.authenticator_key()
         nodes: list[tuple[int, int, bytes]] = []
-        for seq, stored_leaf, mac in rows:
-            if not isinstance(stored_leaf, bytes | memoryview) or len(stored_leaf) != len(GENESIS):
-                raise IntegrityError(
-                    f"seq {seq}: stored leaf hash is not 32 bytes; refusing to sign a "
-                    "checkpoint over it (run `govreg audit verify`)"
-                )
-            leaf = bytes(stored_leaf)
-            if type(seq) is not int or seq != tree.size + 1:
-                raise IntegrityError(
-                    f"seq {tree.size + 1} is missing after the checkpoint at size {tree.size} "
-                    f"(next stored: {seq!r}); refusing to sign (run `govreg audit verify`)"
-                )
-            if not isinstance(mac, bytes | memoryview) or not hmac.compare_digest(
-                bytes(mac), authenticator_of(mac_key, seq, leaf)
-            ):
-                raise IntegrityError(
-                    f"seq {seq}: {'no' if mac is None else 'an invalid'} authenticator, so no "
-                    "holder of the signing key wrote it; refusing to sign a checkpoint over "
-                    "it (run `govreg audit verify`)"
-                )
+        if tree.size < before:  # events no writer signed: vouch for each
+            self._vouch(conn, tree, before, nodes)
+        for seq, leaf in enumerate(own, before + 1):  # this transaction's own
             nodes.extend((seq, level, value) for level, value in tree.append(leaf))
         if tree.size != size:
             raise IntegrityError(
@@ -447,7 +439,50 @@ class Ledger:
         )
         conn.info.setdefault(PENDING_ANCHORS, []).append(signed)
         self._trusted = signed
+        self._trusted_frontier = (frontier_text(tree), tree.state())
         return signed
+
+    def _vouch(
+        self, conn: Connection, tree: CompactRange, before: int, nodes: list[tuple[int, int, bytes]]
+    ) -> None:
+        """Add events ``tree.size + 1 .. before`` to ``tree`` (and their completed
+        subtrees to ``nodes``), each only with a valid authenticator."""
+        from sqlalchemy import text
+
+        rows = conn.execute(
+            text(
+                f"SELECT seq, leaf_hash, authenticator FROM {EVENTS_TABLE} "
+                "WHERE seq > :s AND seq <= :b ORDER BY seq"
+            ),
+            {"s": tree.size, "b": before},
+        )
+        mac_key = self.authenticator_key()
+        for seq, stored_leaf, mac in rows:
+            if not isinstance(stored_leaf, bytes | memoryview) or len(stored_leaf) != len(GENESIS):
+                raise IntegrityError(
+                    f"seq {seq}: stored leaf hash is not 32 bytes; refusing to sign a "
+                    "checkpoint over it (run `govreg audit verify`)"
+                )
+            leaf = bytes(stored_leaf)
+            if type(seq) is not int or seq != tree.size + 1:
+                raise IntegrityError(
+                    f"seq {tree.size + 1} is missing after the checkpoint at size {tree.size} "
+                    f"(next stored: {seq!r}); refusing to sign (run `govreg audit verify`)"
+                )
+            if not isinstance(mac, bytes | memoryview) or not hmac.compare_digest(
+                bytes(mac), authenticator_of(mac_key, seq, leaf)
+            ):
+                raise IntegrityError(
+                    f"seq {seq}: {'no' if mac is None else 'an invalid'} authenticator, so no "
+                    "holder of the signing key wrote it; refusing to sign a checkpoint over "
+                    "it (run `govreg audit verify`)"
+                )
+            nodes.extend((seq, level, value) for level, value in tree.append(leaf))
+        if tree.size != before:
+            raise IntegrityError(
+                f"seq {tree.size + 1} is missing after the checkpoint at size {tree.size}; "
+                "refusing to sign (run `govreg audit verify`)"
+            )
 
     @staticmethod
     def _store_nodes(
@@ -507,6 +542,9 @@ class Ledger:
         """The compact range stored with the last checkpoint, checked against its
         signed root: a poisoned frontier must never be signed into a new root."""
         signed = self._signed_row(last)
+        mine = self._trusted_frontier
+        if mine is not None and signed == self._trusted and last.frontier == mine[0]:
+            return CompactRange.from_state(signed.size, mine[1])  # as this process signed it
         try:
             hashes = json.loads(_text(last.frontier))
             if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):
@@ -524,20 +562,27 @@ class Ledger:
             )
         return tree
 
-    def reanchor(self, conn: Connection) -> Path | None:
-        """Write the latest committed checkpoint's anchor if it is missing (its
-        writer stopped between commit and anchor write); under the writers' lock."""
+    @staticmethod
+    def _latest_row(conn: Connection) -> Any:
+        """The stored checkpoint of the largest size (every column), or None."""
         from sqlalchemy import text
 
-        anchor_dir = self.config.anchor_dir
-        if anchor_dir is None:
-            return None
-        row = conn.execute(
+        return conn.execute(
             text(
-                "SELECT size, root_hash, issued_at, key_fingerprint, signature "
+                "SELECT size, root_hash, issued_at, key_fingerprint, signature, frontier "
                 f"FROM {CHECKPOINTS_TABLE} ORDER BY size DESC LIMIT 1"
             )
         ).first()
+
+    def reanchor(self, conn: Connection, row: Any = _UNREAD) -> Path | None:
+        """Write the latest committed checkpoint's anchor if it is missing (its
+        writer stopped between commit and anchor write); under the writers' lock.
+        ``row`` is that checkpoint if the caller already read it."""
+        anchor_dir = self.config.anchor_dir
+        if anchor_dir is None:
+            return None
+        if row is _UNREAD:
+            row = self._latest_row(conn)
         if row is None:
             return None
         pending: list[SignedCheckpoint] = conn.info.get(PENDING_ANCHORS, [])
