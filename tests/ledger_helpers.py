@@ -8,6 +8,7 @@ milliseconds instead of re-importing SQLAlchemy for seconds).
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import secrets
 import time
@@ -20,7 +21,7 @@ import pytest
 from sqlalchemy import text
 
 from audits.events import Event, EventType, NewEvent
-from audits.ledger import associated_data, chain_of, envelope_bytes, leaf_of
+from audits.ledger import associated_data, chain_of, envelope_bytes, leaf_of, sealed_header
 from audits.signing import load_public_key
 from audits.verify import VerificationFailed, VerifyReport
 from govreg.context import Context, build
@@ -214,6 +215,59 @@ def forge_score(ctx: Any, seq: int) -> None:
     reencrypt(ctx, seq, f'"score":"0.{seq:04d}"'.encode(), b'"score":"0.9999"')
 
 
+def forge(ctx: Any, new: NewEvent, authenticator: bytes | None) -> int:
+    """Append ``new`` as the attacker can: a payload encrypted under the active data
+    key, the right associated data, leaf and chain hashes, and, for the registry,
+    its projection rows; the authenticator is whatever the attacker can come up with."""
+    from core.canonical import canonical_bytes
+    from core.clock import isoformat, utcnow
+    from registry.projection import DatabaseView, apply
+
+    with ctx.engine.begin() as conn:
+        head = conn.exec_driver_sql(
+            "SELECT seq, chain_hash FROM ledger_events ORDER BY seq DESC LIMIT 1"
+        ).one()
+        seq = int(head[0]) + 1
+        key_id = ctx.ledger.keyring.active_key_id(conn)
+        aes = ctx.ledger.keyring.cipher(conn, key_id)
+        recorded_at = isoformat(utcnow())
+        index = canonical_bytes(new.index).decode()
+        plain = (
+            sealed_header(recorded_at, new.actor, new.model, new.version, index)
+            + json.dumps(new.data, sort_keys=True, separators=(",", ":")).encode()
+        )
+        nonce = secrets.token_bytes(12)
+        ciphertext = aes.encrypt(nonce, plain, associated_data(seq, str(new.type), key_id))
+        leaf = leaf_of(
+            envelope_bytes(
+                seq, recorded_at, str(new.type), new.actor, new.model, new.version, index,
+                key_id, nonce, ciphertext,
+            )
+        )  # fmt: skip
+        conn.exec_driver_sql(
+            "INSERT INTO ledger_events VALUES " + ("(" + ", ".join(["?"] * 13) + ")")
+            if conn.dialect.name == "sqlite"
+            else "INSERT INTO ledger_events VALUES (" + ", ".join(["%s"] * 13) + ")",
+            (
+                seq, recorded_at, str(new.type), new.actor, new.model, new.version, index,
+                key_id, nonce, ciphertext, leaf, chain_of(bytes(head[1]), leaf), authenticator,
+            ),
+        )  # fmt: skip
+        events = list(ctx.ledger.events(conn))
+        apply(DatabaseView(conn), events[-1])
+    return seq
+
+
+def forged_admin(ctx: Any, authenticator: bytes | None) -> tuple[int, str]:
+    """A ``principal.created`` admin event and its ``principals`` row; its API key."""
+    from registry.roles import Role
+
+    event, api_key = ctx.registry._new_principal_event(
+        "admin", "mallory", Role.ADMIN, None, person="admin"
+    )
+    return forge(ctx, event, authenticator), api_key
+
+
 def checkpoint_issued_at(ctx: Context, size: int) -> str:
     rows = sql(ctx, "SELECT issued_at FROM ledger_checkpoints WHERE size = :s", {"s": size})
     return str(rows[0][0])
@@ -290,9 +344,7 @@ def crash_writer(home: str, database_url: str, admin_key: str, tag: str, ready: 
             batch += 1
 
 
-def concurrent_writer(
-    home: str, database_url: str, proc: int, count: int, pipe: Any
-) -> None:
+def concurrent_writer(home: str, database_url: str, proc: int, count: int, pipe: Any) -> None:
     """Wait for "go", then append ``count`` events, one transaction each: the first
     half, then "half" and a wait for the second "go", then the rest (so every
     writer's first half comes before any writer's second half, whatever the

@@ -16,9 +16,7 @@ seq 1-3, then runs 4-5, 6-10 and 11-12 in one transaction each (checkpoints at
 
 from __future__ import annotations
 
-import json
 import logging
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,25 +27,15 @@ from ledger_helpers import (
     drop_guard_rails,
     failure,
     forge_score,
+    forged_admin,
     fresh,
     seqs,
     sql,
     verify,
 )
 
-from audits.events import NewEvent
-from audits.ledger import (
-    anchor_name,
-    associated_data,
-    chain_of,
-    envelope_bytes,
-    leaf_of,
-    sealed_header,
-)
-from core.canonical import canonical_bytes
-from core.clock import isoformat, utcnow
+from audits.ledger import anchor_name
 from core.errors import IntegrityError
-from registry.projection import DatabaseView, apply
 from registry.roles import Role
 
 RUN_VERIFY = "(run `govreg audit verify`)"
@@ -79,53 +67,6 @@ def health(ctx: Any) -> str | None:
     with ctx.registry.reading() as conn:
         problem: str | None = ctx.ledger.health(conn)
     return problem
-
-
-def forge(ctx: Any, new: NewEvent, authenticator: bytes | None) -> int:
-    """Append ``new`` as the attacker can: a payload encrypted under the active data
-    key, the right associated data, leaf and chain hashes, and, for the registry,
-    its projection rows; the authenticator is whatever the attacker can come up with."""
-    with ctx.engine.begin() as conn:
-        head = conn.exec_driver_sql(
-            "SELECT seq, chain_hash FROM ledger_events ORDER BY seq DESC LIMIT 1"
-        ).one()
-        seq = int(head[0]) + 1
-        key_id = ctx.ledger.keyring.active_key_id(conn)
-        aes = ctx.ledger.keyring.cipher(conn, key_id)
-        recorded_at = isoformat(utcnow())
-        index = canonical_bytes(new.index).decode()
-        plain = (
-            sealed_header(recorded_at, new.actor, new.model, new.version, index)
-            + json.dumps(new.data, sort_keys=True, separators=(",", ":")).encode()
-        )
-        nonce = secrets.token_bytes(12)
-        ciphertext = aes.encrypt(nonce, plain, associated_data(seq, str(new.type), key_id))
-        leaf = leaf_of(
-            envelope_bytes(
-                seq, recorded_at, str(new.type), new.actor, new.model, new.version, index,
-                key_id, nonce, ciphertext,
-            )
-        )  # fmt: skip
-        conn.exec_driver_sql(
-            "INSERT INTO ledger_events VALUES " + ("(" + ", ".join(["?"] * 13) + ")")
-            if conn.dialect.name == "sqlite"
-            else "INSERT INTO ledger_events VALUES (" + ", ".join(["%s"] * 13) + ")",
-            (
-                seq, recorded_at, str(new.type), new.actor, new.model, new.version, index,
-                key_id, nonce, ciphertext, leaf, chain_of(bytes(head[1]), leaf), authenticator,
-            ),
-        )  # fmt: skip
-        events = list(ctx.ledger.events(conn))
-        apply(DatabaseView(conn), events[-1])
-    return seq
-
-
-def forged_admin(ctx: Any, authenticator: bytes | None) -> tuple[int, str]:
-    """A ``principal.created`` admin event and its ``principals`` row; its API key."""
-    event, api_key = ctx.registry._new_principal_event(
-        "admin", "mallory", Role.ADMIN, None, person="admin"
-    )
-    return forge(ctx, event, authenticator), api_key
 
 
 # -- finding 2: forged appends ---------------------------------------------------------------
