@@ -211,4 +211,3 @@ def test_migration_backfills_a_ledger_written_before_it(ctx: Any) -> None:
     assert _sizes(ctx)[-1] == 63
     assert _nodes(ctx) == _expected_nodes(leaves[:63])
     assert verify(ctx, authenticators=True).size == 63
-
