@@ -12,6 +12,7 @@ from typing import Any
 
 class EventType(StrEnum):
     LEDGER_INITIALISED = "ledger.initialised"
+    LEDGER_UPGRADED = "ledger.upgraded"
     PERSON_CREATED = "person.created"
     PRINCIPAL_CREATED = "principal.created"
     PRINCIPAL_REVOKED = "principal.revoked"

@@ -9,13 +9,24 @@ its key id. Then
     chain = SHA-256(0x01 || previous chain || leaf)      (previous of seq 1: 32 zero bytes)
 
 and an RFC 6962 Merkle tree over the leaves gives the root that signed
-checkpoints commit to. Appends run inside the caller's transaction, after
-taking the writers' lock, so a use case's projection rows and its events
-commit together or not at all.
+checkpoints commit to. Each event also carries
+
+    authenticator = HMAC-SHA256(K, "govreg-ledger/event" || seq (8 bytes, big-endian) || leaf)
+
+where K is derived (HKDF-SHA256) from the checkpoint signing key: the data keys
+in ``kek.json`` cannot make one. Appends run inside the caller's transaction,
+after taking the writers' lock, so a use case's projection rows and its events
+commit together or not at all; :meth:`Ledger.seal` then signs a checkpoint
+over them in the same transaction, so no committed event is ever outside a
+signed checkpoint. Before signing, the signer vouches for every event the new
+checkpoint adds: each must carry a valid authenticator, and the tree must
+extend the previous signed one; otherwise it refuses, writes nothing and logs
+an error.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
@@ -42,10 +53,13 @@ from audits.tables import CHECKPOINTS_TABLE, EVENTS_TABLE, NODES_TABLE
 from core.canonical import canonical_bytes
 from core.clock import isoformat, utcnow
 from core.db import is_sqlite
-from core.errors import IntegrityError
+from core.errors import ConfigError, IntegrityError
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
     from sqlalchemy.engine import Connection
 
 log = logging.getLogger(__name__)
@@ -54,10 +68,27 @@ GENESIS = bytes(32)
 ADVISORY_LOCK_ID = 0x676F7672  # "govr"
 PENDING_ANCHORS = "govreg_pending_anchors"
 LOCK_HELD = "govreg_writer_lock_transaction"
+APPENDED = "govreg_appended_transaction"
 COLUMNS = (
     "seq, recorded_at, event_type, actor, model, version, index_fields, "
-    "key_id, nonce, ciphertext, leaf_hash, chain_hash"
+    "key_id, nonce, ciphertext, leaf_hash, chain_hash, authenticator"
 )
+AUTHENTICATOR_INFO = b"govreg-ledger/v1 event authenticator"
+AUTHENTICATOR_PREFIX = b"govreg-ledger/event"
+
+
+_UNREAD: Any = object()
+
+
+@dataclass
+class _Appended:
+    """What one transaction appended, for :meth:`Ledger.seal`: its first seq, the
+    latest checkpoint as it read it under the lock, and its own leaf hashes."""
+
+    transaction: Any
+    first_seq: int
+    latest: Any
+    leaves: list[bytes]
 
 
 def _str(value: str | None) -> str:
@@ -107,6 +138,25 @@ def chain_of(previous: bytes, leaf: bytes) -> bytes:
     return sha256(b"\x01" + previous + leaf).digest()
 
 
+def authenticator_key(signing_key: Ed25519PrivateKey) -> bytes:
+    """The event-authenticator key: HKDF-SHA256 of the checkpoint signing key's seed
+    (only a holder of the signing key can compute it; the data keys cannot)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    seed = signing_key.private_bytes(
+        serialization.Encoding.Raw,
+        serialization.PrivateFormat.Raw,
+        serialization.NoEncryption(),
+    )
+    return HKDF(hashes.SHA256(), 32, salt=None, info=AUTHENTICATOR_INFO).derive(seed)
+
+
+def authenticator_of(key: bytes, seq: int, leaf: bytes) -> bytes:
+    """HMAC-SHA256 over the event's seq and leaf hash (the stored ``authenticator``)."""
+    return hmac.digest(key, AUTHENTICATOR_PREFIX + seq.to_bytes(8, "big") + leaf, "sha256")
+
+
 def associated_data(seq: int, event_type: str, key_id: str) -> bytes:
     """AES-GCM associated data: binds a ciphertext to its table, seq, type and key."""
     return (
@@ -137,16 +187,23 @@ def unseal(plain: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
 class LedgerConfig:
     signing_key_path: Path
     anchor_dir: Path | None
-    checkpoint_every: int = 1000
 
 
 class Ledger:
-    """Appends and reads events; signs checkpoints. Stateless but for caches."""
+    """Appends and reads events; signs checkpoints. Stateless but for caches
+    and :attr:`refusal`, the signer's last refusal (None once it signs again)."""
 
     def __init__(self, keyring: Keyring, config: LedgerConfig) -> None:
         self.keyring = keyring
         self.config = config
         self._signing_key: Ed25519PrivateKey | None = None
+        self._authenticator_key: bytes | None = None
+        # The last checkpoint this process signed or checked: the next seal need
+        # not verify its signature again when the stored row is exactly it.
+        self._trusted: SignedCheckpoint | None = None
+        # The frontier (text and hashes) of the checkpoint this process last signed.
+        self._trusted_frontier: tuple[str, list[bytes]] | None = None
+        self.refusal: str | None = None
 
     # -- writing ---------------------------------------------------------------
     def lock(self, conn: Connection) -> None:
@@ -173,21 +230,26 @@ class Ledger:
         ).first()
         return (0, GENESIS) if row is None else (int(row.seq), bytes(row.chain_hash))
 
-    def append(
-        self, conn: Connection, events: Sequence[NewEvent], *, checkpoint: bool = False
-    ) -> list[Event]:
-        """Append ``events`` in order inside the caller's transaction."""
+    def append(self, conn: Connection, events: Sequence[NewEvent]) -> list[Event]:
+        """Append ``events`` in order inside the caller's transaction; call
+        :meth:`seal` before it commits (``Registry.transaction`` does)."""
 
         if not events:
             return []
         self.lock(conn)
-        self.reanchor(conn)
+        transaction = conn.get_transaction()
+        appended: _Appended | None = conn.info.get(APPENDED)
+        if appended is not None and appended.transaction is not transaction:
+            appended = None
+        latest = self._latest_row(conn) if appended is None else appended.latest
+        if appended is None:
+            self.reanchor(conn, latest)
         seq, chain = self.head(conn)
         key_id = self.keyring.active_key_id(conn)
         aes = self.keyring.cipher(conn, key_id)
+        mac_key = self.authenticator_key()
         rows: list[tuple[Any, ...]] = []
         stored: list[Event] = []
-        first_seq = seq + 1
         recorded_at = isoformat(utcnow())  # one transaction, one time
         for new in events:
             seq += 1
@@ -229,6 +291,7 @@ class Ledger:
                     ciphertext,
                     leaf,
                     chain,
+                    authenticator_of(mac_key, seq, leaf),
                 )
             )
             stored.append(
@@ -248,56 +311,116 @@ class Ledger:
             )
         mark = "?" if is_sqlite(conn) else "%s"
         conn.exec_driver_sql(
-            f"INSERT INTO {EVENTS_TABLE} ({COLUMNS}) VALUES ({', '.join([mark] * 12)})", rows
+            f"INSERT INTO {EVENTS_TABLE} ({COLUMNS}) VALUES ({', '.join([mark] * 13)})", rows
         )
-        every = self.config.checkpoint_every
-        if checkpoint or (first_seq - 1) // every != seq // every:
-            self.checkpoint(conn)
+        if appended is None:
+            conn.info[APPENDED] = _Appended(transaction, stored[0].seq, latest, [])
+        conn.info[APPENDED].leaves.extend(row[10] for row in rows)
         return stored
+
+    def seal(self, conn: Connection) -> SignedCheckpoint | None:
+        """Sign a checkpoint over what this transaction appended (in it, before its
+        commit): every committed event is inside a signed checkpoint."""
+        appended: _Appended | None = conn.info.pop(APPENDED, None)
+        if appended is None or appended.transaction is not conn.get_transaction():
+            return None
+        return self.checkpoint(conn, appended)
 
     def _key(self) -> Ed25519PrivateKey:
         if self._signing_key is None:
             self._signing_key = load_private_key(self.config.signing_key_path)
         return self._signing_key
 
+    def authenticator_key(self) -> bytes:
+        if self._authenticator_key is None:
+            self._authenticator_key = authenticator_key(self._key())
+        return self._authenticator_key
+
+    def authenticator_key_for(self, public_key: Ed25519PublicKey) -> bytes | None:
+        """The authenticator key if this process can read the signing key of
+        ``public_key`` (on the home's machine), else None (an auditor's copy)."""
+        from audits.signing import fingerprint
+
+        try:
+            key = self._key()
+        except ConfigError:
+            return None
+        if fingerprint(key.public_key()) != fingerprint(public_key):
+            return None
+        return self.authenticator_key()
+
     def sign(self, message: bytes) -> bytes:
         """Ed25519 signature by the checkpoint key (serving's standing statements)."""
         return self._key().sign(message)
 
-    def checkpoint(self, conn: Connection) -> SignedCheckpoint | None:
-        """Sign the current head; the anchor file is written after commit."""
+    def checkpoint(
+        self, conn: Connection, appended: _Appended | None = None
+    ) -> SignedCheckpoint | None:
+        """Sign the current head after vouching for every event since the last
+        checkpoint; the anchor file is written after commit.
+
+        Refuses (IntegrityError, logged at ERROR, :attr:`refusal` set) when an
+        event since the last checkpoint has no valid authenticator (it was not
+        written by a holder of the signing key), the events do not extend the
+        last signed tree (the first seq this transaction appended is at or below
+        it: events were deleted from the end), or the
+        anchor folder already holds a checkpoint of the new size (checkpoint rows
+        were deleted): the transaction rolls back and nothing is signed.
+        """
+        try:
+            signed = self._checkpoint(conn, appended)
+        except IntegrityError as exc:
+            self.refusal = str(exc)
+            log.error("the ledger's signer refused to sign a checkpoint: %s", exc)
+            raise
+        self.refusal = None
+        return signed
+
+    def _checkpoint(self, conn: Connection, appended: _Appended | None) -> SignedCheckpoint | None:
         from sqlalchemy import text
 
         self.lock(conn)
-        size, _ = self.head(conn)
+        if appended is None:
+            size, _ = self.head(conn)
+            before, own, last = size, [], self._latest_row(conn)
+        else:  # under the lock since it appended: nobody else wrote since
+            before, own, last = appended.first_seq - 1, appended.leaves, appended.latest
+            size = before + len(own)
         if size == 0:
             return None
-        last = conn.execute(
-            text(
-                "SELECT size, root_hash, issued_at, key_fingerprint, signature, frontier "
-                f"FROM {CHECKPOINTS_TABLE} ORDER BY size DESC LIMIT 1"
+        if last is not None and type(last.size) is int and last.size > before:
+            raise IntegrityError(
+                f"the ledger ended at seq {before} but a checkpoint signed it at size "
+                f"{last.size} (events deleted from the end); refusing to sign "
+                "(run `govreg audit verify`)"
             )
-        ).first()
         if last is not None and last.size == size:
             return None
+        if last is None and before > 0:
+            raise IntegrityError(
+                f"the ledger holds events 1..{before} but no signed checkpoint (checkpoints "
+                "were deleted: every write signs one); refusing to sign "
+                "(run `govreg audit verify`)"
+            )
+        anchor_dir = self.config.anchor_dir
+        if anchor_dir is not None and (anchor_dir / anchor_name(size)).exists():
+            raise IntegrityError(
+                f"the anchor folder already holds {anchor_name(size)}, a checkpoint at size "
+                f"{size} the database no longer has (checkpoints were deleted); refusing to "
+                "sign over it (run `govreg audit verify`)"
+            )
         tree = CompactRange() if last is None else self._resume(last)
-        leaves = conn.execute(
-            text(f"SELECT seq, leaf_hash FROM {EVENTS_TABLE} WHERE seq > :s ORDER BY seq"),
-            {"s": tree.size},
-        )
+        tree_start = tree.size
         nodes: list[tuple[int, int, bytes]] = []
-        for seq, leaf in leaves:
-            if not isinstance(leaf, bytes | memoryview) or len(leaf) != len(GENESIS):
-                raise IntegrityError(
-                    f"seq {seq}: stored leaf hash is not 32 bytes; refusing to sign a "
-                    "checkpoint over it (run `govreg audit verify`)"
-                )
-            nodes.extend((seq, level, value) for level, value in tree.append(bytes(leaf)))
+        if tree.size < before:  # events no writer signed: vouch for each
+            self._vouch(conn, tree, before, nodes)
+        for seq, leaf in enumerate(own, before + 1):  # this transaction's own
+            nodes.extend((seq, level, value) for level, value in tree.append(leaf))
         if tree.size != size:
             raise IntegrityError(
                 f"ledger has {size} events but {tree.size} leaves follow the last checkpoint"
             )
-        self._store_nodes(conn, nodes)
+        self._store_nodes(conn, nodes, after=tree_start)
         signed = sign_checkpoint(self._key(), size, tree.root(), isoformat(utcnow()))
         conn.execute(
             text(
@@ -315,19 +438,75 @@ class Ledger:
             },
         )
         conn.info.setdefault(PENDING_ANCHORS, []).append(signed)
+        self._trusted = signed
+        self._trusted_frontier = (frontier_text(tree), tree.state())
         return signed
 
+    def _vouch(
+        self, conn: Connection, tree: CompactRange, before: int, nodes: list[tuple[int, int, bytes]]
+    ) -> None:
+        """Add events ``tree.size + 1 .. before`` to ``tree`` (and their completed
+        subtrees to ``nodes``), each only with a valid authenticator."""
+        from sqlalchemy import text
+
+        rows = conn.execute(
+            text(
+                f"SELECT seq, leaf_hash, authenticator FROM {EVENTS_TABLE} "
+                "WHERE seq > :s AND seq <= :b ORDER BY seq"
+            ),
+            {"s": tree.size, "b": before},
+        )
+        mac_key = self.authenticator_key()
+        for seq, stored_leaf, mac in rows:
+            if not isinstance(stored_leaf, bytes | memoryview) or len(stored_leaf) != len(GENESIS):
+                raise IntegrityError(
+                    f"seq {seq}: stored leaf hash is not 32 bytes; refusing to sign a "
+                    "checkpoint over it (run `govreg audit verify`)"
+                )
+            leaf = bytes(stored_leaf)
+            if type(seq) is not int or seq != tree.size + 1:
+                raise IntegrityError(
+                    f"seq {tree.size + 1} is missing after the checkpoint at size {tree.size} "
+                    f"(next stored: {seq!r}); refusing to sign (run `govreg audit verify`)"
+                )
+            if not isinstance(mac, bytes | memoryview) or not hmac.compare_digest(
+                bytes(mac), authenticator_of(mac_key, seq, leaf)
+            ):
+                raise IntegrityError(
+                    f"seq {seq}: {'no' if mac is None else 'an invalid'} authenticator, so no "
+                    "holder of the signing key wrote it; refusing to sign a checkpoint over "
+                    "it (run `govreg audit verify`)"
+                )
+            nodes.extend((seq, level, value) for level, value in tree.append(leaf))
+        if tree.size != before:
+            raise IntegrityError(
+                f"seq {tree.size + 1} is missing after the checkpoint at size {tree.size}; "
+                "refusing to sign (run `govreg audit verify`)"
+            )
+
     @staticmethod
-    def _store_nodes(conn: Connection, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+    def _store_nodes(
+        conn: Connection, nodes: Sequence[tuple[int, int, bytes]], *, after: int = 0
+    ) -> None:
         """Insert the complete subtrees ``(last_seq, level, hash)`` a checkpoint completed
-        (under the writers' lock, in the checkpoint's transaction)."""
+        (under the writers' lock, in the checkpoint's transaction); refuse if one past
+        the previous checkpoint's size ``after`` is already stored."""
+        import sqlalchemy.exc
+
         if not nodes:
             return
         mark = "?" if is_sqlite(conn) else "%s"
-        conn.exec_driver_sql(
-            f"INSERT INTO {NODES_TABLE} (last_seq, level, hash) VALUES ({mark}, {mark}, {mark})",
-            list(nodes),
-        )
+        try:
+            conn.exec_driver_sql(
+                f"INSERT INTO {NODES_TABLE} (last_seq, level, hash) "
+                f"VALUES ({mark}, {mark}, {mark})",
+                list(nodes),
+            )
+        except sqlalchemy.exc.IntegrityError as exc:
+            raise IntegrityError(
+                f"tree nodes past the last checkpoint (size {after}) are already stored: "
+                "checkpoints were deleted; refusing to sign (run `govreg audit verify`)"
+            ) from exc
 
     def _signed_row(self, row: Any) -> SignedCheckpoint:
         """A stored checkpoint row, refused unless this ledger's key signed it."""
@@ -347,8 +526,11 @@ class Ledger:
                 f"{where}: a stored column has the wrong type; refusing to build on it "
                 "(run `govreg audit verify`)"
             ) from exc
+        if signed == self._trusted:
+            return signed  # this process signed or checked exactly this row
         try:
             signed.verify(self._key().public_key())
+            self._trusted = signed
         except IntegrityError as exc:
             raise IntegrityError(
                 f"{where} is not signed by this ledger's checkpoint key ({exc}); refusing to "
@@ -360,6 +542,9 @@ class Ledger:
         """The compact range stored with the last checkpoint, checked against its
         signed root: a poisoned frontier must never be signed into a new root."""
         signed = self._signed_row(last)
+        mine = self._trusted_frontier
+        if mine is not None and signed == self._trusted and last.frontier == mine[0]:
+            return CompactRange.from_state(signed.size, mine[1])  # as this process signed it
         try:
             hashes = json.loads(_text(last.frontier))
             if not isinstance(hashes, list) or not all(isinstance(h, str) for h in hashes):
@@ -377,20 +562,27 @@ class Ledger:
             )
         return tree
 
-    def reanchor(self, conn: Connection) -> Path | None:
-        """Write the latest committed checkpoint's anchor if it is missing (its
-        writer stopped between commit and anchor write); under the writers' lock."""
+    @staticmethod
+    def _latest_row(conn: Connection) -> Any:
+        """The stored checkpoint of the largest size (every column), or None."""
         from sqlalchemy import text
 
-        anchor_dir = self.config.anchor_dir
-        if anchor_dir is None:
-            return None
-        row = conn.execute(
+        return conn.execute(
             text(
-                "SELECT size, root_hash, issued_at, key_fingerprint, signature "
+                "SELECT size, root_hash, issued_at, key_fingerprint, signature, frontier "
                 f"FROM {CHECKPOINTS_TABLE} ORDER BY size DESC LIMIT 1"
             )
         ).first()
+
+    def reanchor(self, conn: Connection, row: Any = _UNREAD) -> Path | None:
+        """Write the latest committed checkpoint's anchor if it is missing (its
+        writer stopped between commit and anchor write); under the writers' lock.
+        ``row`` is that checkpoint if the caller already read it."""
+        anchor_dir = self.config.anchor_dir
+        if anchor_dir is None:
+            return None
+        if row is _UNREAD:
+            row = self._latest_row(conn)
         if row is None:
             return None
         pending: list[SignedCheckpoint] = conn.info.get(PENDING_ANCHORS, [])
@@ -578,6 +770,30 @@ class Ledger:
         shape = consistency_proof_nodes(old_size, size)
         found = self.subtree_hashes(conn, {n for element in shape for n in element}, size)
         return [fold([found[node] for node in element]) for element in shape]
+
+    def health(self, conn: Connection) -> str | None:
+        """Why the ledger is unhealthy, or None: this process's signer refused, or the
+        stored events and the latest checkpoint disagree (every commit is signed, so
+        events beyond it were written outside govreg, and fewer were deleted). Two
+        indexed reads, for ``/v1/health``."""
+        from sqlalchemy import text
+
+        if self.refusal is not None:
+            return "the ledger's signer refused to sign a checkpoint (see the server log)"
+        size, _ = self.head(conn)
+        signed = conn.execute(text(f"SELECT max(size) FROM {CHECKPOINTS_TABLE}")).scalar()
+        signed = int(signed or 0)
+        if size > signed:
+            return (
+                f"events {signed + 1}..{size} are not covered by a signed checkpoint "
+                "(run `govreg audit verify`)"
+            )
+        if size < signed:
+            return (
+                f"the ledger ends at seq {size} but a checkpoint signed it at size {signed} "
+                "(run `govreg audit verify`)"
+            )
+        return None
 
     def latest_checkpoint(self, conn: Connection) -> SignedCheckpoint | None:
         """The checkpoint of the largest size (one indexed row), its signature unchecked."""

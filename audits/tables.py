@@ -13,7 +13,8 @@ EXPIRING_KEYS_TABLE = "expiring_data_keys"
 
 
 class LedgerEventRow(SQLModel, table=True):
-    """One stored event: plaintext envelope fields, encrypted payload, hashes."""
+    """One stored event: plaintext envelope fields, encrypted payload, hashes, and
+    the authenticator only a holder of the signing key can make."""
 
     __tablename__ = EVENTS_TABLE
 
@@ -29,6 +30,8 @@ class LedgerEventRow(SQLModel, table=True):
     ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     chain_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # NULL only in a ledger not yet upgraded by ``govreg init`` (verify fails it).
+    authenticator: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
 
 
 class CheckpointRow(SQLModel, table=True):

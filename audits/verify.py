@@ -14,7 +14,17 @@ order:
    ``version``, ``index_fields``) equals the copy sealed inside the ciphertext;
 4. the leaf hash recomputed from the stored envelope equals ``leaf_hash``;
 5. the chain hash follows from the previous chain hash and the leaf
-   (``chain_hash``).
+   (``chain_hash``);
+6. it carries an authenticator (``authenticator``): 32 bytes, never NULL
+   (NULL only in a home ``govreg init`` has not upgraded yet). Where the
+   checkpoint signing key is at hand (the home's own machine), each is
+   recomputed and compared: an event added or rewritten by someone without
+   the signing key fails here even when every hash and checkpoint was
+   recomputed around it.
+
+Every event must be inside a signed checkpoint: every write signs one in its
+own transaction, so events beyond the latest checkpoint were written outside
+govreg (or by a version before signing per commit: ``govreg init`` signs them).
 
 Every checkpoint row must carry a valid signature by the given public key
 (``size``, ``root_hash``, ``issued_at``, ``key_fingerprint``, ``signature``),
@@ -35,6 +45,7 @@ verification and names its seq or checkpoint and what is wrong.
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -48,6 +59,7 @@ from audits.ledger import (
     Ledger,
     anchor_name,
     associated_data,
+    authenticator_of,
     chain_of,
     envelope_bytes,
     frontier_text,
@@ -81,12 +93,18 @@ class VerifyReport:
     anchors: int
     key_fingerprint: str
     warnings: list[str] = field(default_factory=list)
+    authenticators_checked: bool = False
 
     def summary(self) -> str:
+        checked = (
+            "every event authenticator checked with the signing key"
+            if self.authenticators_checked
+            else "event authenticators not checked (the signing key is not at hand)"
+        )
         return (
             f"ledger intact: {self.size} events, root {self.root.hex()}, "
             f"{self.checkpoints} signed checkpoints and {self.anchors} anchors verified "
-            f"with key {self.key_fingerprint}"
+            f"with key {self.key_fingerprint}; {checked}"
         )
 
 
@@ -110,6 +128,7 @@ EVENT_COLUMNS: tuple[tuple[str, str | int], ...] = (
     ("ciphertext", -16),  # negative: at least that many bytes (the GCM tag)
     ("leaf_hash", 32),
     ("chain_hash", 32),
+    ("authenticator", 32),
 )
 CHECKPOINT_COLUMNS: tuple[tuple[str, str | int], ...] = (
     ("size", _INT),
@@ -171,7 +190,7 @@ def bad_column(
 def _events_typed(row: tuple[Any, ...]) -> bool:
     """Fast path of ``bad_column`` for an event row (runs once per event)."""
     seq, recorded_at, event_type, actor, model, version, index_fields, key_id = row[:8]
-    nonce, ciphertext, leaf, chain = row[8:]
+    nonce, ciphertext, leaf, chain, mac = row[8:]
     return (
         type(seq) is int
         and type(recorded_at) is str
@@ -189,6 +208,8 @@ def _events_typed(row: tuple[Any, ...]) -> bool:
         and len(leaf) == 32
         and type(chain) is bytes
         and len(chain) == 32
+        and type(mac) is bytes
+        and len(mac) == 32
     )
 
 
@@ -523,6 +544,12 @@ def _typed(row: tuple[Any, ...], expected: int) -> tuple[Any, ...]:
         return values
     seq = values[0]
     named = seq if type(seq) is int else expected
+    if values[12] is None and _events_typed((*values[:12], bytes(32))):
+        raise VerificationFailed(
+            f"seq {named}: no authenticator (the ledger was not upgraded: run `govreg init` "
+            "on its home, which holds the signing key) or it was written outside govreg",
+            seq=named,
+        )
     problem = bad_column(f"seq {named}", values, EVENT_COLUMNS)
     raise VerificationFailed(problem or f"seq {named}: unreadable row", seq=named)
 
@@ -535,12 +562,15 @@ def verify_ledger(
     anchor_dir: Path | None,
     on_event: Callable[[Event], None] | None = None,
     replay_types: frozenset[str] | None = None,
+    authenticator_key: bytes | None = None,
 ) -> VerifyReport:
     """Raise :class:`VerificationFailed` at the first problem; else a report.
 
     ``on_event`` receives every decrypted event whose type is in
-    ``replay_types`` (all events if None). Nothing but VerificationFailed
-    leaves this function for anything stored in the ledger tables.
+    ``replay_types`` (all events if None). With ``authenticator_key`` (derived
+    from the signing key of ``public_key``), every event's authenticator is
+    recomputed. Nothing but VerificationFailed leaves this function for
+    anything stored in the ledger tables.
     """
     key_fpr = fingerprint(public_key)
     # Anchors first: a writer writes its anchor after its commit, so every
@@ -570,6 +600,7 @@ def verify_ledger(
             warnings,
             on_event,
             replay_types,
+            authenticator_key,
         )
     finally:
         nodes.close()
@@ -588,6 +619,7 @@ def _verify_events(  # noqa: PLR0917 - verify_ledger's state, split for the curs
     warnings: list[str],
     on_event: Callable[[Event], None] | None,
     replay_types: frozenset[str] | None,
+    mac_key: bytes | None,
 ) -> VerifyReport:
     from cryptography.exceptions import InvalidTag
 
@@ -599,7 +631,7 @@ def _verify_events(  # noqa: PLR0917 - verify_ledger's state, split for the curs
     for raw_row in _stream(conn):
         row = _typed(raw_row, expected)
         (seq, recorded_at, event_type, actor, model, version, index_fields, key_id) = row[:8]
-        nonce, ciphertext, stored_leaf, stored_chain = row[8:]
+        nonce, ciphertext, stored_leaf, stored_chain, mac = row[8:]
         # 1. seq is gapless
         if seq != expected:
             if seq > expected:
@@ -650,6 +682,15 @@ def _verify_events(  # noqa: PLR0917 - verify_ledger's state, split for the curs
         if chain != stored_chain:
             raise VerificationFailed(
                 f"seq {seq}: chain hash does not follow from the previous event", seq=seq
+            )
+        # 6. the authenticator, where the signing key is at hand
+        if mac_key is not None and not hmac.compare_digest(
+            mac, authenticator_of(mac_key, seq, leaf)
+        ):
+            raise VerificationFailed(
+                f"seq {seq}: authenticator does not match (the event was added or rewritten "
+                "by someone without the checkpoint signing key)",
+                seq=seq,
             )
         for level, value in tree.append(leaf):
             if seq <= nodes.covered and node_problem is None:
@@ -712,10 +753,14 @@ def _verify_events(  # noqa: PLR0917 - verify_ledger's state, split for the curs
         anchors=len(anchors),
         key_fingerprint=key_fpr,
         warnings=warnings,
+        authenticators_checked=mac_key is not None,
     )
     covered = sizes[-1] if sizes else 0
     if covered < size:
-        report.warnings.append(
-            f"events {covered + 1}..{size} are not yet covered by a signed checkpoint"
+        raise VerificationFailed(
+            f"seq {covered + 1}..{size}: not covered by any signed checkpoint (every write "
+            "signs one in its own transaction: these were added outside govreg, or by a "
+            "version before that, which `govreg init` upgrades)",
+            seq=covered + 1,
         )
     return report

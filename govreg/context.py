@@ -65,7 +65,6 @@ def build(settings: Settings, *, require_home: bool = True) -> Context:
         LedgerConfig(
             signing_key_path=settings.keys_path / SIGNING_KEY_FILE,
             anchor_dir=settings.anchors_path,
-            checkpoint_every=settings.checkpoint_every,
         ),
     )
     tracking_uri = settings.resolved_mlflow_tracking_uri
@@ -155,13 +154,19 @@ def init_home(settings: Settings) -> InitResult:
     ctx = build(settings)
     try:
         before = runner.current(ctx.engine)
-        runner.upgrade(ctx.engine)
+        authenticated = runner.upgrade(ctx.engine, authenticator_key=ctx.ledger.authenticator_key())
         after = runner.current(ctx.engine)
         if before != after:
             messages.append(
                 f"database schema at revision {after} ({settings.db_url.split('://')[0]})"
             )
         fpr = fingerprint(load_public_key(keys / PUBLIC_KEY_FILE))
+        if authenticated:
+            ctx.registry.record_upgrade(authenticated=authenticated, key_fingerprint=fpr)
+            messages.append(
+                f"gave the {authenticated} events already in the ledger their authenticators "
+                "and recorded it (ledger.upgraded)"
+            )
         admin_key = ctx.registry.bootstrap(key_fingerprint=fpr)
     finally:
         ctx.close()

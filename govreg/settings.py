@@ -43,9 +43,6 @@ class Settings(BaseSettings):
     anchor_dir: Path | None = Field(default=None, description="default: HOME/anchors")
     store_dir: Path | None = Field(default=None, description="default: HOME/store")
     public_key: Path | None = Field(default=None, description="default: KEYS_DIR/checkpoint.pub")
-    checkpoint_every: int = Field(
-        default=1000, ge=1, description="sign a checkpoint every N events"
-    )
     api_key: SecretStr | None = Field(default=None, description="the acting principal's API key")
     max_upload_bytes: int = Field(
         default=512 * 1024 * 1024,

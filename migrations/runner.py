@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,18 +24,29 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
-def _with_connection(engine: Engine, action: str, revision: str) -> None:
+def _with_connection(
+    engine: Engine, action: str, revision: str, attributes: Mapping[str, object] | None = None
+) -> dict[str, object]:
     from alembic import command
 
     cfg = alembic_config(engine)
+    cfg.attributes.update(attributes or {})
     with engine.connect() as conn:
         cfg.attributes["connection"] = conn
         getattr(command, action)(cfg, revision)
         conn.commit()
+    return dict(cfg.attributes)
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    _with_connection(engine, "upgrade", revision)
+def upgrade(
+    engine: Engine, revision: str = "head", *, authenticator_key: bytes | None = None
+) -> int:
+    """Upgrade to ``revision``; the number of events given authenticators on the way
+    (revision 0009 needs ``authenticator_key`` for a ledger that holds events)."""
+    attributes = {} if authenticator_key is None else {"authenticator_key": authenticator_key}
+    done = _with_connection(engine, "upgrade", revision, attributes)
+    count = done.get("authenticated", 0)
+    return count if isinstance(count, int) else 0
 
 
 def downgrade(engine: Engine, revision: str) -> None:

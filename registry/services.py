@@ -278,13 +278,15 @@ class Registry:
     # -- plumbing --------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """One write transaction holding the writers' lock; anchors after commit."""
+        """One write transaction holding the writers' lock; what it appends is signed
+        into a checkpoint before it commits; anchors after commit."""
         conn = self.engine.connect()
         try:
             try:
                 with conn.begin():
                     self.ledger.lock(conn)
                     yield conn
+                    self.ledger.seal(conn)
             except BaseException:
                 self.ledger.discard_anchors(conn)
                 raise
@@ -301,10 +303,8 @@ class Registry:
         finally:
             conn.close()
 
-    def record(
-        self, conn: Connection, events: list[NewEvent], *, checkpoint: bool = False
-    ) -> list[Event]:
-        stored = self.ledger.append(conn, events, checkpoint=checkpoint)
+    def record(self, conn: Connection, events: list[NewEvent]) -> list[Event]:
+        stored = self.ledger.append(conn, events)
         view = DatabaseView(conn)
         for event in stored:
             apply(view, event)
@@ -498,8 +498,25 @@ class Registry:
             admin, api_key = self._new_principal_event(
                 BOOTSTRAP_ACTOR, "admin", Role.ADMIN, None, person="admin"
             )
-            self.record(conn, [init, person, admin], checkpoint=True)
+            self.record(conn, [init, person, admin])
         return api_key
+
+    def record_upgrade(self, *, authenticated: int, key_fingerprint: str) -> None:
+        """Record that an upgrade gave the ``authenticated`` events before it their
+        authenticators (they are vouched for by the upgrade, not by their writers);
+        its checkpoint also signs any events an earlier version left uncovered."""
+        with self.transaction() as conn:
+            self.record(
+                conn,
+                [
+                    NewEvent(
+                        type=EventType.LEDGER_UPGRADED,
+                        actor=BOOTSTRAP_ACTOR,
+                        data={"authenticated_events": authenticated, "revision": "0009"},
+                        index={"checkpoint_key": key_fingerprint},
+                    )
+                ],
+            )
 
     def create_person(self, actor: Principal, person_id: str, *, display: str) -> dict[str, Any]:
         """Record a person: the human that principals belong to, so that sign-offs
@@ -735,9 +752,7 @@ class Registry:
                     "(segregation of duties)"
                 )
             policy = Policy.model_validate(json.loads(row["canonical"]))
-            self.record(
-                conn, [_policy_approved(actor.name, policy, comment.strip())], checkpoint=True
-            )
+            self.record(conn, [_policy_approved(actor.name, policy, comment.strip())])
         return policy
 
     def list_policies(self, actor: Principal) -> list[dict[str, Any]]:
@@ -1279,7 +1294,7 @@ class Registry:
                             },
                         )
                     )
-            self.record(conn, events, checkpoint=status == Status.APPROVED)
+            self.record(conn, events)
         if status == Status.APPROVED:
             self.notify(model, version)
         return status
@@ -1346,7 +1361,6 @@ class Registry:
                         index={"alias": alias, "status": Status.PROMOTED.value},
                     )
                 ],
-                checkpoint=True,
             )
         self.notify(model, version)
 
@@ -1380,7 +1394,6 @@ class Registry:
                         index={"status": new_status.value},
                     )
                 ],
-                checkpoint=True,
             )
         self.notify(model, version)
 
@@ -1543,8 +1556,11 @@ class Registry:
         public_key: Ed25519PublicKey,
         *,
         anchor_dir: Path | None,
+        authenticators: bool = True,
     ) -> VerifyReport:
-        """Verify the ledger and prove the registry tables equal its replay."""
+        """Verify the ledger and prove the registry tables equal its replay; with
+        ``authenticators``, also recompute every event's authenticator if this
+        process can read the signing key of ``public_key``."""
         if actor is not None:
             self.authorize(actor, Action.VERIFY)
         replay = MemoryView()
@@ -1560,6 +1576,9 @@ class Registry:
                     anchor_dir=anchor_dir,
                     on_event=lambda e: apply(replay, e),
                     replay_types=PROJECTED_EVENTS,
+                    authenticator_key=(
+                        self.ledger.authenticator_key_for(public_key) if authenticators else None
+                    ),
                 )
                 compare_projection(DatabaseView(conn), replay)
         finally:

@@ -122,7 +122,6 @@ def generate_report(
     version: int,
     *,
     public_key: Ed25519PublicKey | None,
-    checkpoint: bool = False,
 ) -> Rendered:
     """Render the report and record ``report.generated`` with the PDF's SHA-256."""
     rendered = render(registry, actor, model, version, public_key=public_key)
@@ -145,7 +144,6 @@ def generate_report(
                     index={"report_sha256": rendered.sha256},
                 )
             ],
-            checkpoint=checkpoint,
         )
     return rendered
 
@@ -170,9 +168,7 @@ def export_evidence(
     public_key: Ed25519PublicKey | None,
 ) -> Exported:
     """Report (recorded and checkpointed), then the bundle; records ``evidence.exported``."""
-    rendered = generate_report(
-        registry, actor, model, version, public_key=public_key, checkpoint=True
-    )
+    rendered = generate_report(registry, actor, model, version, public_key=public_key)
     evidence = collector.collect(
         registry, actor, model, version, generated_at=rendered.evidence.data["generated_at"]
     )

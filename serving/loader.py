@@ -20,6 +20,7 @@ Every load and every refusal is a ledger event (``serving.loaded``,
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import stat
 from dataclasses import dataclass
@@ -29,10 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 from audits.events import EventType, NewEvent
 from core.clock import utcnow
-from core.errors import GovregError, InputError, NotFoundError
+from core.errors import GovregError, InputError, IntegrityError, NotFoundError
 from serving.approval import Approval, check_approval
 from serving.errors import Check, LoadRefused
 from serving.scoring import Scorer
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -163,15 +166,19 @@ def record_refusal(
     alias: str | None,
 ) -> None:
     check = exc.check.value if isinstance(exc, LoadRefused) else "status"
-    record_serving(
-        registry,
-        EventType.LOAD_REFUSED,
-        actor=actor,
-        model=model,
-        version=version,
-        data={"check": check, "detail": str(exc), "alias": alias},
-        index={"check": check},
-    )
+    try:
+        record_serving(
+            registry,
+            EventType.LOAD_REFUSED,
+            actor=actor,
+            model=model,
+            version=version,
+            data={"check": check, "detail": str(exc), "alias": alias},
+            index={"check": check},
+        )
+    except IntegrityError as failed:
+        # The ledger's signer refused (it logged why): the load is refused all the same.
+        log.error("%s: refused to load, but the refusal could not be recorded: %s", model, failed)
 
 
 def load_approved(

@@ -37,5 +37,5 @@ def purge_decisions(registry: Registry, actor: Principal) -> PurgeReport:
                     "keys": ",".join(k.key_id for k in report.keys),
                 },
             )
-            registry.record(conn, [event], checkpoint=True)
+            registry.record(conn, [event])
     return report

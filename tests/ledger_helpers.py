@@ -8,7 +8,9 @@ milliseconds instead of re-importing SQLAlchemy for seconds).
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +21,7 @@ import pytest
 from sqlalchemy import text
 
 from audits.events import Event, EventType, NewEvent
-from audits.ledger import chain_of, envelope_bytes, leaf_of
+from audits.ledger import associated_data, chain_of, envelope_bytes, leaf_of, sealed_header
 from audits.signing import load_public_key
 from audits.verify import VerificationFailed, VerifyReport
 from govreg.context import Context, build
@@ -56,7 +58,7 @@ def benchmark(run: int, *, actor: str = "alice", **data: Any) -> NewEvent:
 
 
 def append(ctx: Context, runs: range) -> list[Event]:
-    """One transaction per event (so ``checkpoint_every`` fires on its own)."""
+    """One transaction per event (each signs its checkpoint)."""
     stored: list[Event] = []
     for run in runs:
         with ctx.registry.transaction() as conn:
@@ -64,16 +66,29 @@ def append(ctx: Context, runs: range) -> list[Event]:
     return stored
 
 
-def verify(ctx: Context) -> VerifyReport:
+def append_in(ctx: Context, *batches: range) -> list[Event]:
+    """One transaction per batch: a checkpoint at the end of each."""
+    stored: list[Event] = []
+    for runs in batches:
+        with ctx.registry.transaction() as conn:
+            stored.extend(ctx.registry.record(conn, [benchmark(run) for run in runs]))
+    return stored
+
+
+def verify(ctx: Context, *, authenticators: bool = False) -> VerifyReport:
+    """Verify as an auditor with the public key only; ``authenticators`` also
+    recomputes every event's authenticator with the home's signing key."""
     key = load_public_key(ctx.settings.public_key_path)
-    report: VerifyReport = ctx.registry.verify(None, key, anchor_dir=ctx.settings.anchors_path)
+    report: VerifyReport = ctx.registry.verify(
+        None, key, anchor_dir=ctx.settings.anchors_path, authenticators=authenticators
+    )
     return report
 
 
-def failure(ctx: Context) -> VerificationFailed:
+def failure(ctx: Context, *, authenticators: bool = False) -> VerificationFailed:
     """The VerificationFailed that verification of ``ctx``'s ledger raises."""
     with pytest.raises(VerificationFailed) as info:
-        verify(ctx)
+        verify(ctx, authenticators=authenticators)
     return info.value
 
 
@@ -175,6 +190,84 @@ def recompute_hashes(ctx: Context, start: int) -> None:
             )
 
 
+def reencrypt(ctx: Any, seq: int, old: bytes, new: bytes) -> None:
+    """An attacker holding the data key rewrites seq's payload properly: decrypt,
+    edit the sealed plaintext, encrypt under a fresh nonce with the right
+    associated data, then recompute every later leaf and chain hash."""
+    row = event_row(ctx, seq)
+    with ctx.engine.connect() as conn:
+        aes = ctx.ledger.keyring.cipher(conn, row.key_id)
+        conn.rollback()
+    aad = associated_data(seq, row.event_type, row.key_id)
+    plain = aes.decrypt(bytes(row.nonce), bytes(row.ciphertext), aad)
+    assert plain.count(old) == 1
+    nonce = secrets.token_bytes(12)
+    ciphertext = aes.encrypt(nonce, plain.replace(old, new), aad)
+    sql(
+        ctx,
+        "UPDATE ledger_events SET nonce = :n, ciphertext = :c WHERE seq = :s",
+        {"n": nonce, "c": ciphertext, "s": seq},
+    )
+    recompute_hashes(ctx, seq)
+
+
+def forge_score(ctx: Any, seq: int) -> None:
+    reencrypt(ctx, seq, f'"score":"0.{seq:04d}"'.encode(), b'"score":"0.9999"')
+
+
+def forge(ctx: Any, new: NewEvent, authenticator: bytes | None) -> int:
+    """Append ``new`` as the attacker can: a payload encrypted under the active data
+    key, the right associated data, leaf and chain hashes, and, for the registry,
+    its projection rows; the authenticator is whatever the attacker can come up with."""
+    from core.canonical import canonical_bytes
+    from core.clock import isoformat, utcnow
+    from registry.projection import DatabaseView, apply
+
+    with ctx.engine.begin() as conn:
+        head = conn.exec_driver_sql(
+            "SELECT seq, chain_hash FROM ledger_events ORDER BY seq DESC LIMIT 1"
+        ).one()
+        seq = int(head[0]) + 1
+        key_id = ctx.ledger.keyring.active_key_id(conn)
+        aes = ctx.ledger.keyring.cipher(conn, key_id)
+        recorded_at = isoformat(utcnow())
+        index = canonical_bytes(new.index).decode()
+        plain = (
+            sealed_header(recorded_at, new.actor, new.model, new.version, index)
+            + json.dumps(new.data, sort_keys=True, separators=(",", ":")).encode()
+        )
+        nonce = secrets.token_bytes(12)
+        ciphertext = aes.encrypt(nonce, plain, associated_data(seq, str(new.type), key_id))
+        leaf = leaf_of(
+            envelope_bytes(
+                seq, recorded_at, str(new.type), new.actor, new.model, new.version, index,
+                key_id, nonce, ciphertext,
+            )
+        )  # fmt: skip
+        conn.exec_driver_sql(
+            "INSERT INTO ledger_events VALUES " + ("(" + ", ".join(["?"] * 13) + ")")
+            if conn.dialect.name == "sqlite"
+            else "INSERT INTO ledger_events VALUES (" + ", ".join(["%s"] * 13) + ")",
+            (
+                seq, recorded_at, str(new.type), new.actor, new.model, new.version, index,
+                key_id, nonce, ciphertext, leaf, chain_of(bytes(head[1]), leaf), authenticator,
+            ),
+        )  # fmt: skip
+        events = list(ctx.ledger.events(conn))
+        apply(DatabaseView(conn), events[-1])
+    return seq
+
+
+def forged_admin(ctx: Any, authenticator: bytes | None) -> tuple[int, str]:
+    """A ``principal.created`` admin event and its ``principals`` row; its API key."""
+    from registry.roles import Role
+
+    event, api_key = ctx.registry._new_principal_event(
+        "admin", "mallory", Role.ADMIN, None, person="admin"
+    )
+    return forge(ctx, event, authenticator), api_key
+
+
 def checkpoint_issued_at(ctx: Context, size: int) -> str:
     rows = sql(ctx, "SELECT issued_at FROM ledger_checkpoints WHERE size = :s", {"s": size})
     return str(rows[0][0])
@@ -217,10 +310,8 @@ def mp_context() -> Any:
 
 
 @contextmanager
-def _context(home: str, database_url: str, checkpoint_every: int) -> Iterator[Context]:
-    ctx = build(
-        Settings(home=Path(home), database_url=database_url, checkpoint_every=checkpoint_every)
-    )
+def _context(home: str, database_url: str) -> Iterator[Context]:
+    ctx = build(Settings(home=Path(home), database_url=database_url))
     try:
         yield ctx
     finally:
@@ -231,7 +322,7 @@ def crash_writer(home: str, database_url: str, admin_key: str, tag: str, ready: 
     """Append batches of three events forever; every fifth batch also creates a
     principal (a projection row in the same transaction). Signals ``ready``
     after the first commit; the parent then kills it at some moment."""
-    with _context(home, database_url, checkpoint_every=7) as ctx:
+    with _context(home, database_url) as ctx:
         admin = ctx.registry.authenticate(admin_key)
         batch = 0
         while True:
@@ -253,14 +344,12 @@ def crash_writer(home: str, database_url: str, admin_key: str, tag: str, ready: 
             batch += 1
 
 
-def concurrent_writer(
-    home: str, database_url: str, proc: int, count: int, pipe: Any, checkpoint_every: int
-) -> None:
+def concurrent_writer(home: str, database_url: str, proc: int, count: int, pipe: Any) -> None:
     """Wait for "go", then append ``count`` events, one transaction each: the first
     half, then "half" and a wait for the second "go", then the rest (so every
     writer's first half comes before any writer's second half, whatever the
     scheduler does)."""
-    with _context(home, database_url, checkpoint_every=checkpoint_every) as ctx:
+    with _context(home, database_url) as ctx:
         with ctx.registry.transaction() as conn:  # connect and unwrap the key first
             ctx.ledger.keyring.cipher(conn, ctx.ledger.keyring.active_key_id(conn))
         pipe.send("ready")
@@ -297,7 +386,7 @@ def anchor_crash_writer(home: str, database_url: str, runs: list[int], pipe: Any
     """Append benchmark events ``runs`` in one transaction that signs a checkpoint,
     then stop between its commit and its anchor write: send the sizes whose
     anchors are pending and wait there to be killed."""
-    with _context(home, database_url, checkpoint_every=1000) as ctx:
+    with _context(home, database_url) as ctx:
 
         def stop_before_anchors(conn: Any) -> list[Path]:
             pending = conn.info.get("govreg_pending_anchors", [])
@@ -307,4 +396,4 @@ def anchor_crash_writer(home: str, database_url: str, runs: list[int], pipe: Any
 
         ctx.ledger.write_anchors = stop_before_anchors  # type: ignore[method-assign]
         with ctx.registry.transaction() as conn:
-            ctx.registry.record(conn, [benchmark(run) for run in runs], checkpoint=True)
+            ctx.registry.record(conn, [benchmark(run) for run in runs])

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 if TYPE_CHECKING:
     from govreg.settings import Settings
@@ -81,8 +82,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     gate.install(app, config)
 
     @app.get("/v1/health", tags=["health"])
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
+    def health(request: Request) -> Any:
+        """200 while the ledger is whole; 503 naming the problem when its signer
+        refused or its events and latest checkpoint disagree."""
+        context = request.app.state.context
+        with context.registry.reading() as conn:
+            problem = context.ledger.health(conn)
+        if problem is None:
+            return {"status": "ok"}
+        return JSONResponse({"status": "unhealthy", "problem": problem}, status_code=503)
 
     generate = app.openapi
 

@@ -19,6 +19,7 @@ import pytest
 from ledger_helpers import (
     anchor_crash_writer,
     append,
+    append_in,
     checkpoint_issued_at,
     failure,
     mp_context,
@@ -45,9 +46,9 @@ REANCHORED = (
 
 @pytest.fixture
 def ctx(home: Any) -> Iterator[Any]:
-    """Checkpoints at 3, 5 and 10, anchored; seq 1..12."""
-    context = home.context(checkpoint_every=5)
-    append(context, range(4, 13))
+    """Checkpoints at 3 (bootstrap), 5, 10 and 12 (one transaction each), anchored."""
+    context = home.context()
+    append_in(context, range(4, 6), range(6, 11), range(11, 13))
     yield context
     context.close()
 
@@ -78,7 +79,7 @@ def test_anchor_file_deleted(ctx: Any, home: Any, size: int) -> None:
     result = home.cli("audit", "verify")
     assert (result.exit_code, result.stdout, result.stderr) == (8, "", f"error: {missing(size)}\n")
     path.write_text(text, encoding="utf-8")
-    assert verify(ctx).warnings == ["events 11..12 are not yet covered by a signed checkpoint"]
+    assert verify(ctx).warnings == []
 
 
 def test_anchor_folder_deleted(ctx: Any) -> None:
@@ -139,22 +140,16 @@ def test_latest_anchor_deleted_is_a_warning_until_the_next_write(
 ) -> None:
     """Indistinguishable from a writer killed before its anchor write: the
     database checkpoint is still verified, and the next write restores the file."""
-    (ctx.settings.anchors_path / anchor_name(10)).unlink()
+    (ctx.settings.anchors_path / anchor_name(12)).unlink()
     report = verify(ctx)
-    assert (report.checkpoints, report.anchors) == (3, 2)
-    assert report.warnings == [
-        UNANCHORED.format(size=10),
-        "events 11..12 are not yet covered by a signed checkpoint",
-    ]
+    assert (report.checkpoints, report.anchors) == (4, 3)
+    assert report.warnings == [UNANCHORED.format(size=12)]
     with caplog.at_level(logging.WARNING, logger="audits.ledger"):
-        append(ctx, range(13, 14))  # no checkpoint due
-    assert caplog.messages == [REANCHORED.format(size=10)]
-    assert anchors(ctx) == [anchor_name(3), anchor_name(5), anchor_name(10)]
+        append(ctx, range(13, 14))
+    assert caplog.messages == [REANCHORED.format(size=12)]
+    assert anchors(ctx) == [anchor_name(n) for n in (3, 5, 10, 12, 13)]
     report = verify(ctx)
-    assert (report.anchors, report.warnings) == (
-        3,
-        ["events 11..13 are not yet covered by a signed checkpoint"],
-    )
+    assert (report.checkpoints, report.anchors, report.warnings) == (5, 5, [])
 
 
 # -- finding 8: a real SIGKILL between commit and anchor write -----------------------
@@ -181,7 +176,7 @@ def test_writer_killed_between_commit_and_anchor_write(
     home: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     mp = mp_context()
-    ctx = home.context(checkpoint_every=1000)
+    ctx = home.context()
     try:
         # 1. killed after committing the checkpoint at 5: only the latest lacks its file
         assert _killed_after_commit(mp, home, [4, 5]) == [5]
@@ -200,14 +195,14 @@ def test_writer_killed_between_commit_and_anchor_write(
         assert (report.size, report.checkpoints, report.anchors) == (7, 3, 2)
         assert report.warnings == [UNANCHORED.format(size=7)]
 
-        # 3. an honest write that signs no checkpoint anchors 7, with a log message
+        # 3. the next honest write anchors 7 first, with a log message, then its own
         with caplog.at_level(logging.WARNING, logger="audits.ledger"):
             append(ctx, range(8, 9))
         assert caplog.messages == [REANCHORED.format(size=7)]
-        assert anchors(ctx) == [anchor_name(3), anchor_name(5), anchor_name(7)]
+        assert anchors(ctx) == [anchor_name(n) for n in (3, 5, 7, 8)]
         report = verify(ctx)
-        assert (report.size, report.checkpoints, report.anchors) == (8, 3, 3)
-        assert report.warnings == ["events 8..8 are not yet covered by a signed checkpoint"]
+        assert (report.size, report.checkpoints, report.anchors) == (8, 4, 4)
+        assert report.warnings == []
     finally:
         ctx.close()
 
@@ -220,11 +215,11 @@ def test_writer_never_anchors_a_checkpoint_it_did_not_sign(ctx: Any) -> None:
 
     other = Ed25519PrivateKey.generate()
     leaves = [bytes(r[0]) for r in sql(ctx, "SELECT leaf_hash FROM ledger_events ORDER BY seq")]
-    forged = sign_checkpoint(other, 12, root(leaves), "2026-01-01T00:00:00.000000Z")
+    forged = sign_checkpoint(other, 13, root(leaves), "2026-01-01T00:00:00.000000Z")
     sql(
         ctx,
         "INSERT INTO ledger_checkpoints (size, root_hash, issued_at, key_fingerprint, note, "
-        "signature, frontier) VALUES (12, :r, :t, :f, :n, :g, '[]')",
+        "signature, frontier) VALUES (13, :r, :t, :f, :n, :g, '[]')",
         {
             "r": forged.root,
             "t": forged.issued_at,
@@ -237,11 +232,11 @@ def test_writer_never_anchors_a_checkpoint_it_did_not_sign(ctx: Any) -> None:
     with pytest.raises(IntegrityError) as info:
         append(ctx, range(13, 14))
     assert str(info.value) == (
-        "checkpoint at size 12 is not signed by this ledger's checkpoint key (checkpoint at "
-        f"size 12 names key {forged.key_fingerprint}, not the given public key {ours}); "
+        "checkpoint at size 13 is not signed by this ledger's checkpoint key (checkpoint at "
+        f"size 13 names key {forged.key_fingerprint}, not the given public key {ours}); "
         "refusing to build on it (run `govreg audit verify`)"
     )
     assert (seqs(ctx), anchors(ctx)) == (
         list(range(1, 13)),
-        [anchor_name(3), anchor_name(5), anchor_name(10)],
+        [anchor_name(n) for n in (3, 5, 10, 12)],
     )

@@ -1,9 +1,9 @@
 """Every stored column of the ledger tables is verified, with its type.
 
-Issue 13, findings 5 and 7. As in test_ledger_tamper.py, the ledger is built
-with ``checkpoint_every=5``: bootstrap writes seq 1-3 (checkpoint at 3), runs
-4..12 are seq 4..12 (checkpoints at 5 and 10, all anchored); the guard rails
-are dropped and rows are edited with raw SQL.
+Issue 13, findings 5 and 7. As in test_ledger_tamper.py: bootstrap writes seq
+1-3 (checkpoint at 3), runs 4-5, 6-10 and 11-12 are one transaction each
+(checkpoints at 5, 10 and 12, all anchored); the guard rails are dropped and
+rows are edited with raw SQL.
 """
 
 from __future__ import annotations
@@ -15,7 +15,15 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from ledger_helpers import append, drop_guard_rails, failure, seqs, sql, verify
+from ledger_helpers import (
+    append,
+    append_in,
+    drop_guard_rails,
+    failure,
+    seqs,
+    sql,
+    verify,
+)
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, StatementError
 
@@ -27,8 +35,8 @@ RUN_VERIFY = "(run `govreg audit verify`)"
 
 @pytest.fixture
 def ctx(home: Any) -> Iterator[Any]:
-    context = home.context(checkpoint_every=5)
-    append(context, range(4, 13))
+    context = home.context()
+    append_in(context, range(4, 6), range(6, 11), range(11, 13))
     drop_guard_rails(context)
     yield context
     context.close()
@@ -100,39 +108,39 @@ def test_checkpoint_frontier_edited(ctx: Any) -> None:
 def test_poisoned_frontier_is_never_signed(ctx: Any, poison: str, problem: str) -> None:
     """The writer checks the frontier it builds on against the signed root: it
     refuses, writes nothing, and names the checkpoint."""
-    original = frontier(ctx, 10)
-    if poison == "other hashes":  # the compact range of size 10 with another subtree
+    original = frontier(ctx, 12)
+    if poison == "other hashes":  # the compact range of size 12 with another subtree
         poison = original[:2] + ("f" if original[2] != "f" else "e") + original[3:]
-    set_checkpoint(ctx, 10, "frontier", poison)
-    append(ctx, range(13, 15))  # seq 13, 14: no checkpoint due, written
+    set_checkpoint(ctx, 12, "frontier", poison)
     with pytest.raises(IntegrityError) as info:
-        append(ctx, range(15, 16))  # seq 15 would sign the checkpoint at 15
+        append(ctx, range(13, 14))  # seq 13 would sign the checkpoint at 13
     assert str(info.value) == (
-        f"checkpoint at size 10: {problem}; refusing to sign a new checkpoint on it {RUN_VERIFY}"
+        f"checkpoint at size 12: {problem}; refusing to sign a new checkpoint on it {RUN_VERIFY}"
     )
-    assert seqs(ctx) == list(range(1, 15))
-    assert checkpoint_sizes(ctx) == [3, 5, 10]
-    set_checkpoint(ctx, 10, "frontier", original)
-    append(ctx, range(15, 16))
-    assert checkpoint_sizes(ctx) == [3, 5, 10, 15]
-    assert verify(ctx).size == 15
+    assert ctx.ledger.refusal == str(info.value)
+    assert seqs(ctx) == list(range(1, 13))
+    assert checkpoint_sizes(ctx) == [3, 5, 10, 12]
+    set_checkpoint(ctx, 12, "frontier", original)
+    append(ctx, range(13, 14))
+    assert ctx.ledger.refusal is None
+    assert checkpoint_sizes(ctx) == [3, 5, 10, 12, 13]
+    assert verify(ctx).size == 13
 
 
 def test_writer_refuses_a_latest_checkpoint_it_did_not_sign(ctx: Any) -> None:
-    signature = sql(ctx, "SELECT signature FROM ledger_checkpoints WHERE size = 10")[0][0]
-    set_checkpoint(ctx, 10, "signature", bytes(64))
-    append(ctx, range(13, 15))
+    signature = sql(ctx, "SELECT signature FROM ledger_checkpoints WHERE size = 12")[0][0]
+    set_checkpoint(ctx, 12, "signature", bytes(64))
     with pytest.raises(IntegrityError) as info:
-        append(ctx, range(15, 16))
+        append(ctx, range(13, 14))
     assert str(info.value) == (
-        "checkpoint at size 10 is not signed by this ledger's checkpoint key (checkpoint at "
-        "size 10: signature does not verify with the public key); refusing to build on it "
+        "checkpoint at size 12 is not signed by this ledger's checkpoint key (checkpoint at "
+        "size 12: signature does not verify with the public key); refusing to build on it "
         f"{RUN_VERIFY}"
     )
-    assert (seqs(ctx), checkpoint_sizes(ctx)) == (list(range(1, 15)), [3, 5, 10])
-    set_checkpoint(ctx, 10, "signature", bytes(signature))
-    append(ctx, range(15, 16))
-    assert verify(ctx).size == 15
+    assert (seqs(ctx), checkpoint_sizes(ctx)) == (list(range(1, 13)), [3, 5, 10, 12])
+    set_checkpoint(ctx, 12, "signature", bytes(signature))
+    append(ctx, range(13, 14))
+    assert verify(ctx).size == 13
 
 
 # -- finding 7: strict types -----------------------------------------------------------
@@ -213,7 +221,7 @@ SQLITE_CHECKPOINT_MUTATIONS = [
     ("size", "5", None),  # TEXT '5' in an INTEGER column becomes 5 again: harmless
     ("size", 5.5, "database checkpoint 2 (in size order): column 'size' holds 5.5 (REAL), "
      "expected an integer"),
-    ("size", "five", "database checkpoint 3 (in size order): column 'size' holds 'five' (TEXT), "
+    ("size", "five", "database checkpoint 4 (in size order): column 'size' holds 'five' (TEXT), "
      "expected an integer"),
     ("root_hash", "r" * 32, f"database checkpoint at size 5: column 'root_hash' holds "
      f"'{'r' * 32}' (TEXT), expected 32 bytes"),
@@ -288,7 +296,7 @@ def _restore(ctx: Any, table: str, rows: list[Any]) -> None:
 
 EVENT_COLUMN_NAMES = [
     "seq", "recorded_at", "event_type", "actor", "model", "version", "index_fields", "key_id",
-    "nonce", "ciphertext", "leaf_hash", "chain_hash",
+    "nonce", "ciphertext", "leaf_hash", "chain_hash", "authenticator",
 ]  # fmt: skip
 CHECKPOINT_COLUMN_NAMES = [
     "size", "root_hash", "issued_at", "key_fingerprint", "note", "signature", "frontier",
@@ -363,16 +371,19 @@ def _outcome(ctx: Any) -> str:
 
 
 def test_writer_refuses_to_sign_over_a_leaf_hash_of_the_wrong_length(ctx: Any) -> None:
+    """Seq 11..12 left uncovered (their checkpoint row deleted), 12's leaf cut short."""
+    checkpoints = sql(ctx, "SELECT * FROM ledger_checkpoints ORDER BY size")
+    sql(ctx, "DELETE FROM ledger_checkpoints WHERE size = 12")
     leaf = sql(ctx, "SELECT leaf_hash FROM ledger_events WHERE seq = 12")[0][0]
     sql(ctx, "UPDATE ledger_events SET leaf_hash = :v WHERE seq = 12", {"v": bytes(31)})
-    append(ctx, range(13, 15))
     with pytest.raises(IntegrityError) as info:
-        append(ctx, range(15, 16))
+        append(ctx, range(13, 14))
     assert str(info.value) == (
         "seq 12: stored leaf hash is not 32 bytes; refusing to sign a checkpoint over it "
         f"{RUN_VERIFY}"
     )
-    assert (seqs(ctx), checkpoint_sizes(ctx)) == (list(range(1, 15)), [3, 5, 10])
+    assert (seqs(ctx), checkpoint_sizes(ctx)) == (list(range(1, 13)), [3, 5, 10])
     sql(ctx, "UPDATE ledger_events SET leaf_hash = :v WHERE seq = 12", {"v": bytes(leaf)})
-    append(ctx, range(15, 16))
-    assert verify(ctx).size == 15
+    _restore(ctx, "ledger_checkpoints", checkpoints)
+    append(ctx, range(13, 14))
+    assert verify(ctx).size == 13

@@ -14,7 +14,6 @@ from audits.events import EventType
 
 PROCESSES = 8
 EACH = 50
-CHECKPOINT_EVERY = 25
 
 
 def test_concurrent_appends(home: Any) -> None:
@@ -25,7 +24,7 @@ def test_concurrent_appends(home: Any) -> None:
             parent, child = mp.Pipe()
             worker = mp.Process(
                 target=concurrent_writer,
-                args=(str(home.path), home.database_url, proc, EACH, child, CHECKPOINT_EVERY),
+                args=(str(home.path), home.database_url, proc, EACH, child),
             )
             worker.start()
             child.close()
@@ -69,9 +68,9 @@ def test_concurrent_appends(home: Any) -> None:
         assert halves == sorted(halves)
 
         report = verify(ctx)
-        # checkpoints at 3 (bootstrap) and every 25 events up to 400, each anchored
-        assert (report.size, report.checkpoints, report.anchors) == (total, 17, 17)
-        assert report.warnings == ["events 401..403 are not yet covered by a signed checkpoint"]
+        # one checkpoint per transaction: the bootstrap's and one per event, each anchored
+        assert (report.size, report.checkpoints, report.anchors) == (total, 401, 401)
+        assert report.warnings == []
     finally:
         ctx.close()
 
@@ -84,22 +83,22 @@ def test_checkpoint_committed_while_verification_starts(
     must be read before the verifier's database snapshot is taken.)"""
     import audits.verify
 
-    ctx = home.context(checkpoint_every=5)
-    writer = home.context(checkpoint_every=5)
+    ctx = home.context()
+    writer = home.context()
     original = audits.verify.read_anchors
     raced = []
 
     def read_anchors_with_a_writer_in_between(anchor_dir: Any) -> Any:
         if not raced:
-            raced.append(append(writer, range(4, 8)))  # commits checkpoint 5, writes its anchor
+            raced.append(append(writer, range(4, 8)))  # commits checkpoints 4..7 and anchors
         return original(anchor_dir)
 
     monkeypatch.setattr(audits.verify, "read_anchors", read_anchors_with_a_writer_in_between)
     try:
         report = verify(ctx)
         assert len(raced) == 1
-        assert (report.size, report.checkpoints, report.anchors) == (7, 2, 2)
-        assert report.warnings == ["events 6..7 are not yet covered by a signed checkpoint"]
+        assert (report.size, report.checkpoints, report.anchors) == (7, 5, 5)
+        assert report.warnings == []
     finally:
         writer.close()
         ctx.close()

@@ -3,11 +3,12 @@ verified as stored, and backfilled for a ledger written before the nodes were ke
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ledger_helpers import append, drop_guard_rails, failure, sql, verify
+from ledger_helpers import append, append_in, drop_guard_rails, failure, sql, verify
 
 from audits.ledger import Ledger
 from audits.merkle import (
@@ -23,9 +24,11 @@ from migrations import runner
 
 @pytest.fixture
 def ctx(home: Any) -> Iterator[Any]:
-    # bootstrap writes seq 1-3 (checkpoint at 3); then runs 4..40, a checkpoint every 7
-    context = home.context(checkpoint_every=7)
-    append(context, range(4, 41))
+    # bootstrap writes seq 1-3 (checkpoint at 3); then runs 4..40 in six transactions
+    # (checkpoints at 7, 14, 21, 28, 35 and 40)
+    context = home.context()
+    ends = [3, 7, 14, 21, 28, 35, 40]
+    append_in(context, *(range(a + 1, b + 1) for a, b in itertools.pairwise(ends)))
     yield context
     context.close()
 
@@ -48,13 +51,13 @@ def _expected_nodes(leaves: list[bytes]) -> dict[tuple[int, int], bytes]:
 
 
 def test_checkpoints_store_every_complete_subtree_they_cover(ctx: Any) -> None:
-    assert _sizes(ctx) == [3, 7, 14, 21, 28, 35]
+    assert _sizes(ctx) == [3, 7, 14, 21, 28, 35, 40]
     with ctx.registry.reading() as conn:
         leaves = ctx.ledger.leaves(conn)
     assert len(leaves) == 40
-    # Up to the latest checkpoint (35), none beyond: 17 + 8 + 4 + 2 + 1 rows.
-    assert _nodes(ctx) == _expected_nodes(leaves[:35])
-    assert len(_nodes(ctx)) == 32
+    # Every complete subtree of the 40 leaves: 20 + 10 + 5 + 2 + 1 rows.
+    assert _nodes(ctx) == _expected_nodes(leaves)
+    assert len(_nodes(ctx)) == 38
 
 
 def test_proofs_from_nodes_equal_proofs_from_leaves(ctx: Any) -> None:
@@ -130,14 +133,14 @@ def test_missing_node_is_named_by_verify(ctx: Any) -> None:
     assert (err.seq, str(err)) == (
         6,
         "tree node at level 1 over seqs 5..6 is missing from ledger_tree_nodes (proofs in the "
-        "first 35 leaves need it)",
+        "first 40 leaves need it)",
     )
 
 
 @pytest.mark.parametrize(
     ("level", "last", "named"),
     [
-        (1, 36, "tree node at level 1 over seqs 35..36"),  # past the latest checkpoint
+        (1, 42, "tree node at level 1 over seqs 41..42"),  # past the latest checkpoint
         (2, 6, "tree node at level 2 ending at seq 6"),  # not aligned
         (0, 3, "tree node at level 0 ending at seq 3"),  # leaves are not stored as nodes
         (6, 64, "tree node at level 6 over seqs 1..64"),  # beyond the ledger
@@ -152,7 +155,7 @@ def test_extra_node_is_named_by_verify(ctx: Any, level: int, last: int, named: s
     )
     err = failure(ctx)
     assert str(err) == (
-        f"{named}: stored, but it is not a complete subtree of the ledger's first 35 leaves "
+        f"{named}: stored, but it is not a complete subtree of the ledger's first 40 leaves "
         "(an extra row)"
     )
 
@@ -173,30 +176,38 @@ def test_node_of_the_wrong_type_is_named_by_verify(ctx: Any) -> None:
 # -- the migration backfills a ledger written before it ------------------------------------
 
 
-def test_migration_backfills_a_ledger_written_before_it(
-    ctx: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_migration_backfills_a_ledger_written_before_it(ctx: Any) -> None:
+    """Down to revision 0007 (no nodes, no authenticators) and up again: 0008 stores
+    the nodes from the leaves; 0009 refuses a ledger that holds events unless it is
+    given the authenticator key (as ``govreg init`` does), then gives every event its
+    authenticator."""
+    append(ctx, range(41, 60))
     with ctx.registry.reading() as conn:
         before = ctx.ledger.leaves(conn)
     runner.downgrade(ctx.engine, "0007")
-    # The writer before revision 0008 kept no nodes.
-    monkeypatch.setattr(Ledger, "_store_nodes", staticmethod(lambda conn, nodes: None))
-    append(ctx, range(41, 60))
-    monkeypatch.undo()
-    assert _sizes(ctx)[-1] == 56
-    runner.upgrade(ctx.engine)
+    assert sql(ctx, "SELECT count(*) FROM ledger_events")[0][0] == 59
+    with pytest.raises(RuntimeError) as info:
+        runner.upgrade(ctx.engine)
+    assert str(info.value) == (
+        "ledger_events holds 59 events written before event authenticators; run "
+        "`govreg init` on this home to upgrade it (it holds the checkpoint signing key the "
+        "authenticators need)"
+    )
+    assert runner.current(ctx.engine) == "0008"
+    assert runner.upgrade(ctx.engine, authenticator_key=ctx.ledger.authenticator_key()) == 59
+    assert runner.current(ctx.engine) == "0009"
     with ctx.registry.reading() as conn:
         leaves = ctx.ledger.leaves(conn)
-        assert leaves[:40] == before
-        assert _nodes(ctx) == _expected_nodes(leaves[:56])
-        proofs = ctx.ledger.inclusion_proofs(conn, 56, [1, 29, 56])
-        assert proofs == {seq: inclusion_proof(leaves[:56], seq - 1) for seq in (1, 29, 56)}
-    report = verify(ctx)
-    assert report.size == 59
+        assert leaves == before
+        assert _nodes(ctx) == _expected_nodes(leaves)
+        proofs = ctx.ledger.inclusion_proofs(conn, 59, [1, 29, 59])
+        assert proofs == {seq: inclusion_proof(leaves, seq - 1) for seq in (1, 29, 59)}
+    report = verify(ctx, authenticators=True)
+    assert (report.size, report.authenticators_checked) == (59, True)
     # Writing on goes on from the backfilled nodes.
     append(ctx, range(60, 64))
     with ctx.registry.reading() as conn:
         leaves = ctx.ledger.leaves(conn)
     assert _sizes(ctx)[-1] == 63
     assert _nodes(ctx) == _expected_nodes(leaves[:63])
-    assert verify(ctx).size == 63
+    assert verify(ctx, authenticators=True).size == 63

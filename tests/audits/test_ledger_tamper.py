@@ -3,9 +3,12 @@
 Every test drops the append-only guard rails first (as such an attacker
 would), edits rows with raw SQL and checks that verification names the first
 bad seq and says exactly what is wrong. The ledger is built through a Context
-with ``checkpoint_every=5``: bootstrap writes seq 1-3 (checkpoint at 3), then
-``run`` n is written as seq n for n = 4..12 (checkpoints at 5 and 10, all
-three also in the anchor folder).
+as every write is: each transaction signs its checkpoint. Bootstrap writes seq
+1-3 (checkpoint at 3), then ``run`` n is written as seq n for n = 4..12 in
+three transactions, 4-5, 6-10 and 11-12 (checkpoints at 5, 10 and 12, all four
+also in the anchor folder). Verification here is an auditor's, with the
+public key only; test_ledger_signer.py covers the authenticators, which need
+the signing key.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ledger_helpers import (
     append,
+    append_in,
     checkpoint_issued_at,
     drop_guard_rails,
     event_row,
     failure,
     flip,
+    forge_score,
     key_fingerprint,
     recompute_hashes,
     renumber,
@@ -33,7 +38,7 @@ from ledger_helpers import (
 )
 
 from audits.events import EventType, NewEvent
-from audits.ledger import anchor_name, associated_data, chain_of, envelope_bytes, leaf_of
+from audits.ledger import anchor_name, chain_of, envelope_bytes, leaf_of
 from audits.merkle import root
 from audits.signing import SignedCheckpoint, fingerprint, sign_checkpoint
 from audits.verify import VerificationFailed
@@ -47,8 +52,8 @@ AES_FAILED = (
 
 @pytest.fixture
 def ctx(home: Any) -> Iterator[Any]:
-    context = home.context(checkpoint_every=5)
-    append(context, range(4, 13))
+    context = home.context()
+    append_in(context, range(4, 6), range(6, 11), range(11, 13))
     drop_guard_rails(context)
     yield context
     context.close()
@@ -60,18 +65,16 @@ def anchors(ctx: Any) -> list[str]:
 
 def test_untouched_ledger_verifies(ctx: Any) -> None:
     report = verify(ctx)
-    assert (report.size, report.checkpoints, report.anchors) == (12, 3, 3)
-    assert report.warnings == ["events 11..12 are not yet covered by a signed checkpoint"]
-    assert anchors(ctx) == [anchor_name(3), anchor_name(5), anchor_name(10)]
-    assert [int(r[0]) for r in sql(ctx, "SELECT size FROM ledger_checkpoints ORDER BY size")] == [
-        3,
-        5,
-        10,
-    ]
+    assert (report.size, report.checkpoints, report.anchors) == (12, 4, 4)
+    assert report.warnings == []
+    assert anchors(ctx) == [anchor_name(n) for n in (3, 5, 10, 12)]
+    sizes = [int(r[0]) for r in sql(ctx, "SELECT size FROM ledger_checkpoints ORDER BY size")]
+    assert sizes == [3, 5, 10, 12]
     assert report.root == _true_root(ctx, 12)
     assert report.summary() == (
-        f"ledger intact: 12 events, root {report.root.hex()}, 3 signed checkpoints and "
-        f"3 anchors verified with key {key_fingerprint(ctx)}"
+        f"ledger intact: 12 events, root {report.root.hex()}, 4 signed checkpoints and "
+        f"4 anchors verified with key {key_fingerprint(ctx)}; event authenticators not "
+        "checked (the signing key is not at hand)"
     )
 
 
@@ -152,14 +155,14 @@ def test_last_rows_deleted_caught_by_the_checkpoint(ctx: Any) -> None:
     err = failure(ctx)
     assert (err.seq, str(err)) == (
         9,
-        "seq 9: missing; a checkpoint signed the ledger at size 10 but it ends at seq 8 "
+        "seq 9: missing; a checkpoint signed the ledger at size 12 but it ends at seq 8 "
         "(events deleted from the end)",
     )
 
 
 def test_last_rows_and_their_checkpoints_deleted_caught_by_the_anchor(ctx: Any) -> None:
     assert sql(ctx, "DELETE FROM ledger_events WHERE seq >= 9") == 4
-    assert sql(ctx, "DELETE FROM ledger_checkpoints WHERE size >= 9") == 1
+    assert sql(ctx, "DELETE FROM ledger_checkpoints WHERE size >= 9") == 2
     err = failure(ctx)
     assert (err.seq, str(err)) == (
         None,
@@ -175,10 +178,21 @@ def test_last_rows_and_their_checkpoints_deleted_caught_by_the_anchor(ctx: Any) 
         "tree node at level 1 over seqs 5..6: stored, but it is not a complete subtree of "
         "the ledger's first 5 leaves (an extra row)"
     )
-    # ...until they are deleted too. Then the anchors are what catch it: the database
-    # alone looks like a consistent, shorter ledger (why checkpoints are kept outside it).
-    assert sql(ctx, "DELETE FROM ledger_tree_nodes WHERE last_seq > 5") == 5
-    assert ctx.registry.verify(None, key, anchor_dir=None).size == 8
+    # ...and once they are deleted too, events 6..8 are left outside every checkpoint,
+    # which no honest write leaves (each signs its own)...
+    assert sql(ctx, "DELETE FROM ledger_tree_nodes WHERE last_seq > 5") == 7
+    with pytest.raises(VerificationFailed) as info:
+        ctx.registry.verify(None, key, anchor_dir=None)
+    assert (info.value.seq, str(info.value)) == (
+        6,
+        "seq 6..8: not covered by any signed checkpoint (every write signs one in its own "
+        "transaction: these were added outside govreg, or by a version before that, which "
+        "`govreg init` upgrades)",
+    )
+    # ...so the attacker cuts at a checkpoint. Then the anchors are what catch it: the
+    # database alone looks like a consistent, shorter ledger (why they are kept outside it).
+    assert sql(ctx, "DELETE FROM ledger_events WHERE seq > 5") == 3
+    assert ctx.registry.verify(None, key, anchor_dir=None).size == 5
 
 
 def test_anchor_remains_but_its_checkpoint_row_deleted(ctx: Any) -> None:
@@ -205,7 +219,7 @@ def test_row_inserted_in_the_middle(ctx: Any) -> None:
     sql(
         ctx,
         "INSERT INTO ledger_events SELECT 8, recorded_at, event_type, actor, model, version, "
-        "index_fields, key_id, nonce, ciphertext, leaf_hash, chain_hash "
+        "index_fields, key_id, nonce, ciphertext, leaf_hash, chain_hash, authenticator "
         "FROM ledger_events WHERE seq = 7",
     )
     recompute_hashes(ctx, 8)
@@ -227,8 +241,9 @@ def test_row_forged_at_the_end_with_hashes(ctx: Any) -> None:
     sql(
         ctx,
         "INSERT INTO ledger_events VALUES (13, :t, 'benchmark.event', 'alice', NULL, NULL, '{}', "
-        "'dk-000001', :n, :c, :l, :h)",
+        "'dk-000001', :n, :c, :l, :h, :a)",
         {
+            "a": secrets.token_bytes(32),
             "t": recorded_at,
             "n": nonce,
             "c": ciphertext,
@@ -260,36 +275,11 @@ def test_edit_then_every_later_hash_recomputed(ctx: Any) -> None:
     assert (err.seq, str(err)) == (7, AES_FAILED.format(seq=7))
 
 
-def _reencrypt(ctx: Any, seq: int, old: bytes, new: bytes) -> None:
-    """An attacker holding the data key rewrites seq's payload properly: decrypt,
-    edit the sealed plaintext, encrypt under a fresh nonce with the right
-    associated data, then recompute every later leaf and chain hash."""
-    row = event_row(ctx, seq)
-    with ctx.engine.connect() as conn:
-        aes = ctx.ledger.keyring.cipher(conn, row.key_id)
-        conn.rollback()
-    aad = associated_data(seq, row.event_type, row.key_id)
-    plain = aes.decrypt(bytes(row.nonce), bytes(row.ciphertext), aad)
-    assert plain.count(old) == 1
-    nonce = secrets.token_bytes(12)
-    ciphertext = aes.encrypt(nonce, plain.replace(old, new), aad)
-    sql(
-        ctx,
-        "UPDATE ledger_events SET nonce = :n, ciphertext = :c WHERE seq = :s",
-        {"n": nonce, "c": ciphertext, "s": seq},
-    )
-    recompute_hashes(ctx, seq)
-
-
-def _forge_score(ctx: Any, seq: int) -> None:
-    _reencrypt(ctx, seq, f'"score":"0.{seq:04d}"'.encode(), b'"score":"0.9999"')
-
-
 @pytest.mark.parametrize(("seq", "first", "size"), [(7, 6, 10), (4, 4, 5)])
 def test_properly_reencrypted_rewrite_caught_by_checkpoints(
     ctx: Any, seq: int, first: int, size: int
 ) -> None:
-    _forge_score(ctx, seq)
+    forge_score(ctx, seq)
     with ctx.registry.reading() as conn:
         forged = [e for e in ctx.ledger.events(conn) if e.seq == seq]
     assert forged[0].data["score"] == "0.9999"  # it decrypts: every per-row check passes
@@ -305,7 +295,7 @@ def test_properly_reencrypted_rewrite_caught_by_anchor_without_db_checkpoints(
     ctx: Any,
 ) -> None:
     """The attacker also deletes the database checkpoints: the anchor catches it."""
-    _forge_score(ctx, 7)
+    forge_score(ctx, 7)
     sql(ctx, "DELETE FROM ledger_checkpoints WHERE size >= 5")
     err = failure(ctx)
     assert (err.seq, str(err)) == (
@@ -316,7 +306,7 @@ def test_properly_reencrypted_rewrite_caught_by_anchor_without_db_checkpoints(
 
 def test_rewrite_with_checkpoint_root_replaced_fails_the_signature(ctx: Any) -> None:
     """The attacker also points the stored checkpoint at the new root."""
-    _forge_score(ctx, 7)
+    forge_score(ctx, 7)
     leaves = [bytes(r[0]) for r in sql(ctx, "SELECT leaf_hash FROM ledger_events ORDER BY seq")]
     sql(
         ctx,
@@ -357,26 +347,26 @@ def test_checkpoint_signed_by_another_key_inserted(ctx: Any) -> None:
     ours = fingerprint(load_public_key(ctx.settings.public_key_path))
     other = Ed25519PrivateKey.generate()
     issued_at = isoformat(utcnow())
-    true_root = _true_root(ctx, 12)
+    true_root = _true_root(ctx, 11)
     # 1. honestly named as the other key's
-    _insert_checkpoint(ctx, sign_checkpoint(other, 12, true_root, issued_at))
+    _insert_checkpoint(ctx, sign_checkpoint(other, 11, true_root, issued_at))
     err = failure(ctx)
     assert (err.seq, str(err)) == (
         None,
-        f"database checkpoint at size 12 names key {fingerprint(other.public_key())}, "
+        f"database checkpoint at size 11 names key {fingerprint(other.public_key())}, "
         f"not the given public key {key_fingerprint(ctx)}",
     )
-    assert sql(ctx, "DELETE FROM ledger_checkpoints WHERE size = 12") == 1
+    assert sql(ctx, "DELETE FROM ledger_checkpoints WHERE size = 11") == 1
     assert verify(ctx).size == 12
     # 2. naming our key, signed by the other one
-    note = make_note(ours, 12, true_root, issued_at)
+    note = make_note(ours, 11, true_root, issued_at)
     _insert_checkpoint(
-        ctx, SignedCheckpoint(12, true_root, issued_at, ours, other.sign(note.encode()))
+        ctx, SignedCheckpoint(11, true_root, issued_at, ours, other.sign(note.encode()))
     )
     err = failure(ctx)
     assert (err.seq, str(err)) == (
         None,
-        "database checkpoint at size 12: signature does not verify with the public key",
+        "database checkpoint at size 11: signature does not verify with the public key",
     )
 
 
@@ -478,11 +468,11 @@ def test_projection_row_deleted(with_bob: Any) -> None:
 
 # -- the CLI ----------------------------------------------------------------------------
 def test_cli_verify_intact_and_tampered(home: Any) -> None:
-    ctx = home.context(checkpoint_every=5)
+    ctx = home.context()
     try:
-        append(ctx, range(4, 11))  # 10 events, all covered by checkpoints (3, 5, 10)
-        report = verify(ctx)
-        assert report.warnings == []
+        append(ctx, range(4, 11))  # 10 events, a checkpoint per transaction
+        report = verify(ctx, authenticators=True)  # the CLI has the home's signing key
+        assert (report.warnings, report.authenticators_checked) == ([], True)
         result = home.cli("audit", "verify")
         assert (result.exit_code, result.stderr) == (0, "")
         assert result.stdout == report.summary() + "\n"

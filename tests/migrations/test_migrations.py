@@ -19,7 +19,7 @@ LEDGER_TABLES = {
     "expiring_data_keys",
     "ledger_tree_nodes",
 }
-HEAD = "0008"
+HEAD = "0009"
 DECISION_TABLES = {"decisions", "decision_batches"}
 REGISTRY_TABLES = {
     "aliases",
@@ -140,6 +140,10 @@ def test_upgrade_from_empty_check_and_round_trip(engine: Any) -> None:
     runner.check(engine)
 
     # one revision at a time, down and up again
+    runner.downgrade(engine, "0008")
+    columns = [c["name"] for c in inspect(engine).get_columns("ledger_events")]
+    assert "authenticator" not in columns
+    assert _triggers(engine) == _expected_triggers(engine)  # DROP COLUMN keeps them
     runner.downgrade(engine, "0007")
     assert _tables(engine) == ALL_TABLES - {"ledger_tree_nodes"}
     assert "ledger_tree_nodes" not in {table for _, table in _triggers(engine)}
@@ -179,9 +183,10 @@ def test_ledger_columns_and_keys(engine: Any) -> None:
         "ciphertext",
         "leaf_hash",
         "chain_hash",
+        "authenticator",
     ]
     nullable = {name for name, c in columns.items() if c["nullable"]}
-    assert nullable == {"model", "version"}
+    assert nullable == {"model", "version", "authenticator"}  # NULL fails audit verify
     assert insp.get_pk_constraint("ledger_events")["constrained_columns"] == ["seq"]
     assert insp.get_pk_constraint("ledger_checkpoints")["constrained_columns"] == ["size"]
     assert insp.get_pk_constraint("ledger_data_keys")["constrained_columns"] == ["key_id"]

@@ -52,7 +52,7 @@ def test_the_last_signoff_approves_in_the_same_transaction(kit: Any) -> None:
         status = reg.signoff(kit[who], MODEL, 1, role=role, approve=True, comment="fine")
         assert status == "awaiting_signoff"
         assert kit.row()["status"] == "awaiting_signoff"
-        assert kit.size() not in kit.checkpoint_sizes()
+        assert kit.size() in kit.checkpoint_sizes()  # every commit is signed
     missing = reg.show_version(kit["auditor-1"], MODEL, 1)["signoffs_missing"]
     assert missing == [{"role": "business_owner", "missing": 1}]
 
@@ -84,8 +84,10 @@ def test_the_last_signoff_approves_in_the_same_transaction(kit: Any) -> None:
     assert row["approved_at"] == approval.recorded_at
     assert row["approval_seq"] == size
     assert row["revalidate_by"] == revalidate_by
-    # A signed checkpoint covers the approval, and its anchor is on disk.
+    # One signed checkpoint covers the sign-off and the approval (one transaction),
+    # and its anchor is on disk.
     assert max(kit.checkpoint_sizes()) == size
+    assert size - 1 not in kit.checkpoint_sizes()
     assert (Path(kit.settings.anchors_path) / anchor_name(size)).is_file()
     shown = reg.show_version(kit["auditor-1"], MODEL, 1)
     assert shown["signoffs_missing"] == []
@@ -103,7 +105,7 @@ def test_approval_failing_takes_the_last_signoff_with_it(kit: Any, monkeypatch: 
     kit.sign("compliance-1")
     kit.people("owner-1")
 
-    def broken(conn: Any) -> None:
+    def broken(conn: Any, appended: Any = None) -> None:
         raise OSError("signing key unavailable")
 
     monkeypatch.setattr(kit.ctx.ledger, "checkpoint", broken)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 from datetime import timedelta
 from pathlib import Path
@@ -132,13 +133,30 @@ def test_symlinked_artifact(kit: Kit, tmp_path: Path) -> None:
     assert "symlink" in str(error)
 
 
-def test_approval_not_covered_by_a_checkpoint(tampered_kit: Kit) -> None:
+def test_approval_not_covered_by_a_checkpoint(
+    tampered_kit: Kit, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every checkpoint deleted: the load is refused, and so is the signing of its
+    refusal (the signer will not start a tree over a ledger with its checkpoints
+    gone), which is logged instead of recorded."""
     kit = tampered_kit
     _promoted(kit)
     drop_guard_rails(kit.ctx)
     sql(kit.ctx, "DELETE FROM ledger_checkpoints")
-    error = _refused(kit, Check.CHECKPOINT)
-    assert "is not covered by a signed checkpoint" in str(error)
+    before = kit.size()
+    with caplog.at_level(logging.ERROR), pytest.raises(LoadRefused) as caught:
+        load_approved(kit.registry, MODEL, config=_config(kit))
+    assert caught.value.check == Check.CHECKPOINT
+    assert "is not covered by a signed checkpoint" in str(caught.value)
+    assert kit.size() == before
+    refusal = (
+        f"the ledger holds events 1..{before} but no signed checkpoint (checkpoints were "
+        "deleted: every write signs one); refusing to sign (run `govreg audit verify`)"
+    )
+    assert caplog.messages == [
+        f"the ledger's signer refused to sign a checkpoint: {refusal}",
+        f"{MODEL}: refused to load, but the refusal could not be recorded: {refusal}",
+    ]
 
 
 def test_checkpoint_signed_by_another_key(kit: Kit, tmp_path: Path) -> None:

@@ -1,0 +1,56 @@
+"""``GET /v1/health`` over real HTTP: 200 while the ledger is whole, 503 naming the
+problem as soon as the events and the latest checkpoint disagree (in every worker,
+with no write needed), and again 200 once the forgery is gone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from api_server import Server, start_server, stop
+from ledger_helpers import drop_guard_rails, forged_admin, sql
+
+
+@pytest.fixture
+def server(sqlite_home: Any) -> Iterator[Server]:
+    srv = start_server(sqlite_home, workers=2)
+    yield srv
+    stop(srv)
+
+
+def test_health_turns_unhealthy_on_a_forged_append(server: Server) -> None:
+    anonymous = httpx.Client(base_url=server.url, timeout=30)
+    admin = server.client("admin")
+    try:
+        assert anonymous.get("/v1/health").json() == {"status": "ok"}
+        ctx = server.home.context()
+        try:
+            drop_guard_rails(ctx)
+            seq, _ = forged_admin(ctx, None)
+            problem = {
+                "status": "unhealthy",
+                "problem": f"events {seq}..{seq} are not covered by a signed checkpoint "
+                "(run `govreg audit verify`)",
+            }
+            for _ in range(6):  # both workers answer it, whichever takes the request
+                response = anonymous.get("/v1/health")
+                assert (response.status_code, response.json()) == (503, problem)
+            # A write through the API is refused by the signer (409, nothing recorded).
+            refused = admin.post("/v1/persons", json={"id": "eve", "display": "someone"})
+            assert refused.status_code == 409, refused.text
+            assert f"seq {seq}: no authenticator, so no holder of the signing key" in refused.text
+            assert sql(ctx, "SELECT count(*) FROM persons WHERE id = 'eve'")[0][0] == 0
+            sql(ctx, "DELETE FROM principals WHERE name = 'mallory'")
+            sql(ctx, f"DELETE FROM ledger_events WHERE seq = {seq}")
+        finally:
+            ctx.close()
+        for _ in range(6):
+            response = anonymous.get("/v1/health")
+            assert (response.status_code, response.json()) == (200, {"status": "ok"})
+        made = admin.post("/v1/persons", json={"id": "eve", "display": "someone"})
+        assert made.status_code == 201, made.text
+    finally:
+        anonymous.close()
+        admin.close()
