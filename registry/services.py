@@ -40,6 +40,7 @@ from core.errors import (
     quote,
 )
 from core.files import ImportedPath
+from core.turns import folder_turn
 from policies.loader import DEFAULT_POLICY, all_policies
 from policies.schema import Policy, PolicyError
 from registry import denials, inputs
@@ -279,20 +280,24 @@ class Registry:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One write transaction holding the writers' lock; what it appends is signed
-        into a checkpoint before it commits; anchors after commit."""
-        conn = self.engine.connect()
-        try:
+        into a checkpoint before it commits; anchors after commit. The anchor
+        folder's turn (:func:`core.turns.folder_turn`) is held from before the
+        lock to after the anchor write, so the next writer never takes a
+        checkpoint whose anchor is being written for one whose writer stopped."""
+        with folder_turn(self.ledger.config.anchor_dir):
+            conn = self.engine.connect()
             try:
-                with conn.begin():
-                    self.ledger.lock(conn)
-                    yield conn
-                    self.ledger.seal(conn)
-            except BaseException:
-                self.ledger.discard_anchors(conn)
-                raise
-            self.ledger.write_anchors(conn)
-        finally:
-            conn.close()
+                try:
+                    with conn.begin():
+                        self.ledger.lock(conn)
+                        yield conn
+                        self.ledger.seal(conn)
+                except BaseException:
+                    self.ledger.discard_anchors(conn)
+                    raise
+                self.ledger.write_anchors(conn)
+            finally:
+                conn.close()
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:

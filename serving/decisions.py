@@ -71,7 +71,6 @@ from __future__ import annotations
 
 import atexit
 import base64
-import fcntl
 import hashlib
 import logging
 import os
@@ -80,7 +79,6 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
@@ -95,6 +93,7 @@ from core.canonical import canonical_bytes, canonical_row, check_scalar, scalar_
 from core.clock import isoformat, parse, utcnow
 from core.db import is_sqlite
 from core.errors import GovregError, InputError, IntegrityError
+from core.turns import folder_turn
 from serving.tables import DECISION_BATCHES_TABLE, DECISIONS_TABLE
 
 if TYPE_CHECKING:
@@ -728,7 +727,7 @@ class DecisionLog:
         then copy the signed batch to the anchor folder.
 
         From the transaction to the anchor file, this writer has the anchor
-        folder to itself (see :func:`_anchor_turn`): a writer that finds the last
+        folder to itself (see :func:`core.turns.folder_turn`): a writer that finds the last
         batch unanchored knows that batch's writer stopped, rather than being
         about to write it.
         """
@@ -759,7 +758,7 @@ class DecisionLog:
             period, expires = retention_period(retain_until)
             plaintext = canonical_bytes(fields) + b"\n" + plain_inputs + b"\n" + values
             prepared.append((fields, period, isoformat(expires), plaintext))
-        with _anchor_turn(self.anchor_dir):
+        with folder_turn(self.anchor_dir):
             signed = self._commit(prepared)
             if self.anchor_dir is not None:
                 # After the commit: an anchor never names a batch the database lacks. The
@@ -895,54 +894,6 @@ def _batch(row: Any) -> SignedBatch:
 # -- anchors ------------------------------------------------------------------------------------
 def anchor_name(batch: int) -> str:
     return f"batch-{batch:012d}.txt"
-
-
-# The anchor folders this process's writers have open for their turn. A forked child
-# closes its copies: a copy would keep the folder locked after the parent let go. A
-# fork waits while a writer opens or closes one, so every open one is listed.
-_turns_held: set[int] = set()
-_turns_opening = threading.Lock()
-
-
-def _drop_turns_in_child() -> None:
-    for fd in _turns_held:
-        os.close(fd)
-    _turns_held.clear()
-    _turns_opening.release()  # taken before the fork
-
-
-os.register_at_fork(
-    before=_turns_opening.acquire,
-    after_in_parent=_turns_opening.release,
-    after_in_child=_drop_turns_in_child,
-)
-
-
-@contextmanager
-def _anchor_turn(anchor_dir: Path | None) -> Iterator[None]:
-    """Decision writers of one anchor folder (any thread, any process) take turns,
-    each from its batch's transaction to that batch's anchor file.
-
-    Without turns, a writer that starts its transaction just after another's
-    commit finds that batch unanchored (its writer is still writing the file),
-    copies it again with a false "writer stopped" warning, and holds the
-    database's writers' lock while its copy reaches the disk. The lock is a
-    ``flock`` on the folder itself, released when its holder closes it or dies.
-    """
-    if anchor_dir is None:
-        yield
-        return
-    anchor_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with _turns_opening:
-        fd = os.open(anchor_dir, os.O_RDONLY | os.O_DIRECTORY)
-        _turns_held.add(fd)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        with _turns_opening:
-            _turns_held.discard(fd)
-            os.close(fd)  # lets the next writer go
 
 
 def write_anchor(anchor_dir: Path, signed: SignedBatch) -> Path:

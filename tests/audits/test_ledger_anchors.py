@@ -240,3 +240,39 @@ def test_writer_never_anchors_a_checkpoint_it_did_not_sign(ctx: Any) -> None:
         list(range(1, 13)),
         [anchor_name(n) for n in (3, 5, 10, 12)],
     )
+
+
+def test_the_next_writer_waits_for_the_anchor_being_written(
+    home: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A writer still writing its anchor after its commit holds the anchor folder's
+    turn: the next writer waits, instead of finding that checkpoint unanchored and
+    copying it with a false "its writer stopped" warning."""
+    import threading
+    import time
+
+    import audits.ledger
+
+    first, second = home.context(), home.context()
+    real = audits.ledger.write_anchor
+    writing = threading.Event()
+
+    def slow(anchor_dir: Any, checkpoint: Any) -> Any:
+        writing.set()
+        time.sleep(0.5)
+        return real(anchor_dir, checkpoint)
+
+    monkeypatch.setattr(audits.ledger, "write_anchor", slow)
+    try:
+        with caplog.at_level(logging.WARNING, logger="audits.ledger"):
+            writer = threading.Thread(target=append, args=(first, range(4, 5)))
+            writer.start()
+            assert writing.wait(30)  # seq 4 committed, its anchor not yet written
+            append(second, range(5, 6))
+            writer.join(30)
+        assert caplog.messages == []
+        assert anchors(second) == [anchor_name(n) for n in (3, 4, 5)]
+        assert verify(second).warnings == []
+    finally:
+        first.close()
+        second.close()

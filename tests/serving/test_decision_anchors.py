@@ -7,10 +7,7 @@ Each test runs on SQLite and PostgreSQL (``home``: an initialised govreg home).
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
-import os
-import signal
 import stat
 import threading
 import time
@@ -398,26 +395,3 @@ def test_writers_of_one_folder_take_turns_so_none_reanchors_anothers_batch(
     assert [(env.anchors / n).read_text(encoding="utf-8") for n in env.files()] == env.stored()
     report = env.verify()
     assert (report.batches, report.anchors, report.warnings) == (9, 9, ())
-
-
-def test_a_forked_child_does_not_keep_the_folder_locked(tmp_path: Path) -> None:
-    """A process forked during a writer's turn (its copy of the locked folder
-    closed at once) does not keep the other writers waiting once the turn ends."""
-    folder = tmp_path / "anchors" / "decisions"
-    ready, started = os.pipe()
-    with decisions._anchor_turn(folder):
-        child = os.fork()
-        if child == 0:  # pragma: no cover - the child only waits to be killed
-            os.write(started, b"!")  # past the fork handlers
-            time.sleep(60)
-            os._exit(0)
-    os.close(started)
-    assert os.read(ready, 1) == b"!"
-    os.close(ready)
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the next turn, at once
-    finally:
-        os.close(fd)
-        os.kill(child, signal.SIGKILL)
-        os.waitpid(child, 0)
