@@ -44,6 +44,19 @@ GUARD_RAILS_POSTGRES = (
     ("ledger_tree_nodes_no_truncate", "ledger_tree_nodes"),
 )
 
+DECISION_GUARD_RAILS_SQLITE = (
+    "decisions_no_update",
+    "decisions_no_delete",
+    "decision_batches_no_update",
+    "decision_batches_no_delete",
+)
+DECISION_GUARD_RAILS_POSTGRES = (
+    ("decisions_append_only", "decisions"),
+    ("decisions_no_truncate", "decisions"),
+    ("decision_batches_append_only", "decision_batches"),
+    ("decision_batches_no_truncate", "decision_batches"),
+)
+
 
 # -- acting through a context ---------------------------------------------------
 def benchmark(run: int, *, actor: str = "alice", **data: Any) -> NewEvent:
@@ -73,6 +86,29 @@ def append_in(ctx: Context, *batches: range) -> list[Event]:
         with ctx.registry.transaction() as conn:
             stored.extend(ctx.registry.record(conn, [benchmark(run) for run in runs]))
     return stored
+
+
+# The ledger most tests tamper with: bootstrap writes seq 1-3, then runs 4-5, 6-10 and
+# 11-12 are one transaction each, so checkpoints (all anchored) are at 3, 5, 10, 12.
+STANDARD_BATCHES = (range(4, 6), range(6, 11), range(11, 13))
+
+
+def standard_ledger(home: Any, *, guard_rails: bool = True) -> Context:
+    """A context on ``home`` holding the standard ledger (see STANDARD_BATCHES);
+    without the append-only guard rails if ``guard_rails`` is False."""
+    ctx: Context = home.context()
+    append_in(ctx, *STANDARD_BATCHES)
+    if not guard_rails:
+        drop_guard_rails(ctx)
+    return ctx
+
+
+def checkpoint_sizes(ctx: Context) -> list[int]:
+    return [int(r[0]) for r in sql(ctx, "SELECT size FROM ledger_checkpoints ORDER BY size")]
+
+
+def anchor_files(ctx: Context) -> list[str]:
+    return sorted(p.name for p in ctx.settings.anchors_path.glob("*.txt"))
 
 
 def verify(ctx: Context, *, authenticators: bool = False) -> VerifyReport:

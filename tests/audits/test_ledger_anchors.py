@@ -18,13 +18,15 @@ from typing import Any
 import pytest
 from ledger_helpers import (
     anchor_crash_writer,
+    anchor_files,
     append,
-    append_in,
     checkpoint_issued_at,
+    checkpoint_sizes,
     failure,
     mp_context,
     seqs,
     sql,
+    standard_ledger,
     verify,
 )
 
@@ -47,18 +49,9 @@ REANCHORED = (
 @pytest.fixture
 def ctx(home: Any) -> Iterator[Any]:
     """Checkpoints at 3 (bootstrap), 5, 10 and 12 (one transaction each), anchored."""
-    context = home.context()
-    append_in(context, range(4, 6), range(6, 11), range(11, 13))
+    context = standard_ledger(home)
     yield context
     context.close()
-
-
-def anchors(ctx: Any) -> list[str]:
-    return sorted(p.name for p in ctx.settings.anchors_path.glob("*.txt"))
-
-
-def checkpoint_sizes(ctx: Any) -> list[int]:
-    return [int(r[0]) for r in sql(ctx, "SELECT size FROM ledger_checkpoints ORDER BY size")]
 
 
 def missing(size: int) -> str:
@@ -147,7 +140,7 @@ def test_latest_anchor_deleted_is_a_warning_until_the_next_write(
     with caplog.at_level(logging.WARNING, logger="audits.ledger"):
         append(ctx, range(13, 14))
     assert caplog.messages == [REANCHORED.format(size=12)]
-    assert anchors(ctx) == [anchor_name(n) for n in (3, 5, 10, 12, 13)]
+    assert anchor_files(ctx) == [anchor_name(n) for n in (3, 5, 10, 12, 13)]
     report = verify(ctx)
     assert (report.checkpoints, report.anchors, report.warnings) == (5, 5, [])
 
@@ -181,7 +174,7 @@ def test_writer_killed_between_commit_and_anchor_write(
         # 1. killed after committing the checkpoint at 5: only the latest lacks its file
         assert _killed_after_commit(mp, home, [4, 5]) == [5]
         assert (seqs(ctx), checkpoint_sizes(ctx)) == ([1, 2, 3, 4, 5], [3, 5])
-        assert anchors(ctx) == [anchor_name(3)]
+        assert anchor_files(ctx) == [anchor_name(3)]
         report = verify(ctx)
         assert (report.size, report.checkpoints, report.anchors) == (5, 2, 1)
         assert report.warnings == [UNANCHORED.format(size=5)]
@@ -190,7 +183,7 @@ def test_writer_killed_between_commit_and_anchor_write(
 
         # 2. the next writer anchors 5 before it commits, and is killed the same way
         assert _killed_after_commit(mp, home, [6, 7]) == [7]
-        assert anchors(ctx) == [anchor_name(3), anchor_name(5)]
+        assert anchor_files(ctx) == [anchor_name(3), anchor_name(5)]
         report = verify(ctx)
         assert (report.size, report.checkpoints, report.anchors) == (7, 3, 2)
         assert report.warnings == [UNANCHORED.format(size=7)]
@@ -199,7 +192,7 @@ def test_writer_killed_between_commit_and_anchor_write(
         with caplog.at_level(logging.WARNING, logger="audits.ledger"):
             append(ctx, range(8, 9))
         assert caplog.messages == [REANCHORED.format(size=7)]
-        assert anchors(ctx) == [anchor_name(n) for n in (3, 5, 7, 8)]
+        assert anchor_files(ctx) == [anchor_name(n) for n in (3, 5, 7, 8)]
         report = verify(ctx)
         assert (report.size, report.checkpoints, report.anchors) == (8, 4, 4)
         assert report.warnings == []
@@ -236,7 +229,7 @@ def test_writer_never_anchors_a_checkpoint_it_did_not_sign(ctx: Any) -> None:
         f"size 13 names key {forged.key_fingerprint}, not the given public key {ours}); "
         "refusing to build on it (run `govreg audit verify`)"
     )
-    assert (seqs(ctx), anchors(ctx)) == (
+    assert (seqs(ctx), anchor_files(ctx)) == (
         list(range(1, 13)),
         [anchor_name(n) for n in (3, 5, 10, 12)],
     )
@@ -271,7 +264,7 @@ def test_the_next_writer_waits_for_the_anchor_being_written(
             append(second, range(5, 6))
             writer.join(30)
         assert caplog.messages == []
-        assert anchors(second) == [anchor_name(n) for n in (3, 4, 5)]
+        assert anchor_files(second) == [anchor_name(n) for n in (3, 4, 5)]
         assert verify(second).warnings == []
     finally:
         first.close()

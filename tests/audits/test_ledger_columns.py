@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from ledger_helpers import (
     append,
-    append_in,
-    drop_guard_rails,
+    checkpoint_sizes,
     failure,
     seqs,
     sql,
+    standard_ledger,
     verify,
 )
 from sqlalchemy import text
@@ -35,19 +35,13 @@ RUN_VERIFY = "(run `govreg audit verify`)"
 
 @pytest.fixture
 def ctx(home: Any) -> Iterator[Any]:
-    context = home.context()
-    append_in(context, range(4, 6), range(6, 11), range(11, 13))
-    drop_guard_rails(context)
+    context = standard_ledger(home, guard_rails=False)
     yield context
     context.close()
 
 
 def is_sqlite(ctx: Any) -> bool:
     return bool(ctx.engine.dialect.name == "sqlite")
-
-
-def checkpoint_sizes(ctx: Any) -> list[int]:
-    return [int(r[0]) for r in sql(ctx, "SELECT size FROM ledger_checkpoints ORDER BY size")]
 
 
 def frontier(ctx: Any, size: int) -> str:

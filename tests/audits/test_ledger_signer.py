@@ -22,15 +22,16 @@ from typing import Any
 
 import pytest
 from ledger_helpers import (
+    anchor_files,
     append,
-    append_in,
-    drop_guard_rails,
+    checkpoint_sizes,
     failure,
     forge_score,
     forged_admin,
     fresh,
     seqs,
     sql,
+    standard_ledger,
     verify,
 )
 
@@ -48,19 +49,9 @@ UNCOVERED = (
 
 @pytest.fixture
 def ctx(home: Any) -> Iterator[Any]:
-    context = home.context()
-    append_in(context, range(4, 6), range(6, 11), range(11, 13))
-    drop_guard_rails(context)
+    context = standard_ledger(home, guard_rails=False)
     yield context
     context.close()
-
-
-def checkpoint_sizes(ctx: Any) -> list[int]:
-    return [int(r[0]) for r in sql(ctx, "SELECT size FROM ledger_checkpoints ORDER BY size")]
-
-
-def anchors(ctx: Any) -> list[str]:
-    return sorted(p.name for p in ctx.settings.anchors_path.glob("*.txt"))
 
 
 def health(ctx: Any) -> str | None:
@@ -167,7 +158,7 @@ def test_laundered_rewrite_is_refused_and_caught(ctx: Any) -> None:
         "the ledger holds events 1..12 but no signed checkpoint (checkpoints were deleted: "
         f"every write signs one); refusing to sign {RUN_VERIFY}"
     )
-    assert (seqs(ctx), checkpoint_sizes(ctx), anchors(ctx)) == (list(range(1, 13)), [], [])
+    assert (seqs(ctx), checkpoint_sizes(ctx), anchor_files(ctx)) == (list(range(1, 13)), [], [])
     err = failure(ctx, authenticators=True)
     assert (err.seq, str(err)) == (
         7,
@@ -285,7 +276,7 @@ def test_every_transaction_signs_one_checkpoint(ctx: Any, home: Any) -> None:
     ctx.registry.create_person(admin, "bob", display="validator")
     ctx.registry.create_principal(admin, "bob", "validator", person="bob")
     assert checkpoint_sizes(ctx) == [3, 5, 10, 12, 13, 14]
-    assert anchors(ctx) == [anchor_name(n) for n in (3, 5, 10, 12, 13, 14)]
+    assert anchor_files(ctx) == [anchor_name(n) for n in (3, 5, 10, 12, 13, 14)]
     with ctx.registry.transaction() as conn:  # a transaction that appends nothing
         ctx.registry.ledger.head(conn)
     assert checkpoint_sizes(ctx)[-1] == 14

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ledger_helpers import (
+    anchor_files,
     append,
-    append_in,
     checkpoint_issued_at,
     drop_guard_rails,
     event_row,
@@ -34,6 +34,7 @@ from ledger_helpers import (
     recompute_hashes,
     renumber,
     sql,
+    standard_ledger,
     verify,
 )
 
@@ -52,22 +53,16 @@ AES_FAILED = (
 
 @pytest.fixture
 def ctx(home: Any) -> Iterator[Any]:
-    context = home.context()
-    append_in(context, range(4, 6), range(6, 11), range(11, 13))
-    drop_guard_rails(context)
+    context = standard_ledger(home, guard_rails=False)
     yield context
     context.close()
-
-
-def anchors(ctx: Any) -> list[str]:
-    return sorted(p.name for p in ctx.settings.anchors_path.iterdir())
 
 
 def test_untouched_ledger_verifies(ctx: Any) -> None:
     report = verify(ctx)
     assert (report.size, report.checkpoints, report.anchors) == (12, 4, 4)
     assert report.warnings == []
-    assert anchors(ctx) == [anchor_name(n) for n in (3, 5, 10, 12)]
+    assert anchor_files(ctx) == [anchor_name(n) for n in (3, 5, 10, 12)]
     sizes = [int(r[0]) for r in sql(ctx, "SELECT size FROM ledger_checkpoints ORDER BY size")]
     assert sizes == [3, 5, 10, 12]
     assert report.root == _true_root(ctx, 12)

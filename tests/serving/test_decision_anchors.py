@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ledger_helpers import drop_guard_rails
+from ledger_helpers import (
+    DECISION_GUARD_RAILS_POSTGRES,
+    DECISION_GUARD_RAILS_SQLITE,
+    drop_guard_rails,
+)
 from sqlalchemy import text
 
 from audits.keyring import Keyring
@@ -37,18 +41,8 @@ from serving.decisions import (
     verify_decisions,
 )
 
-GUARD_RAILS_SQLITE = (
-    "decisions_no_update",
-    "decisions_no_delete",
-    "decision_batches_no_update",
-    "decision_batches_no_delete",
-)
-GUARD_RAILS_POSTGRES = (
-    ("decisions_append_only", "decisions"),
-    ("decisions_no_truncate", "decisions"),
-    ("decision_batches_append_only", "decision_batches"),
-    ("decision_batches_no_truncate", "decision_batches"),
-)
+GUARD_RAILS_SQLITE = DECISION_GUARD_RAILS_SQLITE
+GUARD_RAILS_POSTGRES = DECISION_GUARD_RAILS_POSTGRES
 NAMES = [anchor_name(n) for n in (1, 2, 3)]
 
 

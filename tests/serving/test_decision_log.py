@@ -24,7 +24,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy.exc
-from ledger_helpers import drop_guard_rails, mp_context, postgres_dump, wait_for
+from ledger_helpers import (
+    DECISION_GUARD_RAILS_POSTGRES,
+    DECISION_GUARD_RAILS_SQLITE,
+    drop_guard_rails,
+    mp_context,
+    postgres_dump,
+    wait_for,
+)
 from sqlalchemy import text
 
 from audits.keyring import Keyring
@@ -56,18 +63,8 @@ from serving.decisions import (
 )
 
 SECRET = "applicant-name-Quinn-Harlow-0147"
-GUARD_RAILS_SQLITE = (
-    "decisions_no_update",
-    "decisions_no_delete",
-    "decision_batches_no_update",
-    "decision_batches_no_delete",
-)
-GUARD_RAILS_POSTGRES = (
-    ("decisions_append_only", "decisions"),
-    ("decisions_no_truncate", "decisions"),
-    ("decision_batches_append_only", "decision_batches"),
-    ("decision_batches_no_truncate", "decision_batches"),
-)
+GUARD_RAILS_SQLITE = DECISION_GUARD_RAILS_SQLITE
+GUARD_RAILS_POSTGRES = DECISION_GUARD_RAILS_POSTGRES
 
 
 def decision(tag: str, i: int, *, secret: str = "") -> Decision:
