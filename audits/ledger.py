@@ -191,7 +191,9 @@ class LedgerConfig:
 
 class Ledger:
     """Appends and reads events; signs checkpoints. Stateless but for caches
-    and :attr:`refusal`, the signer's last refusal (None once it signs again)."""
+    and :attr:`refusal`, the signer's last refusal (None once it signs again)
+    with the ledger's size when it refused (:meth:`health` reports the refusal
+    only while the ledger still has that size)."""
 
     def __init__(self, keyring: Keyring, config: LedgerConfig) -> None:
         self.keyring = keyring
@@ -204,6 +206,7 @@ class Ledger:
         # The frontier (text and hashes) of the checkpoint this process last signed.
         self._trusted_frontier: tuple[str, list[bytes]] | None = None
         self.refusal: str | None = None
+        self._refused_at: int | None = None
 
     # -- writing ---------------------------------------------------------------
     def lock(self, conn: Connection) -> None:
@@ -367,13 +370,16 @@ class Ledger:
         anchor folder already holds a checkpoint of the new size (checkpoint rows
         were deleted): the transaction rolls back and nothing is signed.
         """
+        # the size of the ledger as stored before this transaction: what a refusal
+        # is about (the transaction's own events are rolled back with it)
+        before = appended.first_seq - 1 if appended is not None else self.head(conn)[0]
         try:
             signed = self._checkpoint(conn, appended)
         except IntegrityError as exc:
-            self.refusal = str(exc)
+            self.refusal, self._refused_at = str(exc), before
             log.error("the ledger's signer refused to sign a checkpoint: %s", exc)
             raise
-        self.refusal = None
+        self.refusal = self._refused_at = None
         return signed
 
     def _checkpoint(self, conn: Connection, appended: _Appended | None) -> SignedCheckpoint | None:
@@ -772,15 +778,19 @@ class Ledger:
         return [fold([found[node] for node in element]) for element in shape]
 
     def health(self, conn: Connection) -> str | None:
-        """Why the ledger is unhealthy, or None: this process's signer refused, or the
-        stored events and the latest checkpoint disagree (every commit is signed, so
-        events beyond it were written outside govreg, and fewer were deleted). Two
-        indexed reads, for ``/v1/health``."""
+        """Why the ledger is unhealthy, or None: this process's signer refused and the
+        ledger has not changed since, or the stored events and the latest checkpoint
+        disagree (every commit is signed, so events beyond it were written outside
+        govreg, and fewer were deleted). Two indexed reads, for ``/v1/health``.
+
+        A refusal stops being reported once the ledger's size has changed (the
+        offending events were removed, say): the next write finds out whether the
+        signer signs again."""
         from sqlalchemy import text
 
-        if self.refusal is not None:
-            return "the ledger's signer refused to sign a checkpoint (see the server log)"
         size, _ = self.head(conn)
+        if self.refusal is not None and size == self._refused_at:
+            return "the ledger's signer refused to sign a checkpoint (see the server log)"
         signed = conn.execute(text(f"SELECT max(size) FROM {CHECKPOINTS_TABLE}")).scalar()
         signed = int(signed or 0)
         if size > signed:

@@ -134,8 +134,11 @@ def test_the_signer_signs_again_once_the_forgery_is_gone(ctx: Any) -> None:
     with pytest.raises(IntegrityError):
         append(ctx, range(14, 15))
     assert ctx.ledger.refusal is not None
+    assert health(ctx) == "the ledger's signer refused to sign a checkpoint (see the server log)"
     sql(ctx, "DELETE FROM principals WHERE name = 'mallory'")
     sql(ctx, "DELETE FROM ledger_events WHERE seq = 13")
+    # The ledger changed since the refusal: health no longer reports it, before any write.
+    assert (ctx.ledger.refusal is not None, health(ctx)) == (True, None)
     append(ctx, range(13, 14))
     assert (ctx.ledger.refusal, health(ctx)) == (None, None)
     assert checkpoint_sizes(ctx) == [3, 5, 10, 12, 13]
