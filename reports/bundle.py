@@ -38,8 +38,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from audits.events import EventType
-from audits.merkle import verify_inclusion
-from audits.records import record_leaf
+from audits.records import RecordNotProved, prove_record, record_leaf
 from audits.signing import SignedCheckpoint
 from core.canonical import canonical_bytes
 from core.errors import GovregError, IntegrityError, quote
@@ -352,7 +351,7 @@ def verify_bundle(data: bytes, public_key: Ed25519PublicKey) -> BundleReport:
         seq_text = path.removeprefix("proofs/").removesuffix(".json")
         if event_name(int(seq_text) if seq_text.isdigit() else -1) not in files:
             problems.append(f"{path}: proves an event the bundle does not hold")
-    for seq, leaf in sorted(leaves.items()):
+    for seq in sorted(leaves):
         path = proof_name(seq)
         if path not in files:
             problems.append(f"{path}: missing; {event_name(seq)} is not proved")
@@ -362,13 +361,12 @@ def verify_bundle(data: bytes, public_key: Ed25519PublicKey) -> BundleReport:
             continue
         where = f"checkpoint {checkpoint.size}"
         try:
-            hashes = [bytes.fromhex(h) for h in proof["hashes"]]
             if proof["seq"] != seq or proof["leaf_index"] != seq - 1:
                 raise ValueError("wrong leaf")
             if proof["tree_size"] != checkpoint.size or proof["root"] != checkpoint.root.hex():
                 raise ValueError("wrong tree")
-            verify_inclusion(leaf, seq - 1, checkpoint.size, hashes, checkpoint.root)
-        except (KeyError, TypeError, ValueError, GovregError):
+            prove_record(events[seq]["envelope"], proof["hashes"], checkpoint)
+        except (KeyError, TypeError, ValueError, RecordNotProved):
             problems.append(f"{path}: inclusion proof does not verify against {where}")
     # 5. The other files equal what the envelopes commit to.
     model = version = None

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from audits.events import EventType, NewEvent
-from audits.merkle import verify_inclusion
-from audits.records import record_leaf
+from audits.records import RecordNotProved, prove_record
 from core.clock import isoformat, utcnow
 from core.errors import GovregError
 from registry.roles import Action
@@ -49,15 +48,15 @@ def check_evidence(evidence: Evidence, public_key: Ed25519PublicKey | None) -> d
     for record in evidence.events:
         env = record["envelope"]
         seq = int(env["seq"])
-        leaf = record_leaf(env)
-        if leaf.hex() != env["leaf_hash"]:
-            problems.append(f"seq {seq}: leaf hash does not match its envelope")
-            continue
         try:
-            verify_inclusion(leaf, seq - 1, cp.size, evidence.proofs[seq], cp.root)
-        except GovregError:
+            prove_record(env, evidence.proofs[seq], cp)
+        except RecordNotProved as exc:
             problems.append(
-                f"seq {seq}: inclusion proof does not verify against checkpoint {cp.size}"
+                {
+                    "leaf": f"seq {seq}: leaf hash does not match its envelope",
+                    "inclusion": f"seq {seq}: inclusion proof does not verify against "
+                    f"checkpoint {cp.size}",
+                }.get(exc.reason, str(exc))
             )
     signed = "signature not checked (no public key given)"
     if public_key is not None:

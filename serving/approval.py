@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from audits.events import Event, EventType
 from audits.ledger import COLUMNS, envelope_bytes, leaf_of
-from audits.merkle import CompactRange, verify_inclusion
-from audits.records import envelope_record, record_leaf
+from audits.merkle import CompactRange
+from audits.records import RecordNotProved, envelope_record, prove_record
 from audits.tables import EVENTS_TABLE
 from core.clock import parse
 from core.errors import GovregError, IntegrityError, NotFoundError
@@ -348,14 +348,8 @@ def check_approval(
         raise LoadRefused(Check.CHECKPOINT, subject, str(exc)) from exc
     for row in rows:
         try:
-            verify_inclusion(
-                record_leaf(envelope_record(row)),
-                row.seq - 1,
-                checkpoint.size,
-                proofs[row.seq],
-                checkpoint.root,
-            )
-        except GovregError as exc:
+            prove_record(envelope_record(row), proofs[row.seq], checkpoint)
+        except RecordNotProved as exc:
             raise LoadRefused(
                 Check.CHECKPOINT, subject, f"event {row.seq} does not hash to its signed leaf"
             ) from exc

@@ -50,8 +50,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from audits.events import EventType
-from audits.merkle import verify_inclusion
-from audits.records import record_index, record_leaf
+from audits.records import RecordNotProved, prove_record, record_index
 from audits.signing import SignedCheckpoint, fingerprint
 from core.clock import isoformat, parse
 from core.errors import GovregError
@@ -307,17 +306,12 @@ def _verify(
             seq = int(env["seq"])
             if (env["model"], env["version"]) != (model, version):
                 raise _refuse(subject, f"event {seq} belongs to {env['model']} v{env['version']}")
-            hashes = [bytes.fromhex(h) for h in proof["inclusion"][str(seq)]]
             try:
-                verify_inclusion(
-                    record_leaf(env), seq - 1, checkpoint.size, hashes, checkpoint.root
-                )
-            except GovregError as exc:
-                raise _refuse(
-                    subject,
-                    f"event {seq} is not included in checkpoint {checkpoint.size} ({exc})",
-                    Check.CHECKPOINT,
-                ) from exc
+                prove_record(env, proof["inclusion"][str(seq)], checkpoint)
+            except RecordNotProved as exc:
+                if exc.reason == "malformed":
+                    raise _refuse(subject, f"malformed proof ({exc})") from exc
+                raise _refuse(subject, str(exc), Check.CHECKPOINT) from exc
             events.append((seq, str(env["type"]), record_index(env)))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise _refuse(subject, f"malformed proof ({exc.__class__.__name__}: {exc})") from exc
