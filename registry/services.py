@@ -60,6 +60,7 @@ from registry.rules import (
     signers_by_role,
 )
 from registry.store import BlobStore
+from registry.vouching import PrincipalVouch
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -255,6 +256,7 @@ class Registry:
     ) -> None:
         self.engine = engine
         self.ledger = ledger
+        self.vouch = PrincipalVouch(ledger)
         self.store = store
         self.max_upload_bytes = max_upload_bytes
         self.decode_limits = decode_limits or DecodeLimits()
@@ -324,9 +326,11 @@ class Registry:
             raise AuthError("API key is malformed; it looks like grk_<prefix>_<secret>")
         with self.reading() as conn:
             row = DatabaseView(conn).where("principals", key_prefix=parts[1])
-        if not row or not hmac.compare_digest(row[0]["key_hash"], _key_hash(api_key.strip())):
-            raise AuthError("API key is not known")
-        found = row[0]
+            if not row or not hmac.compare_digest(row[0]["key_hash"], _key_hash(api_key.strip())):
+                raise AuthError("API key is not known")
+            found = row[0]
+            # the row as the ledger records it, or no key at all
+            self.vouch.check(conn, found)
         principal = _principal_from_row(found)
         # a genuine key that is no longer valid: refused, and counted
         if found["revoked_at"]:

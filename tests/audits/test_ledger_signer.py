@@ -38,6 +38,8 @@ from ledger_helpers import (
 from audits.ledger import anchor_name
 from core.errors import IntegrityError
 from registry.roles import Role
+from registry.services import Principal
+from registry.vouching import Unvouched
 
 RUN_VERIFY = "(run `govreg audit verify`)"
 UNCOVERED = (
@@ -67,16 +69,25 @@ def health(ctx: Any) -> str | None:
 def test_forged_append_is_never_signed(
     ctx: Any, home: Any, caplog: pytest.LogCaptureFixture, authenticator: Any, named: str
 ) -> None:
+    admin = ctx.registry.authenticate(home.admin_key)
     seq, api_key = forged_admin(ctx, authenticator)
     assert seq == 13
-    mallory = ctx.registry.authenticate(api_key)  # the row alone lets it read...
-    assert (mallory.name, mallory.role) == ("mallory", Role.ADMIN)
+    # No key is accepted any more, the forged one nor the admin's: the principal
+    # event 13 is outside every checkpoint.
+    unvouched = (
+        "no API key is accepted while the ledger's principal events do not check out "
+        "(principal event 13 is not covered by a checkpoint); run `govreg audit verify`"
+    )
+    for key in (api_key, home.admin_key):
+        with pytest.raises(Unvouched) as denied:
+            ctx.registry.authenticate(key)
+        assert str(denied.value) == unvouched
     refusal = (
         f"seq 13: {named} authenticator, so no holder of the signing key wrote it; refusing "
         f"to sign a checkpoint over it {RUN_VERIFY}"
     )
-    admin = ctx.registry.authenticate(home.admin_key)
-    for actor in (admin, mallory):  # ...but no write by anyone is signed, or commits
+    mallory = Principal(name="mallory", role=Role.ADMIN)
+    for actor in (admin, mallory):  # a principal already authenticated: no write is signed
         with caplog.at_level(logging.ERROR, logger="audits.ledger"):
             caplog.clear()
             with pytest.raises(IntegrityError) as info:
@@ -94,9 +105,15 @@ def test_forged_append_is_never_signed(
         )
     finally:
         other.close()
-    # The CLI says so and exits 8.
+    # The CLI refuses the key (exit 5), after the log line a server would keep.
     result = home.cli("persons", "create", "eve", "--display", "someone")
-    assert (result.exit_code, result.stdout, result.stderr) == (8, "", f"error: {refusal}\n")
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        5,
+        "",
+        "warning: the ledger's principal events do not check out, so no API key is "
+        "accepted: principal event 13 is not covered by a checkpoint (run `govreg audit "
+        f"verify`)\nerror: {unvouched}\n",
+    )
     # An auditor with the public key only: a missing authenticator is seen as such; a
     # forged one cannot be told from a real one, but the event is outside every checkpoint.
     missing = (
