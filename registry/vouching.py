@@ -89,7 +89,8 @@ class PrincipalVouch:
             why = "no ledger event created it"
         else:
             columns = sorted(c for c in expected if expected[c] != row.get(c))
-            why = "its " + ", ".join(columns) + " differ from the ledger's"
+            verb = "differs" if len(columns) == 1 else "differ"
+            why = f"its {', '.join(columns)} {verb} from the ledger's"
         log.error(
             "refused the API key of principal %s: %s (the principals table was changed "
             "outside govreg; run `govreg audit verify`)",

@@ -67,11 +67,11 @@ def test_a_raised_role_and_a_cleared_revocation_are_refused(
     sql(ctx, "UPDATE principals SET role = 'admin' WHERE name = 'bob'")
     with caplog.at_level(logging.ERROR, logger="registry.vouching"):
         assert _refusal(ctx, key) == (
-            "API key of 'bob' is not backed by the ledger (its role differ from the "
+            "API key of 'bob' is not backed by the ledger (its role differs from the "
             f"ledger's); {VERIFY}"
         )
     assert caplog.messages == [
-        "refused the API key of principal 'bob': its role differ from the ledger's (the "
+        "refused the API key of principal 'bob': its role differs from the ledger's (the "
         f"principals table was changed outside govreg; {VERIFY})"
     ]
     sql(ctx, "UPDATE principals SET role = 'validator' WHERE name = 'bob'")
