@@ -53,3 +53,39 @@ def test_health_turns_unhealthy_on_a_forged_append(server: Server) -> None:
     finally:
         anonymous.close()
         admin.close()
+
+
+def test_a_principal_row_forged_in_the_table_is_refused_over_http(server: Server) -> None:
+    """A row inserted with a key of the attacker's own: 401 naming why, in every
+    worker, and the honest admin keeps working."""
+    from registry.roles import Role
+
+    ctx = server.home.context()
+    try:
+        drop_guard_rails(ctx)
+        event, key = ctx.registry._new_principal_event(
+            "admin", "mallory", Role.ADMIN, None, person="admin"
+        )
+        sql(
+            ctx,
+            "INSERT INTO principals (name, role, person, key_prefix, key_hash, created_at, "
+            "created_by) VALUES ('mallory', 'admin', 'admin', :p, :h, "
+            "'2026-01-01T00:00:00.000000Z', 'admin')",
+            {"p": event.data["key_prefix"], "h": event.data["key_hash"]},
+        )
+    finally:
+        ctx.close()
+    mallory = server.client(token=key)
+    admin = server.client("admin")
+    try:
+        for _ in range(6):  # both workers
+            refused = mallory.get("/v1/principals")
+            assert refused.status_code == 401, refused.text
+            assert (
+                "API key of 'mallory' is not backed by the ledger (no ledger event created it)"
+                in refused.text
+            )
+            assert admin.get("/v1/principals").status_code == 200
+    finally:
+        mallory.close()
+        admin.close()
