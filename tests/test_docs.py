@@ -140,7 +140,9 @@ def run_guide(guide: str, cwd: Path, env: dict[str, str], values: dict[str, str]
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        # a hang, not a slow machine: the data scientist's guide takes about 2 minutes
+        # alone and passed 10 minutes on a machine shared with two other test runs
+        timeout=1800,
         check=False,
     )
     output = f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
