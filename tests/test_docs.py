@@ -140,8 +140,8 @@ def run_guide(guide: str, cwd: Path, env: dict[str, str], values: dict[str, str]
         env=env,
         capture_output=True,
         text=True,
-        # a hang, not a slow machine: the data scientist's guide takes about 2 minutes
-        # alone and passed 10 minutes on a machine shared with two other test runs
+        # a hang, not a slow machine: the eight guide tests took 4.5 minutes together
+        # beside one other test run, and one guide passed 10 minutes beside three
         timeout=1800,
         check=False,
     )
