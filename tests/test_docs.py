@@ -141,7 +141,7 @@ def run_guide(guide: str, cwd: Path, env: dict[str, str], values: dict[str, str]
         capture_output=True,
         text=True,
         # a hang, not a slow machine: the eight guide tests took 4.5 minutes together
-        # beside one other test run, and one guide passed 10 minutes beside three
+        # beside one other test run; one guide ran past 10 minutes beside three
         timeout=1800,
         check=False,
     )
