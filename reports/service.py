@@ -62,7 +62,7 @@ def check_evidence(evidence: Evidence, public_key: Ed25519PublicKey | None) -> d
     if public_key is not None:
         try:
             cp.verify(public_key)
-            signed = f"signature verified with key {cp.key_fingerprint[:16]}"
+            signed = f"signature verified with key {cp.key_fingerprint}"
         except GovregError as exc:
             problems.append(str(exc))
             signed = "signature does NOT verify"
