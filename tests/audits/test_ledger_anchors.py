@@ -104,9 +104,7 @@ def test_anchor_file_overwritten(ctx: Any, home: Any) -> None:
             f"{not_a_checkpoint} (the signature line names key '0000000000000000', which does "
             f"not begin the note's key {fpr})"
         ),
-        text + "\n": (
-            f"{not_a_checkpoint} (not one blank line, just before the signature line)"
-        ),
+        text + "\n": (f"{not_a_checkpoint} (not one blank line, just before the signature line)"),
     }
     for forged, message in forgeries.items():
         path.write_text(forged, encoding="utf-8")
