@@ -210,7 +210,7 @@ def decode_b64(line: str, *, source: str, what: str, length: int | None = None) 
         value = None
     if value is None or b64(value) != line or (length is not None and len(value) != length):
         wanted = "canonical base64" if length is None else f"canonical base64 of {length} bytes"
-        raise MalformedNote(source, f"{what} {quote(line)} is not {wanted}")
+        raise MalformedNote(source, f"{what} {quote(line, 100)} is not {wanted}")
     return value
 
 
@@ -218,7 +218,7 @@ def _decoded(text: str | bytes, source: str) -> str:
     if isinstance(text, str):
         return text
     if not isinstance(text, bytes | bytearray | memoryview):
-        raise MalformedNote(source, f"a {type(text).__name__}, not text")
+        raise MalformedNote(source, f"{type(text).__name__} is not text")
     try:
         return bytes(text).decode("utf-8")
     except UnicodeDecodeError as exc:
