@@ -17,8 +17,8 @@ check of the stored items against them (:meth:`AnchorLog.check`):
    writer committed meanwhile) is read then, and checked as in 1 and 2.
 
 A problem is an :class:`AnchorProblem`: raised as :class:`AnchorError`, or
-returned as a warning. Each log words it for its users and raises its own
-error type (:func:`audits.verify.verify_ledger`,
+returned as a warning. Each log words it for its users (its :class:`Wording`)
+and raises its own error type (:func:`audits.verify.verify_ledger`,
 :func:`serving.decisions.verify_decisions`).
 """
 
@@ -64,11 +64,30 @@ class Kind(StrEnum):
 
 
 @dataclass(frozen=True)
+class Wording:
+    """A log's message for each :class:`Kind` of problem: a ``str.format`` template
+    over the problem's fields (``path``, ``name``, ``number``, ``detail``,
+    ``expected``, ``named``, ``pinned``, ``latest``, ``text_bytes``)."""
+
+    unreadable: str
+    malformed: str
+    misnamed: str
+    wrong_key: str
+    bad_signature: str
+    not_stored: str
+    differs: str
+    missing: str
+    latest_unanchored: str
+    before_anchors: str
+
+
+@dataclass(frozen=True)
 class AnchorProblem:
     kind: Kind
     path: Path  # the anchor file (or where it should be)
     number: int | None = None  # the item it is about, when known
     detail: str = ""
+    expected: str = ""  # MISNAMED: the name of the item's anchor file
     named: str = ""  # WRONG_KEY: the key the anchor names (full fingerprint)
     pinned: str = ""  # WRONG_KEY: the pinned key (full fingerprint)
     latest: int = 0  # NOT_STORED: the latest stored item (0: none)
@@ -77,6 +96,21 @@ class AnchorProblem:
     @property
     def name(self) -> str:
         return self.path.name
+
+    def worded(self, wording: Wording) -> str:
+        """The problem in the log's words."""
+        template: str = getattr(wording, self.kind.name.lower())
+        return template.format(
+            path=self.path,
+            name=self.name,
+            number=self.number,
+            detail=self.detail,
+            expected=self.expected,
+            named=self.named,
+            pinned=self.pinned,
+            latest=self.latest,
+            text_bytes=len(self.text.encode()),
+        )
 
 
 class AnchorError(IntegrityError):
@@ -154,7 +188,8 @@ class AnchorLog(Generic[T]):
         except MalformedNote as exc:
             raise AnchorError(AnchorProblem(Kind.MALFORMED, path, detail=exc.reason)) from exc
         if path.name != self.name(number):
-            raise AnchorError(AnchorProblem(Kind.MISNAMED, path, number))
+            problem = AnchorProblem(Kind.MISNAMED, path, number, expected=self.name(number))
+            raise AnchorError(problem)
         try:
             note.verify(public_key)
         except KeyMismatch as exc:

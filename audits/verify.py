@@ -51,16 +51,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, assert_never
+from typing import TYPE_CHECKING, Any
 
-from audits.anchors import Anchor, AnchorError, AnchorProblem, Kind
+from audits.anchors import Anchor, AnchorError, Wording
 from audits.events import Event
 from audits.ledger import (
     CHECKPOINT_ANCHORS,
     COLUMNS,
     GENESIS,
     Ledger,
-    anchor_name,
     associated_data,
     authenticator_of,
     chain_of,
@@ -226,52 +225,36 @@ class StoredCheckpoint:
     frontier: str
 
 
-def _anchor_message(problem: AnchorProblem) -> str:
-    """The ledger's words for an anchor folder's problem (:mod:`audits.anchors`)."""
-    size, name = problem.number, problem.name
-    match problem.kind:
-        case Kind.UNREADABLE:
-            return f"anchor file {name} cannot be read ({problem.detail})"
-        case Kind.MALFORMED:
-            return f"{problem.path}: not a govreg checkpoint ({problem.detail})"
-        case Kind.MISNAMED:
-            return (
-                f"anchor file {name} holds the checkpoint at size {size} "
-                f"(its name is {anchor_name(problem.number or 0)})"
-            )
-        case Kind.WRONG_KEY:
-            return (
-                f"anchor checkpoint at size {size} names key {problem.named}, "
-                f"not the given public key {problem.pinned}"
-            )
-        case Kind.BAD_SIGNATURE:
-            return (
-                f"anchor checkpoint at size {size}: signature does not verify with the public key"
-            )
-        case Kind.NOT_STORED:
-            return (
-                f"anchored checkpoint at size {size} is missing from the database "
-                "(checkpoints were deleted)"
-            )
-        case Kind.DIFFERS:
-            return (
-                f"anchor file {name} ({len(problem.text.encode())} bytes) differs from "
-                f"the checkpoint signed at size {size} in the database"
-            )
-        case Kind.MISSING:
-            return (
-                f"anchor file {name} for the checkpoint signed at size {size} is missing "
-                "from the anchor folder"
-            )
-        case Kind.LATEST_UNANCHORED:
-            return (
-                f"the latest checkpoint (size {size}) is not in the anchor folder yet "
-                f"({name}): its writer stopped between commit and anchor write; "
-                "the next write anchors it"
-            )
-        case Kind.BEFORE_ANCHORS:  # never: the ledger has every checkpoint anchored
-            return f"the checkpoints up to size {size} have no anchor files"
-    assert_never(problem.kind)
+# The ledger's words for an anchor folder's problems (:mod:`audits.anchors`).
+ANCHOR_WORDING = Wording(
+    unreadable="anchor file {name} cannot be read ({detail})",
+    malformed="{path}: not a govreg checkpoint ({detail})",
+    misnamed="anchor file {name} holds the checkpoint at size {number} (its name is {expected})",
+    wrong_key=(
+        "anchor checkpoint at size {number} names key {named}, not the given public key {pinned}"
+    ),
+    bad_signature=(
+        "anchor checkpoint at size {number}: signature does not verify with the public key"
+    ),
+    not_stored=(
+        "anchored checkpoint at size {number} is missing from the database "
+        "(checkpoints were deleted)"
+    ),
+    differs=(
+        "anchor file {name} ({text_bytes} bytes) differs from the checkpoint signed at size "
+        "{number} in the database"
+    ),
+    missing=(
+        "anchor file {name} for the checkpoint signed at size {number} is missing from the "
+        "anchor folder"
+    ),
+    latest_unanchored=(
+        "the latest checkpoint (size {number}) is not in the anchor folder yet ({name}): its "
+        "writer stopped between commit and anchor write; the next write anchors it"
+    ),
+    # never: every checkpoint must have its anchor (before_first="fail")
+    before_anchors="the checkpoints up to size {number} have no anchor files",
+)
 
 
 @contextmanager
@@ -279,7 +262,7 @@ def _anchor_failures() -> Iterator[None]:
     try:
         yield
     except AnchorError as exc:
-        raise VerificationFailed(_anchor_message(exc.problem), seq=None) from exc
+        raise VerificationFailed(exc.problem.worded(ANCHOR_WORDING), seq=None) from exc
 
 
 def read_anchors(
@@ -348,7 +331,7 @@ def _check_anchors(
     signed = {size: row.checkpoint for size, row in stored.items()}
     with _anchor_failures():
         checked = CHECKPOINT_ANCHORS.check(anchor_dir, signed, anchors, public_key)
-    return checked.anchors, [_anchor_message(w) for w in checked.warnings]
+    return checked.anchors, [w.worded(ANCHOR_WORDING) for w in checked.warnings]
 
 
 # -- events ----------------------------------------------------------------------------

@@ -84,9 +84,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NoReturn, assert_never
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from audits.anchors import Anchor, AnchorError, AnchorLog, AnchorProblem, Kind
+from audits.anchors import Anchor, AnchorError, AnchorLog, Wording
 from audits.keyring import Keyring, expiring_key_id
 from audits.ledger import leaf_of
 from audits.merkle import CompactRange
@@ -913,54 +913,32 @@ def write_anchor(anchor_dir: Path, signed: SignedBatch) -> Path:
     return BATCH_ANCHORS.write(anchor_dir, signed.batch, signed.to_text())
 
 
-def _anchor_message(problem: AnchorProblem) -> str:
-    """The decision log's words for an anchor folder's problem (:mod:`audits.anchors`)."""
-    number, name = problem.number, problem.name
-    match problem.kind:
-        case Kind.UNREADABLE:
-            return f"decision anchor file {name} cannot be read ({problem.detail})"
-        case Kind.MALFORMED:
-            return f"decision anchor file {name} is not a signed decision batch ({problem.detail})"
-        case Kind.MISNAMED:
-            return (
-                f"decision anchor file {name} holds batch {number} "
-                f"(its name is {anchor_name(number or 0)})"
-            )
-        case Kind.WRONG_KEY:
-            return (
-                f"batch {number}: anchor file {name} is signed by key {problem.named}, "
-                f"not the pinned key {problem.pinned}"
-            )
-        case Kind.BAD_SIGNATURE:
-            return (
-                f"batch {number}: anchor file {name}: signature does not verify with the pinned "
-                "public key"
-            )
-        case Kind.NOT_STORED:
-            return (
-                f"batch {number}: anchored but missing from the database, which ends at "
-                f"batch {problem.latest} (batches deleted from the end)"
-            )
-        case Kind.DIFFERS:
-            return (
-                f"batch {number}: anchor file {name} differs from the batch stored in the database"
-            )
-        case Kind.MISSING:
-            return (
-                f"batch {number}: its anchor file {name} is missing from the decision anchor folder"
-            )
-        case Kind.LATEST_UNANCHORED:
-            return (
-                f"the newest decision batch ({number}) is not in the anchor folder yet "
-                f"({name}): its writer stopped between commit and anchor write; "
-                "the next batch write anchors it"
-            )
-        case Kind.BEFORE_ANCHORS:
-            return (
-                f"decision batches 1..{number} have no anchor files: written before the "
-                "decision log was anchored (or their anchors were removed)"
-            )
-    assert_never(problem.kind)
+# The decision log's words for an anchor folder's problems (:mod:`audits.anchors`).
+ANCHOR_WORDING: Final = Wording(
+    unreadable="decision anchor file {name} cannot be read ({detail})",
+    malformed="decision anchor file {name} is not a signed decision batch ({detail})",
+    misnamed="decision anchor file {name} holds batch {number} (its name is {expected})",
+    wrong_key=(
+        "batch {number}: anchor file {name} is signed by key {named}, not the pinned key {pinned}"
+    ),
+    bad_signature=(
+        "batch {number}: anchor file {name}: signature does not verify with the pinned public key"
+    ),
+    not_stored=(
+        "batch {number}: anchored but missing from the database, which ends at batch {latest} "
+        "(batches deleted from the end)"
+    ),
+    differs="batch {number}: anchor file {name} differs from the batch stored in the database",
+    missing="batch {number}: its anchor file {name} is missing from the decision anchor folder",
+    latest_unanchored=(
+        "the newest decision batch ({number}) is not in the anchor folder yet ({name}): its "
+        "writer stopped between commit and anchor write; the next batch write anchors it"
+    ),
+    before_anchors=(
+        "decision batches 1..{number} have no anchor files: written before the decision log "
+        "was anchored (or their anchors were removed)"
+    ),
+)
 
 
 @contextmanager
@@ -969,7 +947,9 @@ def _anchor_failures() -> Iterator[None]:
         yield
     except AnchorError as exc:
         problem = exc.problem
-        raise DecisionVerificationFailed(_anchor_message(problem), batch=problem.number) from exc
+        raise DecisionVerificationFailed(
+            problem.worded(ANCHOR_WORDING), batch=problem.number
+        ) from exc
 
 
 def _read_anchors(anchor_dir: Path, public_key: Ed25519PublicKey) -> dict[int, Anchor[SignedNote]]:
@@ -993,7 +973,7 @@ def _check_anchors(
         checked = BATCH_ANCHORS.check(
             anchor_dir, {b.batch: b for b in stored}, anchors, public_key, before_first="warn"
         )
-    return len(checked.anchors), [_anchor_message(w) for w in checked.warnings]
+    return len(checked.anchors), [w.worded(ANCHOR_WORDING) for w in checked.warnings]
 
 
 def head(conn: Connection) -> SignedBatch | None:
