@@ -16,6 +16,7 @@ walked one component at a time from the folder's own descriptor with
    the size limit, and its bytes are read from the same descriptor.
 
 The caller hashes and parses the bytes returned; nothing opens the path again.
+:func:`write_durably` writes a file atomically and durably (keys, anchor files).
 """
 
 from __future__ import annotations

@@ -23,8 +23,9 @@ writes them in batches, one transaction per batch:
                      <written at>
 
 The note is a signed note (:mod:`audits.notes`), as the ledger's checkpoints
-are, with its own origin line, so a decision-log signature never verifies as a ledger checkpoint
-and a ledger checkpoint never parses or verifies as a decision batch.
+are, with its own origin line, so a decision-log signature never verifies as a
+ledger checkpoint and a ledger checkpoint never parses or verifies as a
+decision batch.
 The sealed header is a copy of the plaintext fields inside the ciphertext, so
 verification names the plaintext field that was edited.
 
