@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from audits.tables import DATA_KEYS_TABLE, EXPIRING_KEYS_TABLE
 from core.clock import isoformat, parse, utcnow
 from core.errors import ConfigError, IntegrityError
+from core.files import write_durably
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -43,37 +44,10 @@ class Kek:
 
 
 def write_secret_file(path: Path, data: bytes) -> None:
-    """Write ``path`` with mode 0600, durably (temporary file, fsync, atomic rename).
-
-    The temporary file has a fresh random name and is created exclusively
-    (``O_EXCL | O_NOFOLLOW``), so a file or link planted beside ``path`` is never
-    reused; it is 0600 from its creation and ``fchmod``-ed to 0600 whatever the
-    umask, before a byte is written.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(tmp, flags, 0o600)
-    try:
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    # The rename must be durable too: a KEK rotation re-wraps the data keys
-    # under kek.next.json right after, and losing that file loses every key.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Write ``path`` with mode 0600, durably (see :func:`core.files.write_durably`):
+    a KEK rotation re-wraps the data keys under kek.next.json right after it is
+    written, and losing that file loses every key."""
+    write_durably(path, data, mode=0o600)
 
 
 def check_secret_modes(paths: list[Path]) -> None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import os
 import secrets
 from base64 import b64encode
 from collections.abc import Iterator, Sequence
@@ -39,6 +38,7 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from audits.anchors import AnchorLog
 from audits.events import Event, NewEvent
 from audits.keyring import Keyring
 from audits.merkle import (
@@ -48,11 +48,11 @@ from audits.merkle import (
     fold,
     inclusion_proof_nodes,
 )
-from audits.signing import SignedCheckpoint, load_private_key, sign_checkpoint
+from audits.signing import NOTE_HEADER, SignedCheckpoint, load_private_key, sign_checkpoint
 from audits.tables import CHECKPOINTS_TABLE, EVENTS_TABLE, NODES_TABLE
 from core.canonical import canonical_bytes
 from core.clock import isoformat, utcnow
-from core.db import is_sqlite
+from core.db import is_sqlite, writers_lock
 from core.errors import ConfigError, IntegrityError
 
 if TYPE_CHECKING:
@@ -67,7 +67,6 @@ log = logging.getLogger(__name__)
 GENESIS = bytes(32)
 ADVISORY_LOCK_ID = 0x676F7672  # "govr"
 PENDING_ANCHORS = "govreg_pending_anchors"
-LOCK_HELD = "govreg_writer_lock_transaction"
 APPENDED = "govreg_appended_transaction"
 COLUMNS = (
     "seq, recorded_at, event_type, actor, model, version, index_fields, "
@@ -210,20 +209,8 @@ class Ledger:
 
     # -- writing ---------------------------------------------------------------
     def lock(self, conn: Connection) -> None:
-        """Serialise writers (SQLite: the transaction began IMMEDIATE).
-
-        On PostgreSQL the transaction-scoped advisory lock is taken once per
-        transaction: a use case that locked before reading does not pay a
-        second round trip when it appends.
-        """
-        if not is_sqlite(conn):
-            from sqlalchemy import text
-
-            transaction = conn.get_transaction()
-            if transaction is not None and conn.info.get(LOCK_HELD) is transaction:
-                return
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_ID})
-            conn.info[LOCK_HELD] = transaction
+        """Serialise writers (:func:`core.db.writers_lock`, once per transaction)."""
+        writers_lock(conn, ADVISORY_LOCK_ID)
 
     def head(self, conn: Connection) -> tuple[int, bytes]:
         from sqlalchemy import text
@@ -858,15 +845,14 @@ def _text(value: Any) -> str:
     return value
 
 
+CHECKPOINT_ANCHORS: AnchorLog[SignedCheckpoint] = AnchorLog(
+    prefix="checkpoint", origin=NOTE_HEADER, lines=3, decode=SignedCheckpoint.from_note
+)
+
+
 def anchor_name(size: int) -> str:
-    return f"checkpoint-{size:012d}.txt"
+    return CHECKPOINT_ANCHORS.name(size)
 
 
 def write_anchor(anchor_dir: Path, checkpoint: SignedCheckpoint) -> Path:
-    anchor_dir.mkdir(parents=True, exist_ok=True)
-    path = anchor_dir / anchor_name(checkpoint.size)
-    # One temporary name per writer: two processes may write the same anchor.
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    tmp.write_text(checkpoint.to_text(), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return CHECKPOINT_ANCHORS.write(anchor_dir, checkpoint.size, checkpoint.to_text())

@@ -1,6 +1,6 @@
 """Ed25519 checkpoint keys and the signed checkpoint note.
 
-A checkpoint note (after the C2SP signed-note format) is the text
+A checkpoint note is a signed note (:mod:`audits.notes`) with the text
 
     govreg-ledger/v1 <key fingerprint>
     <size>
@@ -14,13 +14,22 @@ the verifier (a file), never one read from the database.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from audits.keyring import write_secret_file
+from audits.notes import (
+    KeyMismatch,
+    MalformedNote,
+    SignatureInvalid,
+    SignedNote,
+    b64,
+    decimal,
+    decode_b64,
+    fingerprint,
+    sign,
+)
 from core.errors import ConfigError, IntegrityError
 
 if TYPE_CHECKING:
@@ -31,16 +40,22 @@ if TYPE_CHECKING:
         Ed25519PublicKey,
     )
 
+__all__ = [
+    "NOTE_HEADER",
+    "PUBLIC_KEY_FILE",
+    "SIGNING_KEY_FILE",
+    "SignedCheckpoint",
+    "create_signing_key",
+    "fingerprint",
+    "load_private_key",
+    "load_public_key",
+    "sign_checkpoint",
+]
+
 NOTE_HEADER = "govreg-ledger/v1"
+KIND = "govreg checkpoint"  # what a malformed checkpoint text is said not to be
 SIGNING_KEY_FILE = "checkpoint.key"
 PUBLIC_KEY_FILE = "checkpoint.pub"
-
-
-def fingerprint(public_key: Ed25519PublicKey) -> str:
-    from cryptography.hazmat.primitives import serialization
-
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()
 
 
 def create_signing_key(keys_dir: Path) -> bool:
@@ -102,60 +117,57 @@ class SignedCheckpoint:
     signature: bytes
 
     @property
+    def signed_note(self) -> SignedNote:
+        lines = (str(self.size), b64(self.root), self.issued_at)
+        return SignedNote(NOTE_HEADER, self.key_fingerprint, lines, self.signature)
+
+    @property
     def note(self) -> str:
-        return make_note(self.key_fingerprint, self.size, self.root, self.issued_at)
+        return self.signed_note.note
 
     def to_text(self) -> str:
         """The note followed by its signature line (the anchor file's content)."""
-        sig = base64.b64encode(self.signature).decode()
-        return f"{self.note}\n— {self.key_fingerprint[:16]} {sig}\n"
+        return self.signed_note.to_text()
 
     @classmethod
-    def from_text(cls, text: str, *, source: str) -> SignedCheckpoint:
+    def from_note(cls, note: SignedNote, source: str) -> SignedCheckpoint:
+        """The checkpoint a parsed note of ``NOTE_HEADER`` holds, its body checked."""
+        size, root, issued_at = note.lines
+        return cls(
+            size=decimal(size, source=source, what="size"),
+            root=decode_b64(root, source=source, what="root", length=32),
+            issued_at=issued_at,
+            key_fingerprint=note.key_fingerprint,
+            signature=note.signature,
+        )
+
+    @classmethod
+    def from_text(cls, text: str | bytes, *, source: str) -> SignedCheckpoint:
+        """The checkpoint in ``text`` (as :meth:`to_text` writes it); anything else
+        raises IntegrityError (:class:`audits.notes.MalformedNote`) naming ``source``."""
         try:
-            note, sig_line = text.split("\n\n", 1)
-            header, size, root, issued_at = note.split("\n")
-            prefix, fpr = header.split(" ")
-            if prefix != NOTE_HEADER:
-                raise ValueError(f"header is {prefix!r}")
-            dash, _short, sig = sig_line.strip().split(" ")
-            if dash != "—":
-                raise ValueError("no signature line")
-            return cls(
-                size=int(size),
-                root=base64.b64decode(root, validate=True),
-                issued_at=issued_at,
-                key_fingerprint=fpr,
-                signature=base64.b64decode(sig, validate=True),
-            )
-        except ValueError as exc:
-            raise IntegrityError(f"{source}: not a govreg checkpoint ({exc})") from exc
+            note = SignedNote.parse(text, origin=NOTE_HEADER, source=source, lines=3)
+            return cls.from_note(note, source)
+        except MalformedNote as exc:
+            raise MalformedNote(source, exc.reason, kind=KIND) from exc
 
     def verify(self, public_key: Ed25519PublicKey) -> None:
         """Raise IntegrityError unless ``public_key`` signed this checkpoint."""
-        from cryptography.exceptions import InvalidSignature
-
-        if self.key_fingerprint != fingerprint(public_key):
-            raise IntegrityError(
-                f"checkpoint at size {self.size} names key {self.key_fingerprint}, "
-                f"not the given public key {fingerprint(public_key)}"
-            )
         try:
-            public_key.verify(self.signature, self.note.encode())
-        except InvalidSignature as exc:
+            self.signed_note.verify(public_key)
+        except KeyMismatch as exc:
+            raise IntegrityError(
+                f"checkpoint at size {self.size} names key {exc.named}, "
+                f"not the given public key {exc.expected}"
+            ) from exc
+        except SignatureInvalid as exc:
             raise IntegrityError(
                 f"checkpoint at size {self.size}: signature does not verify with the public key"
             ) from exc
 
 
-def make_note(key_fingerprint: str, size: int, root: bytes, issued_at: str) -> str:
-    root_b64 = base64.b64encode(root).decode()
-    return f"{NOTE_HEADER} {key_fingerprint}\n{size}\n{root_b64}\n{issued_at}\n"
-
-
 def sign_checkpoint(
     key: Ed25519PrivateKey, size: int, root: bytes, issued_at: str
 ) -> SignedCheckpoint:
-    fpr = fingerprint(key.public_key())
-    signature = key.sign(make_note(fpr, size, root, issued_at).encode())
-    return SignedCheckpoint(size, root, issued_at, fpr, signature)
+    signed = sign(key, NOTE_HEADER, (str(size), b64(root), issued_at))
+    return SignedCheckpoint(size, root, issued_at, signed.key_fingerprint, signed.signature)

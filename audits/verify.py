@@ -48,16 +48,18 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from audits.anchors import Anchor, AnchorError, Wording
 from audits.events import Event
 from audits.ledger import (
+    CHECKPOINT_ANCHORS,
     COLUMNS,
     GENESIS,
     Ledger,
-    anchor_name,
     associated_data,
     authenticator_of,
     chain_of,
@@ -223,45 +225,55 @@ class StoredCheckpoint:
     frontier: str
 
 
-@dataclass(frozen=True)
-class Anchor:
-    """An anchor file: its name, its exact text and the checkpoint it holds."""
+# The ledger's words for an anchor folder's problems (:mod:`audits.anchors`).
+ANCHOR_WORDING = Wording(
+    unreadable="anchor file {name} cannot be read ({detail})",
+    malformed="{path}: not a govreg checkpoint ({detail})",
+    misnamed="anchor file {name} holds the checkpoint at size {number} (its name is {expected})",
+    wrong_key=(
+        "anchor checkpoint at size {number} names key {named}, not the given public key {pinned}"
+    ),
+    bad_signature=(
+        "anchor checkpoint at size {number}: signature does not verify with the public key"
+    ),
+    not_stored=(
+        "anchored checkpoint at size {number} is missing from the database "
+        "(checkpoints were deleted)"
+    ),
+    differs=(
+        "anchor file {name} ({text_bytes} bytes) differs from the checkpoint signed at size "
+        "{number} in the database"
+    ),
+    missing=(
+        "anchor file {name} for the checkpoint signed at size {number} is missing from the "
+        "anchor folder"
+    ),
+    latest_unanchored=(
+        "the latest checkpoint (size {number}) is not in the anchor folder yet ({name}): its "
+        "writer stopped between commit and anchor write; the next write anchors it"
+    ),
+    # never: every checkpoint must have its anchor (before_first="fail")
+    before_anchors="the checkpoints up to size {number} have no anchor files",
+)
 
-    name: str
-    text: str
-    checkpoint: SignedCheckpoint
 
-
-def _read_anchor(path: Path) -> Anchor:
-    # A damaged anchor fails verification like any other tampering.
+@contextmanager
+def _anchor_failures() -> Iterator[None]:
     try:
-        text = path.read_text(encoding="utf-8")
-        cp = SignedCheckpoint.from_text(text, source=str(path))
-    except UnicodeDecodeError as exc:
-        raise VerificationFailed(f"{path}: not a govreg checkpoint ({exc})") from exc
-    except IntegrityError as exc:
-        raise VerificationFailed(str(exc)) from exc
-    except OSError as exc:
-        raise VerificationFailed(
-            f"anchor file {path.name} cannot be read ({type(exc).__name__})"
-        ) from exc
-    if path.name != anchor_name(cp.size):
-        raise VerificationFailed(
-            f"anchor file {path.name} holds the checkpoint at size {cp.size} "
-            f"(its name is {anchor_name(cp.size)})"
-        )
-    return Anchor(path.name, text, cp)
+        yield
+    except AnchorError as exc:
+        raise VerificationFailed(exc.problem.worded(ANCHOR_WORDING), seq=None) from exc
 
 
-def read_anchors(anchor_dir: Path | None) -> dict[int, Anchor]:
-    """Every anchor file in ``anchor_dir`` by size (none if the folder is absent)."""
-    anchors: dict[int, Anchor] = {}
-    if anchor_dir is None or not anchor_dir.is_dir():
-        return anchors
-    for path in sorted(anchor_dir.glob("checkpoint-*.txt")):
-        anchor = _read_anchor(path)
-        anchors[anchor.checkpoint.size] = anchor
-    return anchors
+def read_anchors(
+    anchor_dir: Path | None, public_key: Ed25519PublicKey
+) -> dict[int, Anchor[SignedCheckpoint]]:
+    """Every anchor file in ``anchor_dir`` by size (none if the folder is absent),
+    each a well-formed checkpoint named after its size and signed by ``public_key``."""
+    if anchor_dir is None:
+        return {}
+    with _anchor_failures():
+        return CHECKPOINT_ANCHORS.read(anchor_dir, public_key)
 
 
 def read_checkpoints(conn: Connection) -> dict[int, StoredCheckpoint]:
@@ -293,9 +305,7 @@ def read_checkpoints(conn: Connection) -> dict[int, StoredCheckpoint]:
     return stored
 
 
-def _check_checkpoints(
-    stored: dict[int, StoredCheckpoint], anchors: dict[int, Anchor], public_key: Ed25519PublicKey
-) -> None:
+def _check_checkpoints(stored: dict[int, StoredCheckpoint], public_key: Ed25519PublicKey) -> None:
     for size, row in stored.items():
         try:
             row.checkpoint.verify(public_key)
@@ -306,59 +316,22 @@ def _check_checkpoints(
                 f"database checkpoint at size {size}: column 'note' differs from the note "
                 "that was signed"
             )
-    for anchor in anchors.values():
-        try:
-            anchor.checkpoint.verify(public_key)
-        except IntegrityError as exc:
-            raise VerificationFailed(f"anchor {exc}", seq=None) from exc
-    for size, anchor in anchors.items():
-        db_row = stored.get(size)
-        if db_row is None:
-            raise VerificationFailed(
-                f"anchored checkpoint at size {size} is missing from the database "
-                "(checkpoints were deleted)",
-                seq=None,
-            )
-        if anchor.text != db_row.checkpoint.to_text():
-            raise VerificationFailed(
-                f"anchor file {anchor.name} ({len(anchor.text.encode())} bytes) differs from "
-                f"the checkpoint signed at size {size} in the database",
-                seq=None,
-            )
 
 
-def _check_anchored(
+def _check_anchors(
     stored: dict[int, StoredCheckpoint],
-    anchors: dict[int, Anchor],
+    anchors: dict[int, Anchor[SignedCheckpoint]],
     anchor_dir: Path,
     public_key: Ed25519PublicKey,
-) -> list[str]:
-    """Every database checkpoint has its anchor file, but the latest may lack one
-    (its writer stopped between commit and anchor write): a warning then."""
-    warnings: list[str] = []
-    latest = max(stored, default=0)
-    for size in sorted(set(stored) - set(anchors)):
-        path = anchor_dir / anchor_name(size)
-        # Anchors were read before the database snapshot began: a checkpoint
-        # committed since has its file now, unless its writer stopped.
-        if path.is_file():
-            anchor = _read_anchor(path)
-            anchors[size] = anchor
-            _check_checkpoints({size: stored[size]}, {size: anchor}, public_key)
-            continue
-        if size == latest:
-            warnings.append(
-                f"the latest checkpoint (size {size}) is not in the anchor folder yet "
-                f"({path.name}): its writer stopped between commit and anchor write; "
-                "the next write anchors it"
-            )
-            continue
-        raise VerificationFailed(
-            f"anchor file {path.name} for the checkpoint signed at size {size} is missing "
-            "from the anchor folder",
-            seq=None,
-        )
-    return warnings
+) -> tuple[dict[int, Anchor[SignedCheckpoint]], list[str]]:
+    """Every anchor file is its database checkpoint, byte for byte; every database
+    checkpoint has its anchor file, but the latest may lack one (its writer
+    stopped between commit and anchor write): a warning then. Returns every
+    anchor (those written since ``anchors`` was read included) and the warnings."""
+    signed = {size: row.checkpoint for size, row in stored.items()}
+    with _anchor_failures():
+        checked = CHECKPOINT_ANCHORS.check(anchor_dir, signed, anchors, public_key)
+    return checked.anchors, [w.worded(ANCHOR_WORDING) for w in checked.warnings]
 
 
 # -- events ----------------------------------------------------------------------------
@@ -575,14 +548,14 @@ def verify_ledger(
     key_fpr = fingerprint(public_key)
     # Anchors first: a writer writes its anchor after its commit, so every
     # anchor read now is in the snapshot the first query below starts.
-    anchors = read_anchors(anchor_dir)
+    anchors = read_anchors(anchor_dir, public_key)
     stored = read_checkpoints(conn)
-    _check_checkpoints(stored, anchors, public_key)
-    warnings = []
+    _check_checkpoints(stored, public_key)
+    warnings: list[str] = []
     if anchor_dir is not None:
-        warnings = _check_anchored(stored, anchors, anchor_dir, public_key)
+        anchors, warnings = _check_anchors(stored, anchors, anchor_dir, public_key)
     sizes = sorted(set(stored) | set(anchors))
-    targets = {s: anchors[s].checkpoint if s in anchors else stored[s].checkpoint for s in sizes}
+    targets = {s: anchors[s].item if s in anchors else stored[s].checkpoint for s in sizes}
 
     tree = CompactRange()
     nodes = _StoredNodes(conn, max(stored, default=0))
@@ -611,7 +584,7 @@ def _verify_events(  # noqa: PLR0917 - verify_ledger's state, split for the curs
     ledger: Ledger,
     key_fpr: str,
     stored: dict[int, StoredCheckpoint],
-    anchors: dict[int, Anchor],
+    anchors: dict[int, Anchor[SignedCheckpoint]],
     sizes: list[int],
     targets: dict[int, SignedCheckpoint],
     tree: CompactRange,

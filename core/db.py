@@ -1,8 +1,9 @@
 """Database engines: SQLite (the embedded default) and PostgreSQL.
 
 Writers are serialised: on SQLite every write transaction starts with
-``BEGIN IMMEDIATE``; on PostgreSQL the ledger takes a transaction-scoped
-advisory lock (see :mod:`audits.ledger`). Read-only work (verification,
+``BEGIN IMMEDIATE``; on PostgreSQL each log's writers take a
+transaction-scoped advisory lock of their own (:func:`writers_lock`: the ledger's
+and the decision log's ids differ). Read-only work (verification,
 listing) opens its transaction with a plain ``BEGIN`` through
 :func:`read_only`, so a long verification never blocks appends.
 """
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 READ_ONLY = "govreg_read_only"
+LOCKS_HELD = "govreg_writer_locks"  # conn.info: advisory lock id -> the transaction holding it
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -52,3 +54,20 @@ def is_sqlite(conn_or_engine: Connection | Engine) -> bool:
 def read_only(engine: Engine) -> Connection:
     """A connection whose transactions do not take the SQLite write lock."""
     return engine.connect().execution_options(**{READ_ONLY: True})
+
+
+def writers_lock(conn: Connection, lock_id: int) -> None:
+    """Serialise the writers of one log across processes: on PostgreSQL the
+    transaction-scoped advisory lock ``lock_id``, taken once per transaction (a
+    use case that locked before reading pays no second round trip when it
+    writes); on SQLite the write transaction began IMMEDIATE, which is the lock."""
+    if is_sqlite(conn):
+        return
+    from sqlalchemy import text
+
+    transaction = conn.get_transaction()
+    held: dict[int, Any] = conn.info.setdefault(LOCKS_HELD, {})
+    if transaction is not None and held.get(lock_id) is transaction:
+        return
+    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock_id})
+    held[lock_id] = transaction

@@ -16,12 +16,14 @@ walked one component at a time from the folder's own descriptor with
    the size limit, and its bytes are read from the same descriptor.
 
 The caller hashes and parses the bytes returned; nothing opens the path again.
+:func:`write_durably` writes a file atomically and durably (keys, anchor files).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -166,3 +168,37 @@ def _read_open(fd: int, what: str, shown: str, *, max_bytes: int, single_link: b
     except OSError as exc:
         raise InputError(f"{what} file {shown} is unreadable: {exc.strerror}") from exc
     return bytes(data)
+
+
+def write_durably(path: Path, data: bytes, *, mode: int) -> None:
+    """Write ``path`` with ``mode``, durably and atomically: a temporary file beside
+    it, fsync, rename over ``path``, fsync of the folder (so the rename survives a
+    power loss too). Readers see the old file or the new one, never part of one.
+
+    The temporary file has a fresh random name (so two writers of one path never
+    share one) and is created exclusively (``O_EXCL | O_NOFOLLOW``), so a file or
+    link planted beside ``path`` is never reused; it is created with ``mode`` and
+    ``fchmod``-ed to ``mode`` whatever the umask, before a byte is written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -22,9 +22,10 @@ writes them in batches, one transaction per batch:
                      <batch hash, base64>
                      <written at>
 
-The note has the ledger checkpoint's shape (:mod:`audits.signing`) with its own
-origin line, so a decision-log signature never verifies as a ledger checkpoint
-and a ledger checkpoint never parses or verifies as a decision batch.
+The note is a signed note (:mod:`audits.notes`), as the ledger's checkpoints
+are, with its own origin line, so a decision-log signature never verifies as a
+ledger checkpoint and a ledger checkpoint never parses or verifies as a
+decision batch.
 The sealed header is a copy of the plaintext fields inside the ciphertext, so
 verification names the plaintext field that was edited.
 
@@ -79,19 +80,30 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from audits.keyring import Keyring, expiring_key_id, write_secret_file
+from audits.anchors import Anchor, AnchorError, AnchorLog, Wording
+from audits.keyring import Keyring, expiring_key_id
 from audits.ledger import leaf_of
 from audits.merkle import CompactRange
+from audits.notes import (
+    KeyMismatch,
+    SignatureInvalid,
+    SignedNote,
+    b64,
+    decimal,
+    decode_b64,
+    sign,
+)
 from audits.signing import fingerprint, load_private_key
 from core.canonical import canonical_bytes, canonical_row, check_scalar, scalar_text
 from core.clock import isoformat, parse, utcnow
-from core.db import is_sqlite
+from core.db import is_sqlite, writers_lock
 from core.errors import GovregError, InputError, IntegrityError
 from core.turns import folder_turn
 from serving.tables import DECISION_BATCHES_TABLE, DECISIONS_TABLE
@@ -217,30 +229,28 @@ class SignedBatch:
     signature: bytes
 
     @property
+    def signed_note(self) -> SignedNote:
+        lines = (str(self.batch), str(self.last_seq), b64(self.batch_hash), self.written_at)
+        return SignedNote(ORIGIN, self.key_fingerprint, lines, self.signature)
+
+    @property
     def note(self) -> str:
-        return make_note(
-            self.key_fingerprint, self.batch, self.last_seq, self.batch_hash, self.written_at
-        )
+        return self.signed_note.note
 
     def to_text(self) -> str:
         """The signed note and its signature line (as a ledger anchor file)."""
-        sig = base64.b64encode(self.signature).decode()
-        return f"{self.note}\n— {self.key_fingerprint[:16]} {sig}\n"
+        return self.signed_note.to_text()
 
     def verify(self, public_key: Ed25519PublicKey) -> None:
         """Raise :class:`DecisionVerificationFailed` unless ``public_key`` signed this batch."""
-        from cryptography.exceptions import InvalidSignature
-
-        expected = fingerprint(public_key)
-        if self.key_fingerprint != expected:
-            raise DecisionVerificationFailed(
-                f"batch {self.batch}: signed by key {self.key_fingerprint}, "
-                f"not the pinned key {expected}",
-                batch=self.batch,
-            )
         try:
-            public_key.verify(self.signature, self.note.encode())
-        except InvalidSignature as exc:
+            self.signed_note.verify(public_key)
+        except KeyMismatch as exc:
+            raise DecisionVerificationFailed(
+                f"batch {self.batch}: signed by key {exc.named}, not the pinned key {exc.expected}",
+                batch=self.batch,
+            ) from exc
+        except SignatureInvalid as exc:
             raise DecisionVerificationFailed(
                 f"batch {self.batch}: signature does not verify with the pinned public key",
                 batch=self.batch,
@@ -462,13 +472,6 @@ def batch_hash_of(  # noqa: PLR0917 - the batch row's fields, in table order
     return hashlib.sha256(canonical_bytes(doc)).digest()
 
 
-def make_note(
-    key_fingerprint: str, batch: int, last_seq: int, batch_hash: bytes, written_at: str
-) -> str:
-    digest = base64.b64encode(batch_hash).decode()
-    return f"{ORIGIN} {key_fingerprint}\n{batch}\n{last_seq}\n{digest}\n{written_at}\n"
-
-
 # -- the writer -------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class _Pending:
@@ -484,11 +487,8 @@ _STOP: Final = object()
 
 
 def _lock(conn: Connection) -> None:
-    """Serialise batch writers across processes (SQLite: the transaction began IMMEDIATE)."""
-    if not is_sqlite(conn):
-        from sqlalchemy import text
-
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_ID})
+    """Serialise batch writers across processes (:func:`core.db.writers_lock`)."""
+    writers_lock(conn, ADVISORY_LOCK_ID)
 
 
 class DecisionLog:
@@ -822,8 +822,7 @@ class DecisionLog:
             written_at = isoformat(self._clock())
             root = tree.root()
             chained = batch_hash_of(batch, first_seq, seq, written_at, prev, root)
-            note = make_note(self._fingerprint, batch, seq, chained, written_at)
-            signed = SignedBatch(
+            unsigned = SignedBatch(
                 batch=batch,
                 first_seq=first_seq,
                 last_seq=seq,
@@ -832,8 +831,10 @@ class DecisionLog:
                 prev_hash=prev,
                 batch_hash=chained,
                 key_fingerprint=self._fingerprint,
-                signature=self._key.sign(note.encode()),
+                signature=b"",
             )
+            note = sign(self._key, ORIGIN, unsigned.signed_note.lines)
+            signed = replace(unsigned, signature=note.signature)
             mark = "?" if is_sqlite(conn) else "%s"
             conn.exec_driver_sql(
                 f"INSERT INTO {DECISIONS_TABLE} ({COLUMNS}) "
@@ -892,130 +893,88 @@ def _batch(row: Any) -> SignedBatch:
 
 
 # -- anchors ------------------------------------------------------------------------------------
+def _batch_note(note: SignedNote, source: str) -> SignedNote:
+    """A parsed batch note, its body checked: batch, last seq, batch hash, written at."""
+    decimal(note.lines[1], source=source, what="last seq")
+    decode_b64(note.lines[2], source=source, what="batch hash", length=32)
+    return note
+
+
+BATCH_ANCHORS: Final[AnchorLog[SignedNote]] = AnchorLog(
+    prefix="batch", origin=ORIGIN, lines=4, decode=_batch_note, mode=0o600
+)
+
+
 def anchor_name(batch: int) -> str:
-    return f"batch-{batch:012d}.txt"
+    return BATCH_ANCHORS.name(batch)
 
 
 def write_anchor(anchor_dir: Path, signed: SignedBatch) -> Path:
     """Copy a batch's signed note to ``anchor_dir`` (mode 0600, durable, atomic)."""
-    path = anchor_dir / anchor_name(signed.batch)
-    write_secret_file(path, signed.to_text().encode())
-    return path
+    return BATCH_ANCHORS.write(anchor_dir, signed.batch, signed.to_text())
 
 
-@dataclass(frozen=True, slots=True)
-class _Anchor:
-    name: str
-    text: str
-    batch: int
+# The decision log's words for an anchor folder's problems (:mod:`audits.anchors`).
+ANCHOR_WORDING: Final = Wording(
+    unreadable="decision anchor file {name} cannot be read ({detail})",
+    malformed="decision anchor file {name} is not a signed decision batch ({detail})",
+    misnamed="decision anchor file {name} holds batch {number} (its name is {expected})",
+    wrong_key=(
+        "batch {number}: anchor file {name} is signed by key {named}, not the pinned key {pinned}"
+    ),
+    bad_signature=(
+        "batch {number}: anchor file {name}: signature does not verify with the pinned public key"
+    ),
+    not_stored=(
+        "batch {number}: anchored but missing from the database, which ends at batch {latest} "
+        "(batches deleted from the end)"
+    ),
+    differs="batch {number}: anchor file {name} differs from the batch stored in the database",
+    missing="batch {number}: its anchor file {name} is missing from the decision anchor folder",
+    latest_unanchored=(
+        "the newest decision batch ({number}) is not in the anchor folder yet ({name}): its "
+        "writer stopped between commit and anchor write; the next batch write anchors it"
+    ),
+    before_anchors=(
+        "decision batches 1..{number} have no anchor files: written before the decision log "
+        "was anchored (or their anchors were removed)"
+    ),
+)
 
 
-def _read_anchor(path: Path, public_key: Ed25519PublicKey) -> _Anchor:
-    """An anchor file, its shape and signature checked with the pinned key."""
-    from cryptography.exceptions import InvalidSignature
-
-    name = path.name
+@contextmanager
+def _anchor_failures() -> Iterator[None]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        _fail(f"decision anchor file {name} cannot be read ({type(exc).__name__})")
-    lines = text.split("\n")
-    key_fpr = fingerprint(public_key)
-    shaped = (
-        len(lines) == 8  # the note's five lines, a blank line, the signature line
-        and lines[5] == lines[7] == ""
-        and lines[0].startswith(ORIGIN + " ")
-        and lines[1].isascii()
-        and lines[1].isdigit()
-    )
-    if not shaped:
-        _fail(f"decision anchor file {name} is not a signed decision batch")
-    batch = int(lines[1])
-    if name != anchor_name(batch):
-        _fail(
-            f"decision anchor file {name} holds batch {batch} (its name is {anchor_name(batch)})",
-            batch=batch,
-        )
-    signer = lines[0][len(ORIGIN) + 1 :]
-    if signer != key_fpr:
-        _fail(
-            f"batch {batch}: anchor file {name} is signed by key {signer}, "
-            f"not the pinned key {key_fpr}",
-            batch=batch,
-        )
-    prefix = f"— {key_fpr[:16]} "
-    try:
-        if not lines[6].startswith(prefix):
-            raise ValueError(name)
-        signature = base64.b64decode(lines[6][len(prefix) :], validate=True)
-        public_key.verify(signature, ("\n".join(lines[:5]) + "\n").encode())
-    except (ValueError, InvalidSignature) as exc:
+        yield
+    except AnchorError as exc:
+        problem = exc.problem
         raise DecisionVerificationFailed(
-            f"batch {batch}: anchor file {name}: signature does not verify with the pinned "
-            "public key",
-            batch=batch,
+            problem.worded(ANCHOR_WORDING), batch=problem.number
         ) from exc
-    return _Anchor(name, text, batch)
 
 
-def _read_anchors(anchor_dir: Path, public_key: Ed25519PublicKey) -> dict[int, _Anchor]:
-    anchors: dict[int, _Anchor] = {}
-    if anchor_dir.is_dir():
-        for path in sorted(anchor_dir.glob("batch-*.txt")):
-            anchor = _read_anchor(path, public_key)
-            anchors[anchor.batch] = anchor
-    return anchors
+def _read_anchors(anchor_dir: Path, public_key: Ed25519PublicKey) -> dict[int, Anchor[SignedNote]]:
+    with _anchor_failures():
+        return BATCH_ANCHORS.read(anchor_dir, public_key)
 
 
 def _check_anchors(
     stored: Sequence[SignedBatch],
-    anchors: dict[int, _Anchor],
+    anchors: dict[int, Anchor[SignedNote]],
     anchor_dir: Path,
     public_key: Ed25519PublicKey,
-) -> list[str]:
+) -> tuple[int, list[str]]:
     """Every anchored batch is in the database, as anchored; every stored batch
     from the first anchored one on has its anchor, but the newest may lack one
     (its writer stopped between commit and anchor write): a warning then.
     Batches before the first anchored one were written before the log was
-    anchored (a home upgraded with a decision log): a warning, not a failure."""
-    warnings: list[str] = []
-    first = min(anchors, default=max(len(stored), 1))
-    if first > 1:
-        warnings.append(
-            f"decision batches 1..{first - 1} have no anchor files: written before the "
-            "decision log was anchored (or their anchors were removed)"
+    anchored (a home upgraded with a decision log): a warning, not a failure.
+    Returns how many anchors were checked and the warnings."""
+    with _anchor_failures():
+        checked = BATCH_ANCHORS.check(
+            anchor_dir, {b.batch: b for b in stored}, anchors, public_key, before_first="warn"
         )
-    for number in sorted(set(range(first, len(stored) + 1)) - set(anchors)):
-        path = anchor_dir / anchor_name(number)
-        # Anchors were read before the database: a batch committed since has its file now.
-        if path.is_file():
-            anchors[number] = _read_anchor(path, public_key)
-        elif number == len(stored):
-            warnings.append(
-                f"the newest decision batch ({number}) is not in the anchor folder yet "
-                f"({path.name}): its writer stopped between commit and anchor write; "
-                "the next batch write anchors it"
-            )
-        else:
-            _fail(
-                f"batch {number}: its anchor file {path.name} is missing from the "
-                "decision anchor folder",
-                batch=number,
-            )
-    for number, anchor in sorted(anchors.items()):
-        if number > len(stored):
-            _fail(
-                f"batch {number}: anchored but missing from the database, which ends at "
-                f"batch {len(stored)} (batches deleted from the end)",
-                batch=number,
-            )
-        if anchor.text != stored[number - 1].to_text():
-            _fail(
-                f"batch {number}: anchor file {anchor.name} differs from the batch stored "
-                "in the database",
-                batch=number,
-            )
-    return warnings
+    return len(checked.anchors), [w.worded(ANCHOR_WORDING) for w in checked.warnings]
 
 
 def head(conn: Connection) -> SignedBatch | None:
@@ -1349,8 +1308,9 @@ def verify_decisions(
         if bytes(batches[anchor.batch - 1].batch_hash) != anchor.batch_hash:
             _fail(f"batch {anchor.batch}: differs from its anchor", batch=anchor.batch)
     warnings: list[str] = []
+    anchored = None
     if anchor_dir is not None and anchors is not None:
-        warnings = _check_anchors(stored, anchors, anchor_dir, public_key)
+        anchored, warnings = _check_anchors(stored, anchors, anchor_dir, public_key)
     return DecisionLogReport(
         decisions=count,
         batches=len(batches),
@@ -1358,7 +1318,7 @@ def verify_decisions(
         key_fingerprint=key_fpr,
         erased=erased,
         erased_keys=tuple(sorted(k for k, aes in ciphers.items() if aes is None)),
-        anchors=None if anchors is None else len(anchors),
+        anchors=anchored,
         warnings=tuple(warnings),
     )
 

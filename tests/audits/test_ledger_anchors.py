@@ -23,6 +23,7 @@ from ledger_helpers import (
     checkpoint_issued_at,
     checkpoint_sizes,
     failure,
+    key_fingerprint,
     mp_context,
     seqs,
     sql,
@@ -81,29 +82,32 @@ def test_anchor_folder_deleted(ctx: Any) -> None:
     assert (err.seq, str(err)) == (None, missing(3))
 
 
-def _overwrites(ctx: Any, text: str) -> list[str]:
-    """Anchor texts for size 10 that differ from the signed checkpoint but parse."""
-    note, sig_line = text.split("\n\n")
-    key = load_private_key(ctx.settings.keys_path / SIGNING_KEY_FILE)
-    leaves = [bytes(r[0]) for r in sql(ctx, "SELECT leaf_hash FROM ledger_events ORDER BY seq")]
-    resigned = sign_checkpoint(key, 10, root(leaves[:10]), "2020-01-01T00:00:00.000000Z")
-    return [
-        note + "\n\n" + sig_line.replace(sig_line.split(" ")[1], "0" * 16),  # key name
-        text + "\n",  # a trailing line
-        resigned.to_text(),  # the same root signed by the same key at another time
-    ]
-
-
 def test_anchor_file_overwritten(ctx: Any, home: Any) -> None:
+    """A text that differs from the signed checkpoint: one that parses (the same root
+    signed by the same key at another time) differs; one off the exact shape of a
+    signed note is not a checkpoint at all."""
     path = ctx.settings.anchors_path / anchor_name(10)
     text = path.read_text(encoding="utf-8")
     assert checkpoint_issued_at(ctx, 10) in text
-    for forged in _overwrites(ctx, text):
+    key = load_private_key(ctx.settings.keys_path / SIGNING_KEY_FILE)
+    fpr = key_fingerprint(ctx)
+    leaves = [bytes(r[0]) for r in sql(ctx, "SELECT leaf_hash FROM ledger_events ORDER BY seq")]
+    resigned = sign_checkpoint(key, 10, root(leaves[:10]), "2020-01-01T00:00:00.000000Z")
+    note, sig_line = text.split("\n\n")
+    not_a_checkpoint = f"{path}: not a govreg checkpoint"
+    forgeries = {
+        resigned.to_text(): (
+            f"anchor file {anchor_name(10)} ({len(resigned.to_text().encode())} bytes) differs "
+            "from the checkpoint signed at size 10 in the database"
+        ),
+        note + "\n\n" + sig_line.replace(fpr[:16], "0" * 16): (
+            f"{not_a_checkpoint} (the signature line names key '0000000000000000', which does "
+            f"not begin the note's key {fpr})"
+        ),
+        text + "\n": (f"{not_a_checkpoint} (not one blank line, just before the signature line)"),
+    }
+    for forged, message in forgeries.items():
         path.write_text(forged, encoding="utf-8")
-        message = (
-            f"anchor file {anchor_name(10)} ({len(forged.encode())} bytes) differs from the "
-            "checkpoint signed at size 10 in the database"
-        )
         err = failure(ctx)
         assert (err.seq, str(err)) == (None, message)
         result = home.cli("audit", "verify")

@@ -88,10 +88,10 @@ def test_checkpoint_committed_while_verification_starts(
     original = audits.verify.read_anchors
     raced = []
 
-    def read_anchors_with_a_writer_in_between(anchor_dir: Any) -> Any:
+    def read_anchors_with_a_writer_in_between(*args: Any) -> Any:
         if not raced:
             raced.append(append(writer, range(4, 8)))  # commits checkpoints 4..7 and anchors
-        return original(anchor_dir)
+        return original(*args)
 
     monkeypatch.setattr(audits.verify, "read_anchors", read_anchors_with_a_writer_in_between)
     try:

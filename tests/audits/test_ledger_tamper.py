@@ -337,7 +337,7 @@ def _true_root(ctx: Any, size: int) -> bytes:
 
 
 def test_checkpoint_signed_by_another_key_inserted(ctx: Any) -> None:
-    from audits.signing import load_public_key, make_note
+    from audits.signing import load_public_key
 
     ours = fingerprint(load_public_key(ctx.settings.public_key_path))
     other = Ed25519PrivateKey.generate()
@@ -354,7 +354,7 @@ def test_checkpoint_signed_by_another_key_inserted(ctx: Any) -> None:
     assert sql(ctx, "DELETE FROM ledger_checkpoints WHERE size = 11") == 1
     assert verify(ctx).size == 12
     # 2. naming our key, signed by the other one
-    note = make_note(ours, 11, true_root, issued_at)
+    note = SignedCheckpoint(11, true_root, issued_at, ours, b"").note
     _insert_checkpoint(
         ctx, SignedCheckpoint(11, true_root, issued_at, ours, other.sign(note.encode()))
     )

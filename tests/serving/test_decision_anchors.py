@@ -25,6 +25,7 @@ from ledger_helpers import (
 from sqlalchemy import text
 
 from audits.keyring import Keyring
+from audits.notes import SignedNote
 from audits.signing import load_private_key, load_public_key
 from core.clock import utcnow
 from core.db import make_engine, read_only
@@ -37,7 +38,6 @@ from serving.decisions import (
     SignedBatch,
     _Pending,
     anchor_name,
-    make_note,
     verify_decisions,
 )
 
@@ -202,7 +202,12 @@ def test_altered_anchor_fails(env: Env) -> None:
     head_line, number, last_seq, digest, written_at = lines[:5]
     fpr = head_line.split(" ", 1)[1]
     other_hash = bytes(32)
-    note = make_note(fpr, int(number), int(last_seq), other_hash, written_at)
+    note = SignedNote(
+        "govreg-decisions/v1",
+        fpr,
+        (number, last_seq, base64.b64encode(other_hash).decode(), written_at),
+        b"",
+    ).note
     sig = base64.b64encode(key.sign(note.encode())).decode()
     path.write_text(f"{note}\n\u2014 {fpr[:16]} {sig}\n", encoding="utf-8")
     assert digest != base64.b64encode(other_hash).decode()

@@ -8,6 +8,7 @@ where the test says so.
 
 from __future__ import annotations
 
+import base64
 import math
 import random
 import signal
@@ -36,6 +37,7 @@ from sqlalchemy import text
 
 from audits.keyring import Keyring
 from audits.merkle import root
+from audits.notes import SignedNote
 from audits.signing import (
     SignedCheckpoint,
     fingerprint,
@@ -57,7 +59,6 @@ from serving.decisions import (
     canonical_flags,
     canonical_reason_values,
     head,
-    make_note,
     read_decisions,
     verify_decisions,
 )
@@ -504,7 +505,12 @@ def test_batch_signed_by_another_key(written: Env) -> None:
     other = Ed25519PrivateKey.generate()
     other_fpr = fingerprint(other.public_key())
     batch = written.sql("SELECT * FROM decision_batches WHERE batch = 2")[0]
-    note = make_note(other_fpr, 2, 20, bytes(batch.batch_hash), batch.written_at)
+    note = SignedNote(
+        "govreg-decisions/v1",
+        other_fpr,
+        ("2", "20", base64.b64encode(bytes(batch.batch_hash)).decode(), batch.written_at),
+        b"",
+    ).note
     written.sql(
         "UPDATE decision_batches SET key_fingerprint = :k, signature = :s WHERE batch = 2",
         {"k": other_fpr, "s": other.sign(note.encode())},
