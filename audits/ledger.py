@@ -133,6 +133,24 @@ def leaf_of(envelope: bytes) -> bytes:
     return sha256(b"\x00" + envelope).digest()
 
 
+def row_leaf(row: Any) -> bytes:
+    """The leaf hash recomputed from a stored event row's envelope columns."""
+    return leaf_of(
+        envelope_bytes(
+            int(row.seq),
+            row.recorded_at,
+            row.event_type,
+            row.actor,
+            row.model,
+            None if row.version is None else int(row.version),
+            row.index_fields,
+            row.key_id,
+            bytes(row.nonce),
+            bytes(row.ciphertext),
+        )
+    )
+
+
 def chain_of(previous: bytes, leaf: bytes) -> bytes:
     return sha256(b"\x01" + previous + leaf).digest()
 

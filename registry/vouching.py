@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from audits.events import EventType
-from audits.ledger import COLUMNS, authenticator_of, envelope_bytes, leaf_of
+from audits.ledger import COLUMNS, authenticator_of, row_leaf
 from audits.tables import EVENTS_TABLE
 from core.errors import AuthError, GovregError, quote
 from registry.projection import MemoryView, apply
@@ -156,20 +156,7 @@ def _refused(newest: int, problem: str) -> _Replayed:
 def _problem(row: Any, key: bytes | None) -> str | None:
     """What is wrong with a stored principal event's envelope, or None."""
     try:
-        leaf = leaf_of(
-            envelope_bytes(
-                int(row.seq),
-                row.recorded_at,
-                row.event_type,
-                row.actor,
-                row.model,
-                row.version,
-                row.index_fields,
-                row.key_id,
-                bytes(row.nonce),
-                bytes(row.ciphertext),
-            )
-        )
+        leaf = row_leaf(row)
     except (TypeError, ValueError) as exc:
         return f"malformed envelope ({type(exc).__name__})"
     if leaf != bytes(row.leaf_hash):

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from audits.events import Event, EventType
-from audits.ledger import COLUMNS, envelope_bytes, leaf_of
+from audits.ledger import COLUMNS, row_leaf
 from audits.merkle import CompactRange
 from audits.records import RecordNotProved, envelope_record, prove_record
 from audits.tables import EVENTS_TABLE
@@ -188,20 +188,7 @@ def witness(
         for row in rows:
             if int(row.seq) != tree.size + 1:
                 break  # a gap: the root check below refuses
-            leaf = leaf_of(
-                envelope_bytes(
-                    int(row.seq),
-                    row.recorded_at,
-                    row.event_type,
-                    row.actor,
-                    row.model,
-                    row.version,
-                    row.index_fields,
-                    row.key_id,
-                    bytes(row.nonce),
-                    bytes(row.ciphertext),
-                )
-            )
+            leaf = row_leaf(row)
             if leaf != bytes(row.leaf_hash):
                 raise LoadRefused(
                     Check.CHECKPOINT,

@@ -21,7 +21,14 @@ import pytest
 from sqlalchemy import text
 
 from audits.events import Event, EventType, NewEvent
-from audits.ledger import associated_data, chain_of, envelope_bytes, leaf_of, sealed_header
+from audits.ledger import (
+    associated_data,
+    chain_of,
+    envelope_bytes,
+    leaf_of,
+    row_leaf,
+    sealed_header,
+)
 from audits.signing import load_public_key
 from audits.verify import VerificationFailed, VerifyReport
 from govreg.context import Context, build
@@ -205,20 +212,7 @@ def recompute_hashes(ctx: Context, start: int) -> None:
             text("SELECT * FROM ledger_events WHERE seq >= :s ORDER BY seq"), {"s": start}
         ).all()
         for row in rows:
-            leaf = leaf_of(
-                envelope_bytes(
-                    row.seq,
-                    row.recorded_at,
-                    row.event_type,
-                    row.actor,
-                    row.model,
-                    row.version,
-                    row.index_fields,
-                    row.key_id,
-                    bytes(row.nonce),
-                    bytes(row.ciphertext),
-                )
-            )
+            leaf = row_leaf(row)
             chain = chain_of(chain, leaf)
             conn.execute(
                 text("UPDATE ledger_events SET leaf_hash = :l, chain_hash = :c WHERE seq = :s"),
