@@ -12,6 +12,7 @@ an exit code or status.
     ├── PermissionDenied     authenticated but not allowed (role, segregation)
     ├── TransitionError      a lifecycle transition that is not allowed
     ├── TooManyRequests      over a rate or concurrency limit; retry after N seconds
+    ├── DeadlineExceeded     a wait ran out of time (the work goes on)
     ├── PolicyError          a policy file that is invalid (policies/)
     ├── IntegrityError       the ledger or a key fails verification (audits/)
     └── MerkleError          a Merkle proof does not verify (audits/)
@@ -66,6 +67,13 @@ class TooManyRequests(GovregError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = max(int(retry_after), 1)
+
+
+class DeadlineExceeded(GovregError):
+    """A wait for work that goes on elsewhere (an evaluation on the server, a
+    version reaching a status) ran out of time; the work itself was not stopped."""
+
+    exit_code = 9
 
 
 def quote(value: object, limit: int = 40) -> str:

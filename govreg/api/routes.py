@@ -187,6 +187,10 @@ async def submit_upload(
     policy: Annotated[str | None, Form()] = None,
     cutoff: Annotated[str | None, Form(description=schemas.CUTOFF)] = None,
     reasons: Annotated[str | None, Form(description=schemas.REASONS)] = None,
+    lineage: Annotated[
+        str | None,
+        Form(description="a JSON object recorded as the version's lineage (no 'mlflow' key)"),
+    ] = None,
 ) -> schemas.VersionCreated:
     """Submit a candidate with uploaded files (the model uploaded or named by an MLflow URI)."""
     import json
@@ -202,6 +206,12 @@ async def submit_upload(
         if not isinstance(loaded, dict):
             raise InputError("reasons must be a JSON object mapping feature to reason text")
         reason_texts = loaded  # the service checks the texts (one per feature or per category)
+    given_lineage: Any = None
+    if lineage:
+        try:
+            given_lineage = json.loads(lineage)
+        except (ValueError, RecursionError) as exc:
+            raise InputError(f"lineage is not JSON: {str(exc)[:120]}") from None
     if (artifact is None) == (artifact_uri is None):
         raise InputError("send the model as the 'artifact' file or as 'artifact_uri', not both")
     if artifact_uri is not None and not artifact_uri.startswith(("runs:/", "models:/")):
@@ -227,6 +237,7 @@ async def submit_upload(
             policy_id=policy,
             cutoff=cutoff,
             reason_texts=reason_texts,
+            lineage=given_lineage,
         )
     return schemas.VersionCreated(model=model, version=number, status="submitted")
 
@@ -263,6 +274,7 @@ def submit_reference(
         reason_texts={
             k: v if isinstance(v, str) else v.model_dump() for k, v in body.reasons.items()
         },
+        lineage=body.lineage,
     )
     return schemas.VersionCreated(model=model, version=number, status="submitted")
 
