@@ -24,9 +24,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from govreg.api.auth import OidcVerifier
     from govreg.api.routes import router
     from govreg.context import build
-    from govreg.settings import Settings
+    from govreg.settings import load_settings
 
-    config = settings or Settings()
+    config = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
