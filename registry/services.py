@@ -944,6 +944,17 @@ class Registry:
             raise
         return number
 
+    def ensure_covered(self, model: str, version: int) -> None:
+        """Sign a checkpoint if the latest does not cover the version's last event (every
+        commit signs one, so only after a signer refusal or a crash before signing)."""
+        with self.reading() as conn:
+            last = self.ledger.last_version_seq(conn, model, version)
+            latest = self.ledger.latest_checkpoint(conn)
+        if latest is not None and latest.size >= last:
+            return
+        with self.transaction() as conn:
+            self.ledger.checkpoint(conn)
+
     def submission(self, model: str, version: int) -> dict[str, Any]:
         """The decrypted payload of the version's ``version.submitted`` event."""
         with self.reading() as conn:

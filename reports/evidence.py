@@ -4,9 +4,9 @@ Everything comes from the ledger inside one read transaction: the stored
 envelopes exactly as stored (plus their decrypted payloads for the reader),
 the current gate results, the sign-offs with their comments, the policy the
 version is judged by, and the latest signed checkpoint with an RFC 6962
-inclusion proof of every event against it. :func:`ensure_covered` signs a
-fresh checkpoint first when the last one does not cover the version's last
-event.
+inclusion proof of every event against it (the caller has the registry make
+sure a checkpoint covers the version's last event first:
+``Registry.ensure_covered``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from audits.events import EventType
 from audits.records import envelope_record
-from audits.tables import EVENTS_TABLE
 from core.errors import NotFoundError
 from registry.roles import Action
 
@@ -50,27 +49,6 @@ def _event_record(registry: Registry, conn: Connection, row: Any) -> dict[str, A
         "envelope": envelope_record(row),
         "decrypted": {"header": header, "data": data},
     }
-
-
-def ensure_covered(registry: Registry, model: str, version: int) -> None:
-    """Sign a fresh checkpoint if the last one does not cover the version's last event."""
-    with registry.reading() as conn:
-        last = _last_seq(conn, model, version)
-        latest = registry.ledger.latest_checkpoint(conn)
-    if latest is not None and latest.size >= last:
-        return
-    with registry.transaction() as conn:
-        registry.ledger.checkpoint(conn)
-
-
-def _last_seq(conn: Connection, model: str, version: int) -> int:
-    from sqlalchemy import text
-
-    value = conn.execute(
-        text(f"SELECT max(seq) FROM {EVENTS_TABLE} WHERE model = :m AND version = :v"),
-        {"m": model, "v": version},
-    ).scalar()
-    return int(value or 0)
 
 
 def collect(

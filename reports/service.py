@@ -99,7 +99,7 @@ def render(
 ) -> Rendered:
     """Read, verify and render (records nothing)."""
     registry.authorize(actor, Action.READ)
-    collector.ensure_covered(registry, model, version)
+    registry.ensure_covered(model, version)
     evidence = collector.collect(
         registry, actor, model, version, generated_at=generated_at or isoformat(utcnow())
     )

@@ -18,10 +18,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from audits.events import Event, EventType
-from audits.ledger import COLUMNS, row_leaf
+from audits.ledger import row_leaf
 from audits.merkle import CompactRange
 from audits.records import RecordNotProved, envelope_record, prove_record
-from audits.tables import EVENTS_TABLE
 from core.clock import parse
 from core.errors import GovregError, IntegrityError, NotFoundError
 from policies.schema import Policy, ScoringRules
@@ -88,17 +87,9 @@ class Approval:
         return f"{self.model} v{self.version}"
 
 
-def resolve_alias(conn: Connection, model: str, alias: str) -> tuple[int, int]:
+def resolve_alias(conn: Connection, ledger: Ledger, model: str, alias: str) -> tuple[int, int]:
     """(version, seq) of the latest ``alias.set`` of ``model@alias`` in the ledger."""
-    from sqlalchemy import text
-
-    rows = conn.execute(
-        text(
-            f"SELECT seq, version, index_fields FROM {EVENTS_TABLE} "
-            "WHERE model = :m AND event_type = :t ORDER BY seq DESC"
-        ),
-        {"m": model, "t": EventType.ALIAS_SET.value},
-    )
+    rows = ledger.rows_of_type(conn, model, EventType.ALIAS_SET)
     for row in rows:
         if json.loads(row.index_fields).get("alias") == alias:
             return int(row.version), int(row.seq)
@@ -163,7 +154,6 @@ def witness(
     later loads resume from the compact range witnessed last and read only the
     events since, so a reload costs O(new events + log n).
     """
-    from sqlalchemy import text
 
     with _WITNESS_LOCK:
         known = _WITNESSED.get(ledger)
@@ -178,12 +168,7 @@ def witness(
     seqs: dict[tuple[str | None, int | None], tuple[int, ...]] = (
         {} if base is None else dict(base.seqs)
     )
-    rows = conn.execute(
-        text(
-            f"SELECT {COLUMNS} FROM {EVENTS_TABLE} WHERE seq > :a AND seq <= :b ORDER BY seq"
-        ).execution_options(stream_results=True, yield_per=5000),
-        {"a": tree.size, "b": checkpoint.size},
-    )
+    rows = ledger.rows_between(conn, tree.size, checkpoint.size)
     try:
         for row in rows:
             if int(row.seq) != tree.size + 1:
@@ -230,7 +215,7 @@ def check_approval(
     if version is None:
         if alias is None:
             raise ValueError("give a version or an alias")
-        version, _ = resolve_alias(conn, model, alias)
+        version, _ = resolve_alias(conn, ledger, model, alias)
     subject = f"{model} v{version}"
     rows = [
         r for r in ledger.version_rows(conn, model, version) if r.event_type in GOVERNING_EVENTS
