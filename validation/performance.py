@@ -1,10 +1,17 @@
-"""Performance gate: discrimination (AUC, KS, Gini), Brier score and calibration by decile.
+"""Performance gate: discrimination (AUC, KS, Gini), Brier score, calibration by decile,
+and the ROC curve with its KS point and the score histograms by outcome.
 
 AUC and KS come from one sort of the scores: within each run of tied scores
 the positives and negatives are counted, AUC is the Mann-Whitney probability
 with ties counted one half (equals ``sklearn.metrics.roc_auc_score``), KS is
 the largest distance between the two empirical distribution functions
 (equals ``scipy.stats.ks_2samp(...).statistic``).
+
+:func:`curves` records what the report draws, so the report never scores the
+model again: at most :data:`ROC_POINTS` points of the ROC curve (one per
+distinct score, thinned evenly, the KS point always kept), the KS point itself
+(fpr, tpr, ks = max(tpr - fpr), the score threshold: scores >= it are declined)
+and the counts of scores per :data:`HIST_BINS` equal bins of [0, 1] by outcome.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from validation.inputs import GateInputs
+
+ROC_POINTS = 200
+HIST_BINS = 20
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,51 @@ def discrimination(y: npt.NDArray[np.int64], score: npt.NDArray[np.float64]) -> 
     auc = float(np.sum(pos_in_run * (neg_below + 0.5 * neg_in_run)) / (positives * negatives))
     ks = float(np.max(np.abs(cum_pos / positives - cum_neg / negatives)))
     return Discrimination(auc=auc, ks=ks, positives=positives, negatives=negatives)
+
+
+def curves(y: npt.NDArray[np.int64], score: npt.NDArray[np.float64]) -> dict[str, Any]:
+    """ROC points, KS point and score histograms by outcome, as decimal strings and counts.
+
+    The ROC points are those of ``sklearn.metrics.roc_curve(y, score,
+    drop_intermediate=False)``: (0, 0), then one per distinct score from the
+    highest down; at most :data:`ROC_POINTS` of them are kept, evenly spaced
+    by index, with the first, the last and the KS point among them.
+    """
+    import numpy as np
+
+    y = np.asarray(y, dtype=np.int64)
+    order = np.argsort(-score, kind="stable")
+    s, ys = score[order], y[order]
+    positives = int(ys.sum())
+    negatives = int(ys.shape[0]) - positives
+    # Last index of each run of equal scores, from the highest score down.
+    ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])
+    tp = np.cumsum(ys)[ends]
+    fp = (ends + 1) - tp
+    tpr = np.r_[0, tp] / positives
+    fpr = np.r_[0, fp] / negatives
+    threshold = np.r_[np.inf, s[ends]]
+    gap = tpr - fpr
+    k = int(np.argmax(gap))
+    even = np.linspace(0, tpr.shape[0] - 1, min(ROC_POINTS - 1, tpr.shape[0])).astype(np.int64)
+    pick = np.unique(np.r_[even, k])
+    edges = np.linspace(0.0, 1.0, HIST_BINS + 1)
+    defaults, _ = np.histogram(score[y == 1], bins=edges)
+    repaid, _ = np.histogram(score[y == 0], bins=edges)
+    return {
+        "roc": [[fmt(float(fpr[i])), fmt(float(tpr[i]))] for i in pick],
+        "ks": {
+            "fpr": fmt(float(fpr[k])),
+            "tpr": fmt(float(tpr[k])),
+            "ks": fmt(float(gap[k])),
+            "score": fmt(float(threshold[k])),
+        },
+        "histogram": {
+            "edges": [fmt(float(e)) for e in edges],
+            "defaults": [int(c) for c in defaults],
+            "repaid": [int(c) for c in repaid],
+        },
+    }
 
 
 def calibration_table(
@@ -135,6 +190,7 @@ def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
         "rows": disc.positives + disc.negatives,
         "defaults": disc.positives,
         "calibration": calibration_table(y, score, params.calibration_bins),
+        "curves": curves(y, score),
     }
     return GateResult(
         gate_id=spec.id,
