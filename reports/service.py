@@ -97,7 +97,8 @@ def _curves(registry: Registry, data: dict[str, Any]) -> tuple[Curves | None, st
     try:
         return drawn.compute(registry.store, data["submission"]), ""
     except NotFoundError:
-        return None, f"{pages.CURVES_NOT_RECORDED} (the stored artifact or validation set is not in the store)"
+        missing = "the stored artifact or validation set is not in the store"
+        return None, f"{pages.CURVES_NOT_RECORDED} ({missing})"
     except GovregError as exc:
         # the gate values still show; the report says why the charts are missing
         return (
