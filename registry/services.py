@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import hashlib
 import hmac
+import inspect
 import json
 import logging
 import re
@@ -213,22 +214,34 @@ F = TypeVar("F", bound=Callable[..., Any])
 E = TypeVar("E", bound=GovregError)
 
 
-def records_refusals(method: F) -> F:
-    """Refusals raised inside a use case (segregation of duties, own versions
-    only) are counted (:meth:`Registry.refused`) once its transaction rolled back."""
+def records_refusals(
+    *, model: str | None = "model", version: str | None = "version"
+) -> Callable[[F], F]:
+    """Refusals raised inside a use case (segregation of duties, own versions only)
+    are counted (:meth:`Registry.refused`) once its transaction rolled back, about the
+    model and version the parameters named ``model`` and ``version`` hold (None: the
+    use case is about no version, e.g. a policy's adoption)."""
 
-    @functools.wraps(method)
-    def wrapper(self: Registry, actor: Principal, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, actor, *args, **kwargs)
-        except PermissionDenied as exc:
-            model = args[0] if args and isinstance(args[0], str) else None
-            version = args[1] if len(args) > 1 and isinstance(args[1], int) else None
-            raise self.refused(
-                actor, exc, action=method.__name__.strip("_"), model=model, version=version
-            ) from None
+    def decorate(method: F) -> F:
+        signature = inspect.signature(method)
 
-    return wrapper  # type: ignore[return-value]
+        @functools.wraps(method)
+        def wrapper(self: Registry, actor: Principal, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, actor, *args, **kwargs)
+            except PermissionDenied as exc:
+                bound = signature.bind_partial(self, actor, *args, **kwargs).arguments
+                raise self.refused(
+                    actor,
+                    exc,
+                    action=method.__name__.strip("_"),
+                    model=bound.get(model) if model else None,
+                    version=bound.get(version) if version else None,
+                ) from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 class VersionObserver(Protocol):
@@ -347,8 +360,16 @@ class Registry:
             )
         return principal
 
-    def authorize(self, principal: Principal, action: Action) -> None:
-        """Refuse a role that may not do ``action``; the refusal is counted (:meth:`refused`)."""
+    def authorize(
+        self,
+        principal: Principal,
+        action: Action,
+        *,
+        model: str | None = None,
+        version: int | None = None,
+    ) -> None:
+        """Refuse a role that may not do ``action``; the refusal is counted
+        (:meth:`refused`) about ``model`` and ``version``, the subject of the call."""
         if not allowed(principal.role, action):
             raise self.refused(
                 principal,
@@ -357,12 +378,14 @@ class Registry:
                     f"{action.value.replace('_', ' ')}"
                 ),
                 action=action.value,
+                model=model,
+                version=version,
             )
 
     def authorize_model(self, principal: Principal, action: Action, model: str) -> None:
         """Refuse ``action`` on ``model`` outside a service principal's model scope (an
         unscoped principal, from before scopes, may serve every model); counted."""
-        self.authorize(principal, action)
+        self.authorize(principal, action, model=model)
         if not principal.may_serve(model):
             scope = ", ".join(principal.models or ())
             raise self.refused(
@@ -740,7 +763,7 @@ class Registry:
                 )
             self.record(conn, [_policy_proposed(actor.name, policy)])
 
-    @records_refusals
+    @records_refusals(model=None, version=None)
     def approve_policy(self, actor: Principal, ref: str, *, comment: str) -> Policy:
         """Adopt a proposed policy version (compliance officer; not its proposer)."""
         self.authorize(actor, Action.APPROVE_POLICY)
@@ -829,7 +852,7 @@ class Registry:
         :class:`~core.files.ImportedPath` when named under the server's import
         folder. Each file is read once; its bytes are hashed and parsed from that read.
         """
-        self.authorize(actor, Action.SUBMIT)
+        self.authorize(actor, Action.SUBMIT, model=model)
         _check_name(model, "model name")
         if not protected:
             raise InputError("declare at least one protected attribute with --protected")
@@ -971,7 +994,7 @@ class Registry:
             self._version_row(conn, model, version)
             return self._policy_from_ledger(conn, model, version)
 
-    @records_refusals
+    @records_refusals()
     def start_evaluation(
         self, actor: Principal, model: str, version: int, *, policy_id: str | None = None
     ) -> int:
@@ -981,7 +1004,7 @@ class Registry:
         ``decision_cutoff`` is refused: the cutoff is fixed at submission."""
         from decimal import Decimal
 
-        self.authorize(actor, Action.EVALUATE)
+        self.authorize(actor, Action.EVALUATE, model=model, version=version)
         with self.transaction() as conn:
             new_policy = self._adopted_policy(conn, policy_id) if policy_id else None
             row = self._version_row(conn, model, version)
@@ -1053,7 +1076,7 @@ class Registry:
         from validation.inputs import GateInputs
         from validation.runner import error_result, run_gate
 
-        self.authorize(actor, Action.EVALUATE)
+        self.authorize(actor, Action.EVALUATE, model=model, version=version)
         sub = self.submission(model, version)
         policy = self.policy_of(model, version)
         say = progress or (lambda _message: None)
@@ -1094,7 +1117,7 @@ class Registry:
                 results.append(run_gate(spec, gate_inputs).canonical())
         return self._record_evaluation(actor, model, version, number, results)
 
-    @records_refusals
+    @records_refusals()
     def _record_evaluation(
         self,
         actor: Principal,
@@ -1112,7 +1135,7 @@ class Registry:
         ``kind``, ``verdict`` and ``blocking``. Fail closed: no results, or a
         blocking gate that did not pass, means ``gates_failed``.
         """
-        self.authorize(actor, Action.EVALUATE)
+        self.authorize(actor, Action.EVALUATE, model=model, version=version)
         with self.transaction() as conn:
             row = self._version_row(conn, model, version)
             if actor.role == Role.DATA_SCIENTIST and row["submitted_by"] != actor.name:
@@ -1194,7 +1217,7 @@ class Registry:
         return status
 
     # -- sign-offs and approval ---------------------------------------------------
-    @records_refusals
+    @records_refusals()
     def signoff(
         self,
         actor: Principal,
@@ -1206,7 +1229,7 @@ class Registry:
         comment: str,
     ) -> Status:
         """Record a sign-off; the last required one approves in the same transaction."""
-        self.authorize(actor, Action.SIGN)
+        self.authorize(actor, Action.SIGN, model=model, version=version)
         if role != actor.role:
             raise PermissionDenied(
                 f"'{actor.name}' holds the role {actor.role} and cannot sign as {role}"
@@ -1357,7 +1380,7 @@ class Registry:
 
     # -- after approval ------------------------------------------------------------
     def promote(self, actor: Principal, model: str, version: int, *, alias: str) -> None:
-        self.authorize(actor, Action.PROMOTE)
+        self.authorize(actor, Action.PROMOTE, model=model, version=version)
         _check_name(alias, "alias")
         with self.transaction() as conn:
             row = self._version_row(conn, model, version)
@@ -1396,7 +1419,7 @@ class Registry:
         reason: str,
         new_status: Status,
     ) -> None:
-        self.authorize(actor, action)
+        self.authorize(actor, action, model=model, version=version)
         if not reason.strip():
             raise InputError(f"{move} needs a reason: pass --reason")
         with self.transaction() as conn:
@@ -1455,7 +1478,7 @@ class Registry:
 
     # -- reading -------------------------------------------------------------------
     def list_versions(self, actor: Principal, model: str | None = None) -> list[dict[str, Any]]:
-        self.authorize(actor, Action.READ)
+        self.authorize(actor, Action.READ, model=model)
         with self.reading() as conn:
             view = DatabaseView(conn)
             if model is not None and view.get("models", (model,)) is None:
@@ -1475,7 +1498,7 @@ class Registry:
         ]
 
     def show_version(self, actor: Principal, model: str, version: int) -> dict[str, Any]:
-        self.authorize(actor, Action.READ)
+        self.authorize(actor, Action.READ, model=model, version=version)
         with self.reading() as conn:
             row = self._version_row(conn, model, version)
             view = DatabaseView(conn)
@@ -1559,7 +1582,7 @@ class Registry:
         """The decrypted trail, oldest first. Only an admin sees the API-key hashes
         of ``principal.created`` events (the chain hashes the stored envelopes, so
         what is left out here changes nothing a verifier checks)."""
-        self.authorize(actor, Action.READ)
+        self.authorize(actor, Action.READ, model=model)
         admin = actor.role == Role.ADMIN
         with self.reading() as conn:
             for event in self.ledger.events(conn, model=model):

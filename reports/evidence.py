@@ -60,7 +60,7 @@ def collect(
     generated_at: str,
 ) -> Evidence:
     """Read the version's evidence (the caller made sure a checkpoint covers it)."""
-    registry.authorize(actor, Action.READ)
+    registry.authorize(actor, Action.READ, model=model, version=version)
     shown = registry.show_version(actor, model, version)
     submission = registry.submission(model, version)
     with registry.reading() as conn:

@@ -117,7 +117,7 @@ def render(
     generated_at: str | None = None,
 ) -> Rendered:
     """Read, verify and render (records nothing)."""
-    registry.authorize(actor, Action.READ)
+    registry.authorize(actor, Action.READ, model=model, version=version)
     registry.ensure_covered(model, version)
     evidence = collector.collect(
         registry, actor, model, version, generated_at=generated_at or isoformat(utcnow())
