@@ -47,6 +47,7 @@ from policies.schema import Policy, PolicyError
 from registry import denials, inputs
 from registry.decoding import DecodeLimits
 from registry.denials import Denial, DenialLimits
+from registry.history import VersionHistory
 from registry.lifecycle import Move, Status, effective_status, require
 from registry.mlflow_source import redact
 from registry.projection import PROJECTED_EVENTS, DatabaseView, MemoryView, apply
@@ -1343,18 +1344,18 @@ class Registry:
         return status
 
     def _policy_from_ledger(self, conn: Connection, model: str, version: int) -> Policy:
-        latest: dict[str, Any] | None = None
-        for event in self.ledger.events(
-            conn,
-            model=model,
-            version=version,
-            types=[EventType.VERSION_SUBMITTED, EventType.EVALUATION_STARTED],
-        ):
-            if "policy" in event.data:
-                latest = event.data["policy"]
-        if latest is None:
+        history = VersionHistory.from_events(
+            self.ledger.events(
+                conn,
+                model=model,
+                version=version,
+                types=[EventType.VERSION_SUBMITTED, EventType.EVALUATION_STARTED],
+            )
+        )
+        document = history.policy_document
+        if history.submitted is None or document is None:
             raise NotFoundError(f"{model} v{version} has no submission event")
-        return Policy.model_validate(latest)
+        return Policy.model_validate(document)
 
     def _path(
         self, conn: Connection, model: str, version: int

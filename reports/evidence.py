@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from audits.events import EventType
-from audits.records import envelope_record
+from audits.records import RecordedEvent, envelope_record
 from core.errors import NotFoundError
+from registry.history import VersionHistory
 from registry.roles import Action
 
 if TYPE_CHECKING:
@@ -81,14 +82,10 @@ def collect(
         if r["envelope"]["type"] == EventType.SIGNOFF_RECORDED
     }
     signoffs = [{**s, "comment": comments.get(s["seq"], "")} for s in shown["signoffs"]]
-    document: dict[str, Any] = {}
-    for r in records:
-        payload = r["decrypted"]["data"]
-        if r["envelope"]["type"] in (
-            EventType.VERSION_SUBMITTED,
-            EventType.EVALUATION_STARTED,
-        ) and isinstance(payload.get("policy"), dict):
-            document = payload["policy"]  # exactly as recorded (its digest is in the index)
+    history = VersionHistory.from_events(
+        RecordedEvent.of(r["envelope"], r["decrypted"]["data"]) for r in records
+    )
+    document = history.policy_document or {}  # exactly as recorded (its digest is indexed)
     gates = shown["gates"]
     lineage = submission.get("lineage") or {}
     data: dict[str, Any] = {
