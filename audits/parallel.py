@@ -98,9 +98,10 @@ __all__ = [
 ]
 
 MAX_WORKERS = 64
-# "auto" verifies in parallel from this many events on (see docs/benchmarks.md:
-# below it, starting the workers costs more than they save).
-AUTO_MIN_EVENTS = 50_000
+# "auto" verifies in parallel from this many events on: starting the workers
+# costs about 1.5 s (docs/benchmarks.md), which two workers at the sequential
+# rate of about 40,000 events/s each win back only above about 120,000 events.
+AUTO_MIN_EVENTS = 200_000
 _MIN_LEVEL, _MAX_LEVEL = 10, 16  # chunks of 1,024 to 65,536 events
 _CHUNKS_PER_WORKER = 8
 _BATCH = 5000
@@ -136,12 +137,21 @@ def parse_workers(text: str) -> Workers:
     return count
 
 
-def resolve_workers(workers: Workers, size: int) -> int:
-    """The number of processes to verify ``size`` events with: ``auto`` is
-    every CPU (at most 64) from AUTO_MIN_EVENTS events on, else 1."""
+def resolve_workers(
+    workers: Workers, size: int, *, cpus: int | None = None, load: float | None = None
+) -> int:
+    """The number of processes to verify ``size`` events with. ``auto``: from
+    AUTO_MIN_EVENTS events on, one per CPU that is free (``cpus`` minus the
+    1-minute load average ``load``, this process's own CPU counted as free), at
+    most 64; below that, or with fewer than two free, 1: workers that share busy
+    cores with other work only add their start-up (docs/benchmarks.md)."""
     if workers == "auto":
-        cpus = min(os.cpu_count() or 1, MAX_WORKERS)
-        return cpus if size >= AUTO_MIN_EVENTS else 1
+        if size < AUTO_MIN_EVENTS:
+            return 1
+        cpus = (os.cpu_count() or 1) if cpus is None else cpus
+        load = os.getloadavg()[0] if load is None else load
+        free = min(cpus, int(cpus - load) + 1, MAX_WORKERS)
+        return free if free >= 2 else 1  # parallel means two or more
     if not 1 <= workers <= MAX_WORKERS:
         raise WorkersError(f"{workers} worker processes is out of range 1..{MAX_WORKERS}")
     return workers

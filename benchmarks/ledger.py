@@ -260,9 +260,11 @@ def fill(ctx, target: int) -> None:  # type: ignore[no-untyped-def]
             conn.execute(text(_PLAIN_INSERT), _plain_rows(start + 1_000_000_000, n, size))
 
 
-def _descendants_peak(stop: Any, peaks: dict[int, int]) -> None:
-    """Until ``stop`` is set, the high-water mark (VmHWM, KiB) of every process
-    below this one, by pid (the parallel verify's workers)."""
+def _descendants_peak(stop: Any, peaks: dict[int, int], cpu: dict[int, float]) -> None:
+    """Until ``stop`` is set, the high-water mark (VmHWM, KiB) and the CPU seconds
+    (user and system, last seen) of every process below this one, by pid (the
+    parallel verify's forkserver and workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
     me = os.getpid()
     while not stop.wait(0.05):
         parents: dict[int, int] = {}
@@ -272,13 +274,16 @@ def _descendants_peak(stop: Any, peaks: dict[int, int]) -> None:
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
                 parents[int(entry.name)] = int(fields[1])
+                used = (int(fields[11]) + int(fields[12])) / tick
             except (OSError, IndexError, ValueError):
                 continue
+            cpu[int(entry.name)] = max(cpu.get(int(entry.name), 0.0), used)
         for pid in parents:
             up = parents.get(pid)
             while up is not None and up != me:
                 up = parents.get(up)
             if up != me:
+                cpu.pop(pid, None)
                 continue
             try:
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -303,12 +308,14 @@ def child_verify(home: str, url: str, mode: str) -> None:
     ctx = build(settings)
     stop = threading.Event()
     peaks: dict[int, int] = {}
-    watcher = threading.Thread(target=_descendants_peak, args=(stop, peaks), daemon=True)
+    cpu: dict[int, float] = {}
+    watcher = threading.Thread(target=_descendants_peak, args=(stop, peaks, cpu), daemon=True)
     workers: Any = 1
     if mode.startswith("verify-"):
         workers = mode.removeprefix("verify-")
         workers = workers if workers == "auto" else int(workers)
         watcher.start()
+    own = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     if mode.startswith("verify"):
         report = ctx.registry.verify(
@@ -331,7 +338,11 @@ def child_verify(home: str, url: str, mode: str) -> None:
         used = 1
     seconds = time.perf_counter() - t0
     stop.set()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if watcher.is_alive():
+        watcher.join()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime + sum(cpu.values())
+    peak = after.ru_maxrss
     print(
         json.dumps(
             {
@@ -340,6 +351,8 @@ def child_verify(home: str, url: str, mode: str) -> None:
                 "peak_kib": peak,
                 "workers": used,
                 "worker_peak_kib": max(peaks.values(), default=0),
+                "cpu_s": cpu_s,
+                "load": os.getloadavg()[0],
             }
         )
     )
@@ -499,6 +512,11 @@ def report_verify(home: Path, url: str, workers: str) -> float:
         f"({int(par['workers'])} used): {par_rate:9.0f} events/s, {par_rate / rate:.2f}x "
         f"sequential; peak {par['peak_kib'] / 1024:6.1f} MiB parent, "
         f"{par['worker_peak_kib'] / 1024:6.1f} MiB largest worker; target >= 100,000/s"
+    )
+    print(
+        f"  CPU seconds: sequential {ver['cpu_s']:6.1f} in {ver['seconds']:6.1f} s, parallel "
+        f"{par['cpu_s']:6.1f} (all processes) in {par['seconds']:6.1f} s; load average "
+        f"{ver['load']:.1f} and {par['load']:.1f} at their end"
     )
     return ver["peak_kib"]  # type: ignore[no-any-return]
 

@@ -721,8 +721,8 @@ def _workers(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
     metavar="N|auto",
     callback=_workers,
     help=(
-        "processes that verify the events: 1 to 64, or auto (every CPU from 50,000 "
-        "events on, else 1); default 1. Any problem is reported as 1 reports it. "
+        "processes that verify the events: 1 to 64, or auto (one per free CPU from "
+        "200,000 events on, else 1); default 1. Any problem is reported as 1 reports it. "
         "Local homes only: through GOVREG_URL the server verifies with 1."
     ),
 )

@@ -376,10 +376,16 @@ def test_parse_workers_fuzz(given: str) -> None:
 
 
 def test_resolve_workers() -> None:
-    cpus = min(os.cpu_count() or 1, MAX_WORKERS)
-    assert resolve_workers("auto", AUTO_MIN_EVENTS - 1) == 1
-    assert resolve_workers("auto", AUTO_MIN_EVENTS) == cpus
+    assert resolve_workers("auto", AUTO_MIN_EVENTS - 1, cpus=8, load=0.0) == 1
+    assert resolve_workers("auto", AUTO_MIN_EVENTS, cpus=8, load=0.0) == 8
+    assert resolve_workers("auto", AUTO_MIN_EVENTS, cpus=8, load=3.5) == 5
+    assert resolve_workers("auto", AUTO_MIN_EVENTS, cpus=2, load=0.7) == 2
+    assert resolve_workers("auto", AUTO_MIN_EVENTS, cpus=2, load=1.2) == 1  # one core free
+    assert resolve_workers("auto", AUTO_MIN_EVENTS, cpus=2, load=4.1) == 1  # busy machine
+    assert resolve_workers("auto", AUTO_MIN_EVENTS, cpus=128, load=0.0) == MAX_WORKERS
+    assert resolve_workers("auto", AUTO_MIN_EVENTS) <= min(os.cpu_count() or 1, MAX_WORKERS)
     assert resolve_workers(3, 10) == 3
     for bad in (0, MAX_WORKERS + 1):
-        with pytest.raises(WorkersError):
+        with pytest.raises(WorkersError) as info:
             resolve_workers(bad, 10)
+        assert str(info.value) == f"{bad} worker processes is out of range 1..{MAX_WORKERS}"
