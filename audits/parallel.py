@@ -99,8 +99,8 @@ __all__ = [
 
 MAX_WORKERS = 64
 # "auto" verifies in parallel from this many events on: starting the workers
-# costs about 1.5 s (docs/benchmarks.md), which two workers at the sequential
-# rate of about 40,000 events/s each win back only above about 120,000 events.
+# took 1.4 s (docs/benchmarks.md), which two workers at the sequential rate of
+# about 40,000 events/s each win back only above about 110,000 events.
 AUTO_MIN_EVENTS = 200_000
 _MIN_LEVEL, _MAX_LEVEL = 10, 16  # chunks of 1,024 to 65,536 events
 _CHUNKS_PER_WORKER = 8
