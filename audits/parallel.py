@@ -219,7 +219,7 @@ def verify_parallel(
     again in this transaction once every worker has verified them."""
     if on_event is not None and replay_types is None:
         return None  # every event to the caller: nothing left to share out
-    size = _count(conn, EVENTS_TABLE)
+    size = int(conn.exec_driver_sql(f"SELECT count(*) FROM {EVENTS_TABLE}").scalar_one())
     processes = resolve_workers(workers, size)
     if processes < 2 or size == 0 or not _suits(conn):
         return None
@@ -227,7 +227,7 @@ def verify_parallel(
     if layout.sizes[-1:] != [size] or covered != size:
         return None  # unsigned events or missing ones: the sequential pass names them
     nodes = size - size.bit_count()  # the complete subtrees of level >= 1
-    if _count(conn, NODES_TABLE) != nodes:
+    if int(conn.exec_driver_sql(f"SELECT count(*) FROM {NODES_TABLE}").scalar_one()) != nodes:
         return None
     level = chunk_level if chunk_level is not None else _chunk_level(size, processes)
     chunks = list(_chunks(size, level, layout))
@@ -253,10 +253,6 @@ def verify_parallel(
         authenticators_checked=mac_key is not None,
         workers=processes,
     )
-
-
-def _count(conn: Connection, table: str) -> int:
-    return int(conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())
 
 
 def _suits(conn: Connection) -> bool:
