@@ -28,6 +28,7 @@ ROLES = tuple(role.value for role in Role)
 SIGNING = tuple(sorted(role.value for role in SIGNING_ROLES))
 
 if TYPE_CHECKING:
+    from audits.verify import Workers
     from govreg.context import Context
     from govreg.settings import Settings
     from registry.interfaces import Session
@@ -732,7 +733,7 @@ def audit_verify(
     obj: dict[str, Any],
     public_key: Path | None,
     anchors: Path | None,
-    workers: int | str | None,
+    workers: Workers | None,
     as_json: bool,
 ) -> None:
     """Recompute every hash, check every checkpoint, replay the registry."""
