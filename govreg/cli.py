@@ -27,10 +27,11 @@ from registry.roles import SIGNING_ROLES, Role
 ROLES = tuple(role.value for role in Role)
 SIGNING = tuple(sorted(role.value for role in SIGNING_ROLES))
 
-# Exit codes. 1-8 are the errors' own (core.errors: ``exit_code``; 2 also for a
+# Exit codes. 1-8 and 11 are the errors' own (core.errors: ``exit_code``; 2 also for a
 # command line click cannot parse); REFUSED is an outcome, not an error: the
 # command ran and recorded its result, and that result refuses the version.
-# 9 is left out: the SDK's and the decision log's errors use it, never a command.
+# 9 (the SDK's WaitTimeout) and 12 (the serving decision log's DecisionLogError)
+# are left out: no command raises them.
 REFUSED = 10
 _JSON = "govreg.json"  # ctx.meta key: the command was given --json
 _ARGS = "govreg.args"  # ctx.meta key: the whole command line

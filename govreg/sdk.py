@@ -38,6 +38,7 @@ class WaitTimeout(GovregError):
     """:meth:`Client.wait` ran out of time; ``last`` is the status seen last."""
 
     exit_code = 9
+    local_only = True  # raised in the caller's process, never by the server
 
     def __init__(self, message: str, last: VersionStatus) -> None:
         super().__init__(message)

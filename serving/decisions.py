@@ -152,9 +152,12 @@ _log = logging.getLogger(__name__)
 
 class DecisionLogError(GovregError):
     """The decision log cannot take or make durable a decision (closed, full,
-    the database unreachable for longer than the caller waits)."""
+    the database unreachable for longer than the caller waits): nothing of the
+    request was recorded; try again later."""
 
-    exit_code = 9
+    exit_code = 12
+    http_status = 503
+    problem_type = "decision-log-unavailable"
 
 
 class DecisionVerificationFailed(IntegrityError):

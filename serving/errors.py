@@ -43,6 +43,8 @@ class Check(StrEnum):
 class LoadRefused(IntegrityError):
     """The model may not be served; ``check`` says which check failed."""
 
+    problem_type = "model-not-servable"  # status and exit code: IntegrityError's
+
     def __init__(self, check: Check, subject: str, detail: str) -> None:
         super().__init__(f"refused to serve {subject}: {check} check failed: {detail}")
         self.check = check
