@@ -30,8 +30,7 @@ SIGNING = tuple(sorted(role.value for role in SIGNING_ROLES))
 # Exit codes. 1-8 and 11 are the errors' own (core.errors: ``exit_code``; 2 also for a
 # command line click cannot parse); REFUSED is an outcome, not an error: the
 # command ran and recorded its result, and that result refuses the version.
-# 9 (the SDK's WaitTimeout) and 12 (the serving decision log's DecisionLogError)
-# are left out: no command raises them.
+# 9 is left out: the SDK's WaitTimeout has it, never a command.
 REFUSED = 10
 _JSON = "govreg.json"  # ctx.meta key: the command was given --json
 _ARGS = "govreg.args"  # ctx.meta key: the whole command line

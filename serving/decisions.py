@@ -153,9 +153,9 @@ _log = logging.getLogger(__name__)
 class DecisionLogError(GovregError):
     """The decision log cannot take or make durable a decision (closed, full,
     the database unreachable for longer than the caller waits): nothing of the
-    request was recorded; try again later."""
+    request was recorded; try again later. No exit code of its own (1): no
+    command raises it, the inference API answers it with 503."""
 
-    exit_code = 12
     http_status = 503
     problem_type = "decision-log-unavailable"
 

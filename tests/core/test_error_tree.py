@@ -182,7 +182,6 @@ def test_the_exit_codes_are_distinct_per_meaning(modules: list[Any]) -> None:
         8: ["IntegrityError", "MerkleError"],
         9: ["WaitTimeout"],
         11: ["TooManyRequests"],
-        12: ["DecisionLogError"],
     }
 
 
