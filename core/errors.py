@@ -14,6 +14,8 @@ one does. The whole tree (a test keeps it equal to the classes)::
     ├── AuthError                      core.errors       missing, unknown, revoked or expired key
     │   └── Unvouched                  registry.vouching a principal the ledger does not vouch for
     ├── ConfigError                    core.errors       settings, home, keys or a service unusable
+    ├── DeadlineExceeded               core.errors       a wait ran out of time (the work goes on)
+    │   └── WaitTimeout                govreg.sdk        the SDK's Client.wait ran out of time
     ├── DecisionLogError               serving.decisions the decision log cannot take a decision
     ├── DemoIncomplete                 govreg.demo       a step of the demo failed; the others ran
     ├── InputError                     core.errors       bad input (files, columns, names, values)
@@ -35,8 +37,7 @@ one does. The whole tree (a test keeps it equal to the classes)::
     ├── PermissionDenied               core.errors       not allowed (role, segregation of duties)
     ├── PolicyError                    policies.schema   a policy file that is invalid
     ├── TooManyRequests                core.errors       over a rate or concurrency limit
-    ├── TransitionError                core.errors       a lifecycle transition that is not allowed
-    └── WaitTimeout                    govreg.sdk        the SDK's Client.wait ran out of time
+    └── TransitionError                core.errors       a lifecycle transition that is not allowed
 """
 
 from __future__ import annotations
@@ -113,6 +114,14 @@ class TooManyRequests(GovregError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = max(int(retry_after), 1)
+
+
+class DeadlineExceeded(GovregError):
+    """A wait for work that goes on elsewhere (an evaluation on the server, a
+    version reaching a status) ran out of time; the work itself was not stopped."""
+
+    exit_code = 9
+    local_only = True  # raised by the waiting client, never by the server
 
 
 # A bare status, without a problem type any class declares (an answer of the

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -27,54 +27,51 @@ from registry.roles import SIGNING_ROLES, Role
 ROLES = tuple(role.value for role in Role)
 SIGNING = tuple(sorted(role.value for role in SIGNING_ROLES))
 
+if TYPE_CHECKING:
+    from govreg.context import Context
+    from govreg.settings import Settings
+    from registry.interfaces import Session
+
 # Exit codes. 1-8 and 11 are the errors' own (core.errors: ``exit_code``; 2 also for a
 # command line click cannot parse); REFUSED is an outcome, not an error: the
 # command ran and recorded its result, and that result refuses the version.
-# 9 is left out: the SDK's WaitTimeout has it, never a command.
+# 9 (DeadlineExceeded) is a wait that ran out of time: `evaluate` through GOVREG_URL.
 REFUSED = 10
 _JSON = "govreg.json"  # ctx.meta key: the command was given --json
 _ARGS = "govreg.args"  # ctx.meta key: the whole command line
 
 
-def _settings(api_key: str | None = None) -> Any:
-    from govreg.settings import Settings
+def _settings(api_key: str | None = None) -> Settings:
+    from govreg.settings import load_settings
 
-    settings = Settings()
     if api_key:
         from pydantic import SecretStr
 
-        settings = settings.model_copy(update={"api_key": SecretStr(api_key)})
-    return settings
+        return load_settings(api_key=SecretStr(api_key))
+    return load_settings()
 
 
 @contextmanager
-def _context(obj: dict[str, Any]) -> Iterator[Any]:
-    """The local context, or with GOVREG_URL set a client of that server (same rules,
+def _context(obj: dict[str, Any]) -> Iterator[Session]:
+    """The local home, or with GOVREG_URL set a client of that server (same rules,
     enforced by the server's service layer)."""
-    import os
+    from govreg.context import open_session
 
-    url = os.environ.get("GOVREG_URL")
-    ctx: Any
-    if url:
-        from govreg.client import RemoteContext, RemoteRegistry
-
-        api_key = obj.get("api_key") or os.environ.get("GOVREG_API_KEY")
-        ctx = RemoteContext(url=url, registry=RemoteRegistry(url, api_key))
-    else:
-        from govreg.context import build
-
-        ctx = build(_settings(obj.get("api_key")))
+    session = open_session(_settings(obj.get("api_key")))
     try:
-        yield ctx
+        yield session
     finally:
-        ctx.close()
+        session.close()
 
 
-def _local_only(ctx: Any, what: str) -> None:
+def _local_only(session: Session, what: str) -> Context:
+    """The local context; ConfigError through GOVREG_URL."""
     from core.errors import ConfigError
+    from govreg.context import Context
 
-    if getattr(ctx, "remote", False):
+    if session.remote or not isinstance(session, Context):
         raise ConfigError(f"{what} runs on the server's host, not through GOVREG_URL")
+    return session
 
 
 def _emit(as_json: bool, data: Any, human: Callable[[], None]) -> None:
@@ -116,6 +113,7 @@ def _error_type(exit_code: int, fallback: str) -> str:
         errors.TransitionError,
         errors.IntegrityError,
         errors.TooManyRequests,
+        errors.DeadlineExceeded,
     )
     return {cls.exit_code: cls.__name__ for cls in classes}.get(exit_code, fallback)
 
@@ -674,8 +672,8 @@ def mlflow_sync(obj: dict[str, Any], model: str, as_json: bool) -> None:
     """Re-mirror MODEL's current state from the ledger into MLflow (re-runnable)."""
     from registry.roles import Action
 
-    with _context(obj) as ctx:
-        _local_only(ctx, "mlflow sync")
+    with _context(obj) as session:
+        ctx = _local_only(session, "mlflow sync")
         actor = ctx.principal()
         ctx.registry.authorize(actor, Action.READ)
         ctx.registry.list_versions(actor, model)  # an unknown model is refused here
@@ -714,15 +712,20 @@ def audit_verify(
 ) -> None:
     """Recompute every hash, check every checkpoint, replay the registry."""
     from audits.signing import load_public_key
+    from govreg.client import RemoteContext
+    from govreg.context import Context
 
-    with _context(obj) as ctx:
-        if getattr(ctx, "remote", False):
-            report = ctx.registry.verify_remote()  # with the server's key and anchors
+    with _context(obj) as session:
+        if isinstance(session, RemoteContext):
+            # the server verifies with its key and anchors; a pinned key must be it
+            pinned = load_public_key(public_key) if public_key else None
+            report = session.registry.verify_remote(pinned, anchors=anchors)
         else:
-            actor = ctx.principal()
-            key = load_public_key(public_key or ctx.settings.public_key_path)
-            report = ctx.registry.verify(
-                actor, key, anchor_dir=anchors or ctx.settings.anchors_path
+            assert isinstance(session, Context)
+            actor = session.principal()
+            key = load_public_key(public_key or session.settings.public_key_path)
+            report = session.registry.verify(
+                actor, key, anchor_dir=anchors or session.settings.anchors_path
             )
     data = {
         "ok": True,
@@ -756,55 +759,36 @@ def audit_decisions(
 ) -> None:
     """Verify the serving decision log; with --model, list its decisions (decrypted;
     the inputs of decisions past retention are erased by `decisions purge`)."""
-    from audits.events import EventType
     from audits.signing import load_public_key
-    from registry.roles import Action
-    from serving.decisions import ANCHOR_FOLDER, read_decisions, verify_decisions
+    from serving.decisions import ANCHOR_FOLDER
+    from serving.retention import audit_decisions
 
-    with _context(obj) as ctx:
-        _local_only(ctx, "audit decisions")
-        actor = ctx.principal()
-        ctx.registry.authorize(actor, Action.VERIFY)
-        key = load_public_key(public_key or ctx.settings.public_key_path)
-        with ctx.registry.reading() as conn:
-            report = verify_decisions(
-                conn,
-                ctx.ledger.keyring,
-                key,
-                anchor_dir=ctx.settings.anchors_path / ANCHOR_FOLDER,
-            )
-            # every destroyed key should have been destroyed by a recorded purge
-            recorded = {
-                k["key_id"]
-                for e in ctx.ledger.events(conn, types=[EventType.DECISIONS_PURGED])
-                for k in e.data["keys"]
-            }
-            warnings = [*report.warnings] + [
-                f"data key {k} was destroyed without a recorded purge "
-                "(its retention had ended, so the erasure itself is allowed)"
-                for k in report.erased_keys
-                if k not in recorded
-            ]
-            rows: list[dict[str, Any]] = (
-                [
-                    {
-                        "seq": d.seq,
-                        "recorded_at": d.recorded_at,
-                        "model": d.model,
-                        "version": d.version,
-                        "approval_seq": d.approval_seq,
-                        "input_digest": d.input_digest,
-                        "score": d.score,
-                        "decision": d.decision,
-                        "reasons": d.reasons,
-                        "retain_until": d.retain_until,
-                        "erased": d.erased,
-                    }
-                    for d in read_decisions(conn, ctx.ledger.keyring, model=model)
-                ]
-                if model
-                else []
-            )
+    with _context(obj) as session:
+        ctx = _local_only(session, "audit decisions")
+        audited = audit_decisions(
+            ctx.registry,
+            ctx.principal(),
+            load_public_key(public_key or ctx.settings.public_key_path),
+            anchor_dir=ctx.settings.anchors_path / ANCHOR_FOLDER,
+            model=model,
+        )
+    report, warnings = audited.report, list(audited.warnings)
+    rows: list[dict[str, Any]] = [
+        {
+            "seq": d.seq,
+            "recorded_at": d.recorded_at,
+            "model": d.model,
+            "version": d.version,
+            "approval_seq": d.approval_seq,
+            "input_digest": d.input_digest,
+            "score": d.score,
+            "decision": d.decision,
+            "reasons": d.reasons,
+            "retain_until": d.retain_until,
+            "erased": d.erased,
+        }
+        for d in audited.listed
+    ]
     data = {
         "ok": True,
         "decisions": report.decisions,
@@ -850,8 +834,8 @@ def decisions_purge(obj: dict[str, Any], as_json: bool) -> None:
     """
     from serving.retention import purge_decisions
 
-    with _context(obj) as ctx:
-        _local_only(ctx, "decisions purge")
+    with _context(obj) as session:
+        ctx = _local_only(session, "decisions purge")
         report = purge_decisions(ctx.registry, ctx.principal())
     _emit(as_json, report.data(), lambda: click.echo(report.summary()))
 
@@ -865,8 +849,8 @@ def audit_flush_denials(obj: dict[str, Any], as_json: bool) -> None:
     Servers do this when an interval ends and at shutdown; run it before reading
     the trail when every refusal so far must be in it.
     """
-    with _context(obj) as ctx:
-        _local_only(ctx, "audit flush-denials")
+    with _context(obj) as session:
+        ctx = _local_only(session, "audit flush-denials")
         events = ctx.registry.flush_denials(ctx.principal(), every=True)
     data = {
         "events": len(events),
@@ -911,8 +895,8 @@ def keys() -> None:
 @click.pass_obj
 def keys_rotate(obj: dict[str, Any], as_json: bool) -> None:
     """Start a new data key; earlier events stay readable."""
-    with _context(obj) as ctx:
-        _local_only(ctx, "keys rotate")
+    with _context(obj) as session:
+        ctx = _local_only(session, "keys rotate")
         key_id = ctx.registry.rotate_data_key(ctx.principal())
     _emit(as_json, {"data_key": key_id}, lambda: click.echo(f"new data key {key_id}"))
 
@@ -922,8 +906,8 @@ def keys_rotate(obj: dict[str, Any], as_json: bool) -> None:
 @click.pass_obj
 def keys_rotate_kek(obj: dict[str, Any], as_json: bool) -> None:
     """Re-wrap every data key under a new key-encryption key (re-runnable)."""
-    with _context(obj) as ctx:
-        _local_only(ctx, "keys rotate-kek")
+    with _context(obj) as session:
+        ctx = _local_only(session, "keys rotate-kek")
         kek_id, count = ctx.registry.rotate_kek(ctx.principal())
     _emit(
         as_json,
@@ -1087,15 +1071,18 @@ def main() -> None:
 def report(obj: dict[str, Any], model: str, version: int, output: Path) -> None:
     """Write the PDF/A-3b compliance report of a version (evidence JSON embedded)."""
     from audits.signing import load_public_key
+    from govreg.client import RemoteContext
+    from govreg.context import Context
     from reports.service import generate_report
 
-    with _context(obj) as ctx:
-        if getattr(ctx, "remote", False):
-            pdf, sha256 = ctx.registry.download(model, version, "report")
+    with _context(obj) as session:
+        if isinstance(session, RemoteContext):
+            pdf, sha256 = session.registry.download(model, version, "report")
         else:
-            key = load_public_key(ctx.settings.public_key_path)
+            assert isinstance(session, Context)
+            key = load_public_key(session.settings.public_key_path)
             rendered = generate_report(
-                ctx.registry, ctx.principal(), model, version, public_key=key
+                session.registry, session.principal(), model, version, public_key=key
             )
             pdf, sha256 = rendered.pdf, rendered.sha256
     output.write_bytes(pdf)
@@ -1115,16 +1102,21 @@ def evidence() -> None:
 def evidence_export(obj: dict[str, Any], model: str, version: int, output: Path) -> None:
     """Write the version's evidence bundle (events, proofs, checkpoint, report)."""
     from audits.signing import load_public_key
+    from govreg.client import RemoteContext
+    from govreg.context import Context
     from reports.service import export_evidence
 
-    with _context(obj) as ctx:
-        if getattr(ctx, "remote", False):
-            data, sha256 = ctx.registry.download(model, version, "evidence")
+    with _context(obj) as session:
+        if isinstance(session, RemoteContext):
+            data, sha256 = session.registry.download(model, version, "evidence")
             output.write_bytes(data)
             click.echo(f"wrote {output}: sha256 {sha256}")
             return
-        key = load_public_key(ctx.settings.public_key_path)
-        exported = export_evidence(ctx.registry, ctx.principal(), model, version, public_key=key)
+        assert isinstance(session, Context)
+        key = load_public_key(session.settings.public_key_path)
+        exported = export_evidence(
+            session.registry, session.principal(), model, version, public_key=key
+        )
     output.write_bytes(exported.bundle)
     click.echo(
         f"wrote {output}: {len(exported.evidence.events)} events proved against checkpoint "

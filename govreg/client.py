@@ -27,8 +27,10 @@ from audits.verify import VerifyReport
 from core.errors import (
     AuthError,
     ConfigError,
+    DeadlineExceeded,
     GovregError,
     InputError,
+    IntegrityError,
     TooManyRequests,
     error_for_problem,
     problem_types,
@@ -39,6 +41,7 @@ from registry.services import Principal
 
 if TYPE_CHECKING:
     import httpx
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     from policies.schema import Policy
 
@@ -53,11 +56,14 @@ _DECLARING = (audits.merkle, serving.decisions, serving.errors, PolicyError)
 
 
 class RemoteRegistry:
-    def __init__(self, url: str, api_key: str | None, *, timeout: float = 120) -> None:
+    def __init__(
+        self, url: str, api_key: str | None, *, timeout: float = 120, wait_seconds: float = 3600
+    ) -> None:
         import httpx
 
         if not api_key:
             raise AuthError("no API key: pass --api-key or set GOVREG_API_KEY")
+        self.wait_seconds = wait_seconds
         self.client = httpx.Client(
             base_url=url.rstrip("/"),
             headers={"Authorization": f"Bearer {api_key}"},
@@ -144,6 +150,7 @@ class RemoteRegistry:
         cutoff: str | None = None,
         reason_texts: dict[str, Any] | None = None,
         schema_suite: dict[str, Any] | None = None,
+        lineage: dict[str, Any] | None = None,
     ) -> int:
         if schema_suite is not None:
             raise InputError("--expectations is not sent to a server yet; submit it locally")
@@ -166,6 +173,8 @@ class RemoteRegistry:
             data["cutoff"] = cutoff  # the server refuses one other than the policy's
         if reason_texts:
             data["reasons"] = json.dumps(reason_texts)
+        if lineage:
+            data["lineage"] = json.dumps(lineage)
         return int(
             self._json("POST", f"/models/{model}/versions", files=files, data=data)["version"]
         )
@@ -180,16 +189,27 @@ class RemoteRegistry:
         progress: Callable[[str], None] | None = None,
         poll_seconds: float = 0.5,
     ) -> Status:
+        """Start the evaluation on the server and wait for it, at most
+        ``wait_seconds`` (GOVREG_REMOTE_WAIT_SECONDS); past that, DeadlineExceeded
+        (the evaluation goes on on the server)."""
         body = {"policy": policy_id} if policy_id else None
         started = self._json("POST", f"/models/{model}/versions/{version}/evaluations", json=body)
         number = started["evaluation"]
         if progress:
             progress(f"evaluation {number} running on the server")
+        deadline = time.monotonic() + self.wait_seconds
         while True:
             state = self._json("GET", f"/models/{model}/versions/{version}/evaluations/{number}")
             if state["state"] == "completed":
                 return Status(state["status"])
-            time.sleep(poll_seconds)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DeadlineExceeded(
+                    f"evaluation {number} of {model} v{version} is still running on the "
+                    f"server after {self.wait_seconds:g} s (GOVREG_REMOTE_WAIT_SECONDS); it "
+                    f"goes on there: see `govreg versions show {model} {version}`"
+                )
+            time.sleep(min(poll_seconds, left))
 
     def signoff(
         self,
@@ -255,10 +275,19 @@ class RemoteRegistry:
                 return
             after = page[-1]["seq"]
 
-    def verify_remote(self) -> VerifyReport:
-        """The server's verification, with its configured key and anchors."""
+    def verify_remote(
+        self, pinned: Ed25519PublicKey | None = None, *, anchors: Path | None = None
+    ) -> VerifyReport:
+        """The server's verification, with its configured key and anchors; with
+        ``pinned``, IntegrityError unless the server verified with that key."""
+        if anchors is not None:
+            raise ConfigError(
+                f"--anchors {anchors} names a folder on this machine; through GOVREG_URL "
+                "the server verifies against its own anchor folder (leave --anchors out, "
+                "or verify on the server's host)"
+            )
         out = self._json("POST", "/audit/verify")
-        return VerifyReport(
+        report = VerifyReport(
             size=out["size"],
             root=bytes.fromhex(out["root"]),
             checkpoints=out["checkpoints"],
@@ -266,6 +295,16 @@ class RemoteRegistry:
             key_fingerprint=out["key_fingerprint"],
             warnings=out["warnings"],
         )
+        if pinned is not None:
+            from audits.signing import fingerprint
+
+            expected = fingerprint(pinned)
+            if report.key_fingerprint != expected:
+                raise IntegrityError(
+                    f"the server verified its ledger with key {report.key_fingerprint}, not "
+                    f"with the pinned public key {expected}"
+                )
+        return report
 
     # -- policies --------------------------------------------------------------------
     def list_policies(self, actor: Principal) -> list[dict[str, Any]]:
@@ -292,7 +331,10 @@ class RemoteContext:
 
     url: str
     registry: RemoteRegistry
-    remote: bool = True
+
+    @property
+    def remote(self) -> bool:
+        return True
 
     def principal(self) -> Principal:
         # The server authenticates every call with the API key; this

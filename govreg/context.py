@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from audits.ledger import Ledger
     from govreg.settings import Settings
+    from registry.interfaces import Session
     from registry.mlflow_mirror import MlflowMirror
     from registry.services import Principal, Registry
 
@@ -24,6 +25,10 @@ class Context:
     engine: Engine
     ledger: Ledger
     registry: Registry
+
+    @property
+    def remote(self) -> bool:
+        return False
 
     def principal(self) -> Principal:
         key = self.settings.api_key.get_secret_value() if self.settings.api_key else None
@@ -38,6 +43,19 @@ class Context:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def open_session(settings: Settings) -> Session:
+    """The CLI's and the SDK's session: a client of the server ``settings.url`` names
+    (``GOVREG_URL``: the same calls, every rule enforced by the server's service
+    layer), else the local home."""
+    if settings.url:
+        from govreg.client import RemoteContext, RemoteRegistry
+
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        registry = RemoteRegistry(settings.url, key, wait_seconds=settings.remote_wait_seconds)
+        return RemoteContext(url=settings.url, registry=registry)
+    return build(settings)
 
 
 def build(settings: Settings, *, require_home: bool = True) -> Context:

@@ -23,22 +23,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import GovregError
+from core.errors import DeadlineExceeded
 
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from registry.interfaces import Session
     from registry.services import Principal
 
 # Statuses after which waiting for another one is pointless.
 FINAL = frozenset({"gates_failed", "rejected", "retired"})
 
 
-class WaitTimeout(GovregError):
+class WaitTimeout(DeadlineExceeded):
     """:meth:`Client.wait` ran out of time; ``last`` is the status seen last."""
-
-    exit_code = 9
-    local_only = True  # raised in the caller's process, never by the server
 
     def __init__(self, message: str, last: VersionStatus) -> None:
         super().__init__(message)
@@ -117,33 +115,24 @@ class Client:
     def __init__(
         self, url: str | None = None, api_key: str | None = None, home: str | Path | None = None
     ) -> None:
-        import os
+        from pydantic import SecretStr
 
-        url = url or os.environ.get("GOVREG_URL") or None
-        api_key = api_key or os.environ.get("GOVREG_API_KEY") or None
-        self.ctx: Any
+        from govreg.context import open_session
+        from govreg.settings import load_settings
+
+        overrides: dict[str, Any] = {}
         if url:
-            from govreg.client import RemoteContext, RemoteRegistry
-
-            self.ctx = RemoteContext(url=url, registry=RemoteRegistry(url, api_key))
-        else:
-            from pydantic import SecretStr
-
-            from govreg.context import build
-            from govreg.settings import Settings
-
-            settings = Settings()
-            updates: dict[str, Any] = {}
-            if home is not None:
-                updates["home"] = Path(home)
-            if api_key:
-                updates["api_key"] = SecretStr(api_key)
-            self.ctx = build(settings.model_copy(update=updates))
+            overrides["url"] = url
+        if api_key:
+            overrides["api_key"] = SecretStr(api_key)
+        if home is not None:
+            overrides["home"] = Path(home)
+        self.ctx: Session = open_session(load_settings(**overrides))
         self._actor: Principal | None = None
 
     @property
     def remote(self) -> bool:
-        return bool(getattr(self.ctx, "remote", False))
+        return self.ctx.remote
 
     def _principal(self) -> Principal:
         if self._actor is None:

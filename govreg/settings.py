@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
 
 # MLflow's own switches that govreg sets unless the user did: no usage
 # telemetry (MLflow 3 sends it by default; it honours MLFLOW_DISABLE_TELEMETRY
@@ -44,6 +47,17 @@ class Settings(BaseSettings):
     store_dir: Path | None = Field(default=None, description="default: HOME/store")
     public_key: Path | None = Field(default=None, description="default: KEYS_DIR/checkpoint.pub")
     api_key: SecretStr | None = Field(default=None, description="the acting principal's API key")
+    url: str | None = Field(
+        default=None,
+        description="a govreg server (`govreg serve`) the CLI and the SDK use instead of a "
+        "local home",
+    )
+    remote_wait_seconds: float = Field(
+        default=3600,
+        gt=0,
+        description="through GOVREG_URL, how long `evaluate` waits for the server's "
+        "evaluation to complete",
+    )
     max_upload_bytes: int = Field(
         default=512 * 1024 * 1024,
         ge=1,
@@ -158,3 +172,21 @@ class Settings(BaseSettings):
     @property
     def serving_public_key_path(self) -> Path:
         return (self.serving_public_key or self.public_key_path).expanduser().resolve()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The settings from the environment (and ``overrides``); ConfigError naming each
+    variable that does not parse and what it should be, never a secret's value."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else ""
+            field = Settings.model_fields.get(name)
+            secret = field is not None and field.annotation in (SecretStr, SecretStr | None)
+            given = "" if secret else f"={str(error.get('input'))[:80]!r}"
+            problems.append(f"GOVREG_{name.upper()}{given}: {error['msg']}")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None

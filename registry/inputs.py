@@ -197,6 +197,37 @@ def check_reason_texts(texts: Any, contract: DataContract) -> dict[str, Any]:
     return reasons.check(reasons.normalise(texts), contract)
 
 
+MAX_LINEAGE_BYTES = 16 * 1024
+
+
+def check_lineage(lineage: Any) -> dict[str, Any]:
+    """Lineage a submitter supplies (a training pipeline, a source commit), before it
+    is recorded: a JSON object of at most MAX_LINEAGE_BYTES canonical bytes, with no
+    floats (the ledger's JSON has none) and without ``mlflow``, which govreg records
+    itself from the MLflow run it reads (a submitter's copy would claim a run no one
+    checked)."""
+    from core.canonical import canonical_bytes
+
+    if lineage is None:
+        return {}
+    if not isinstance(lineage, dict):
+        raise InputError('lineage must be a JSON object, e.g. {"source_commit": "3f2a..."}')
+    if "mlflow" in lineage:
+        raise InputError(
+            "lineage must not name 'mlflow': govreg records the MLflow run itself when the "
+            "model is submitted as a runs:/ or models:/ URI"
+        )
+    try:
+        size = len(canonical_bytes(lineage))
+    except RecursionError:
+        raise InputError("lineage is nested too deeply to be recorded") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"lineage is not JSON data without floats: {exc}") from None
+    if size > MAX_LINEAGE_BYTES:
+        raise InputError(f"lineage is {size} bytes as JSON; at most {MAX_LINEAGE_BYTES} are kept")
+    return dict(lineage)
+
+
 def check_schema_suite(suite: Any) -> None:
     """A supplied great-expectations suite, in its JSON form, before it is recorded."""
     if not isinstance(suite, dict):

@@ -840,7 +840,7 @@ class Registry:
             if cutoff is not None:  # only the policy's own cutoff (another is a policy change)
                 check_cutoff(policy, cutoff, next_version=self._next_policy_version(conn, policy))
         cut = policy.decision_cutoff
-        lineage = dict(lineage or {})
+        lineage = inputs.check_lineage(lineage)
         if isinstance(artifact, str) and artifact.startswith(("runs:/", "models:/")):
             from registry.mlflow_source import fetch_model
 

@@ -110,3 +110,11 @@ def make_principal(
     if role == "service":
         body["models"] = models or ["pd"]
     return admin.post("/v1/principals", json=body)
+
+
+def endpoint_table() -> list[tuple[str, str, Any]]:
+    """(method, path, action) of every endpoint the app mounts, in their order."""
+    from govreg.api.app import mounted_routes
+    from govreg.api.deps import endpoints
+
+    return [(e.method, e.path, e.action) for e in endpoints(mounted_routes())]

@@ -11,22 +11,29 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 if TYPE_CHECKING:
+    from govreg.api.deps import Endpoints
     from govreg.settings import Settings
+
+
+def routers() -> tuple[Endpoints, ...]:
+    """The routers :func:`create_app` mounts, in order: governance, then serving."""
+    from govreg.api import routes, serving_routes
+
+    return (routes.api, serving_routes.api)
+
+
+def mounted_routes() -> list[Any]:
+    """Every route of :func:`routers`: what the gate admits and the table lists."""
+    return [route for api in routers() for route in api.router.routes]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    from govreg.api import (
-        gate,
-        headers,
-        problems,
-        serving_routes,  # noqa: F401 - registers the serving endpoints
-    )
+    from govreg.api import gate, headers, problems
     from govreg.api.auth import OidcVerifier
-    from govreg.api.routes import router
     from govreg.context import build
-    from govreg.settings import Settings
+    from govreg.settings import load_settings
 
-    config = settings or Settings()
+    config = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,8 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     problems.install(app)
     headers.install(app)
-    app.include_router(router)
-    gate.install(app, config)
+    for api in routers():
+        app.include_router(api.router)
+    gate.install(app, config, mounted_routes())
 
     @app.get("/v1/health", tags=["health"])
     def health(request: Request) -> Any:
@@ -106,3 +114,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` (each worker builds its own)."""
     return create_app()
+
+
+def authorization_markdown() -> str:
+    """The authorisation matrix of the app's endpoints as a Markdown table (docs/api.md
+    shows it)."""
+    from govreg.api.deps import endpoints
+    from registry.roles import PERMISSIONS, Role
+
+    roles = [r.value for r in Role]
+    lines = [
+        "| endpoint | action | " + " | ".join(roles) + " |",
+        "|---|---|" + "---|" * len(roles),
+    ]
+    for e in endpoints(mounted_routes()):
+        cells = ["allow" if role in PERMISSIONS[e.action] else "deny" for role in roles]
+        lines.append(f"| `{e.method} {e.path}` | {e.action.value} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -216,14 +216,16 @@ def _capped(app: ASGIApp, limit: int, setting: str) -> ASGIApp:
     return run
 
 
-def install(app: FastAPI, settings: Settings) -> None:
-    """Put :class:`Gate` in front of every route registered so far (call it last)."""
-    from govreg.api.routes import ENDPOINTS, LIMITS, router
+def install(app: FastAPI, settings: Settings, routes: Sequence[BaseRoute]) -> None:
+    """Put :class:`Gate` in front of ``routes``, the endpoints' routes (call it last),
+    with the action and body limit each route was registered with."""
+    from govreg.api.deps import endpoints
 
+    table = list(endpoints(routes))
     app.add_middleware(
         Gate,
         settings=settings,
-        routes=router.routes,
-        actions={(method, path): action for method, path, action in ENDPOINTS},
-        limits=LIMITS,
+        routes=routes,
+        actions={(e.method, e.path): e.action for e in table},
+        limits={(e.method, e.path): e.body_limit for e in table if e.body_limit},
     )

@@ -1,129 +1,28 @@
-"""The /v1 endpoints. Handlers parse, call one service function, return a schema.
-
-``ENDPOINTS`` lists every endpoint with the action it needs; the
-authorisation matrix in the docs and the tests is generated from it and
-:data:`registry.roles.PERMISSIONS`.
+"""The /v1 governance endpoints. Handlers parse, call one service function, return a
+schema; each is registered with the action it needs (govreg.api.deps.Endpoints).
 """
 
 from __future__ import annotations
 
-import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from fastapi import (
-    APIRouter,
-    BackgroundTasks,
-    Depends,
-    File,
-    Form,
-    Header,
-    Request,
-    Response,
-    UploadFile,
-)
-from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse
+from fastapi import BackgroundTasks, File, Form, Request, Response, UploadFile
 
 from core.errors import InputError, NotFoundError, TooManyRequests
 from core.files import ImportedPath, components
 from govreg.api import schemas
-from govreg.api.auth import OidcVerifier, authenticate
-from govreg.api.gate import ADMITTED, PRINCIPAL
-from govreg.api.problems import responses
+from govreg.api.deps import AdoptRef, Caller, Ctx, Endpoints, Model, PolicyRef, VersionNo
 from govreg.context import Context
 from registry.roles import Action, Role
-from registry.services import NAME_RE, Principal
+from registry.services import Principal
 
-router = APIRouter(prefix="/v1")
-F = TypeVar("F", bound=Callable[..., Any])
-
-# (method, path, action): the one table of who may call what, filled in by
-# @endpoint below; the gate (govreg.api.gate) checks it before a body is read.
-ENDPOINTS: list[tuple[str, str, Action]] = []
-# (method, path) -> the Settings field that caps the endpoint's body, where it is
-# not max_json_bytes (uploads, scoring)
-LIMITS: dict[tuple[str, str], str] = {}
-POLICY_ID = r"^[a-z][a-z0-9_\-]{0,99}"  # as policies.schema.Policy.id
-AUTH = responses(401, 403)
-
-
-def get_context(request: Request) -> Context:
-    ctx: Context = request.app.state.context
-    return ctx
-
-
-Ctx = Annotated[Context, Depends(get_context)]
-
-
-def current_principal(
-    request: Request, ctx: Ctx, authorization: Annotated[str | None, Header()] = None
-) -> Principal:
-    """The principal the gate admitted; authenticated here only where no gate ran."""
-    admitted: Principal | None = getattr(request.state, PRINCIPAL, None)
-    if admitted is not None:
-        return admitted
-    oidc: OidcVerifier = request.app.state.oidc
-    return authenticate(ctx.registry, oidc, authorization, request.app.state.principals)
-
-
-Caller = Annotated[Principal, Depends(current_principal)]
-# Path parameters say in the document what the service accepts: names as the
-# registry allows them, versions as positive 32-bit integers.
-Model = Annotated[str, PathParam(pattern=NAME_RE.pattern, description="model name")]
-VersionNo = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
-PolicyRef = Annotated[
-    str, PathParam(pattern=POLICY_ID + r"(@[1-9][0-9]{0,8})?$", description="id or id@version")
-]
-AdoptRef = Annotated[
-    str, PathParam(pattern=POLICY_ID + r"@[1-9][0-9]{0,8}$", description="id@version")
-]
-
-
-def _permit(action: Action) -> Callable[..., None]:
-    def permit(request: Request, ctx: Ctx, caller: Caller) -> None:
-        if getattr(request.state, ADMITTED, None) is action:
-            return  # the gate authorised it before the body was read (a 403 is recorded once)
-        ctx.registry.authorize(caller, action)
-
-    return permit
-
-
-def endpoint(
-    method: str,
-    path: str,
-    action: Action,
-    *,
-    errors: tuple[int, ...] = (),
-    status_code: int = 200,
-    success: dict[int | str, dict[str, Any]] | None = None,
-    body_limit: str | None = None,
-) -> Callable[[F], F]:
-    """Register a route with the action it needs and, if not ``max_json_bytes``, the
-    setting that caps its body (both checked by the gate before the body is read)."""
-
-    def decorate(function: F) -> F:
-        # the table and the OpenAPI document name paths without converters
-        full_path = "/v1" + re.sub(r":\w+}", "}", path)
-        ENDPOINTS.append((method, full_path, action))
-        if body_limit is not None:
-            LIMITS[(method, full_path)] = body_limit
-        router.add_api_route(
-            path,
-            function,
-            methods=[method],
-            status_code=status_code,
-            dependencies=[Depends(_permit(action))],
-            responses={**(success or {}), **AUTH, **responses(*errors)},
-            response_class=Response if success else JSONResponse,
-        )
-        return function
-
-    return decorate
+api = Endpoints()
+endpoint = api
 
 
 def _version_status(ctx: Context, caller: Principal, model: str, version: int) -> schemas.StatusOut:
@@ -187,6 +86,10 @@ async def submit_upload(
     policy: Annotated[str | None, Form()] = None,
     cutoff: Annotated[str | None, Form(description=schemas.CUTOFF)] = None,
     reasons: Annotated[str | None, Form(description=schemas.REASONS)] = None,
+    lineage: Annotated[
+        str | None,
+        Form(description="a JSON object recorded as the version's lineage (no 'mlflow' key)"),
+    ] = None,
 ) -> schemas.VersionCreated:
     """Submit a candidate with uploaded files (the model uploaded or named by an MLflow URI)."""
     import json
@@ -202,6 +105,12 @@ async def submit_upload(
         if not isinstance(loaded, dict):
             raise InputError("reasons must be a JSON object mapping feature to reason text")
         reason_texts = loaded  # the service checks the texts (one per feature or per category)
+    given_lineage: Any = None
+    if lineage:
+        try:
+            given_lineage = json.loads(lineage)
+        except (ValueError, RecursionError) as exc:
+            raise InputError(f"lineage is not JSON: {str(exc)[:120]}") from None
     if (artifact is None) == (artifact_uri is None):
         raise InputError("send the model as the 'artifact' file or as 'artifact_uri', not both")
     if artifact_uri is not None and not artifact_uri.startswith(("runs:/", "models:/")):
@@ -227,6 +136,7 @@ async def submit_upload(
             policy_id=policy,
             cutoff=cutoff,
             reason_texts=reason_texts,
+            lineage=given_lineage,
         )
     return schemas.VersionCreated(model=model, version=number, status="submitted")
 
@@ -263,6 +173,7 @@ def submit_reference(
         reason_texts={
             k: v if isinstance(v, str) else v.model_dump() for k, v in body.reasons.items()
         },
+        lineage=body.lineage,
     )
     return schemas.VersionCreated(model=model, version=number, status="submitted")
 
@@ -594,19 +505,3 @@ def create_principal(
 )
 def revoke_principal(name: str, ctx: Ctx, caller: Caller) -> None:
     ctx.registry.revoke_principal(caller, name)
-
-
-def authorization_markdown() -> str:
-    """The authorisation matrix as a Markdown table (docs/api.md shows it)."""
-    from govreg.api import serving_routes  # noqa: F401 - its endpoints join the table
-    from registry.roles import PERMISSIONS, Role
-
-    roles = [r.value for r in Role]
-    lines = [
-        "| endpoint | action | " + " | ".join(roles) + " |",
-        "|---|---|" + "---|" * len(roles),
-    ]
-    for method, path, action in ENDPOINTS:
-        cells = ["allow" if role in PERMISSIONS[action] else "deny" for role in roles]
-        lines.append(f"| `{method} {path}` | {action.value} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"

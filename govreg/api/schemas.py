@@ -94,6 +94,9 @@ class VersionByReference(_In):
     policy: str | None = Field(default=None, pattern=POLICY_REF)
     cutoff: str | None = Field(default=None, description=CUTOFF)
     reasons: dict[str, str | ReasonsByCategory] = Field(default_factory=dict)
+    lineage: dict[str, Any] | None = Field(
+        default=None, description="recorded as the version's lineage (no 'mlflow' key)"
+    )
 
 
 class VersionCreated(BaseModel):

@@ -1,7 +1,7 @@
 """Serving endpoints: score with the approved model; fetch it with an approval proof.
 
-Registered on the same router and authorisation table as the governance
-endpoints (importing this module adds them); both need the service role.
+Their own router, mounted beside the governance endpoints' (govreg.api.app), with
+the action each needs (the service role's) in the same table.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from audits.events import EventType
 from core.clock import utcnow
 from core.errors import NotFoundError
 from govreg.api import schemas
-from govreg.api.routes import Caller, Ctx, Model, endpoint
+from govreg.api.deps import Caller, Ctx, Endpoints, Model
 from registry.roles import Action
 from registry.services import NAME_RE
 from serving.decisions import Decision, DecisionLog
@@ -26,6 +26,8 @@ from serving.loader import approved_bytes, record_refusal, record_serving
 from serving.proof import Standing
 from serving.scoring import ApplicantsRefused, Refused, Scored
 
+api = Endpoints()
+endpoint = api
 Alias = Annotated[str, Query(max_length=100, pattern=NAME_RE.pattern)]
 
 
