@@ -16,7 +16,7 @@ one does. The whole tree (a test keeps it equal to the classes)::
     ├── ConfigError                    core.errors       settings, home, keys or a service unusable
     ├── DeadlineExceeded               core.errors       a wait ran out of time (the work goes on)
     │   └── WaitTimeout                govreg.sdk        the SDK's Client.wait ran out of time
-    ├── DecisionLogError               serving.decisions the decision log cannot take a decision
+    ├── DecisionLogError               serving.errors    the decision log cannot take a decision
     ├── DemoIncomplete                 govreg.demo       a step of the demo failed; the others ran
     ├── InputError                     core.errors       bad input (files, columns, names, values)
     │   ├── ApplicantsRefused          serving.scoring   no applicant of a request could be scored

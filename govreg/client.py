@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import audits.merkle
-import serving.decisions
 import serving.errors
 from audits.events import Event
 from audits.verify import VerifyReport
@@ -52,7 +51,7 @@ if TYPE_CHECKING:
 PROBLEMS: dict[str, type[GovregError]] = {
     slug: error_for_problem(slug, 0) for slug in problem_types()
 }
-_DECLARING = (audits.merkle, serving.decisions, serving.errors, PolicyError)
+_DECLARING = (audits.merkle, serving.errors, PolicyError)
 
 
 class RemoteRegistry:

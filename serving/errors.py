@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from core.errors import IntegrityError
+from core.errors import GovregError, IntegrityError
 
 
 class Check(StrEnum):
@@ -50,3 +50,15 @@ class LoadRefused(IntegrityError):
         self.check = check
         self.subject = subject
         self.detail = detail
+
+
+class DecisionLogError(GovregError):
+    """The decision log cannot take or make durable a decision (closed, full,
+    the database unreachable for longer than the caller waits): nothing of the
+    request was recorded; try again later. No exit code of its own (1): no
+    command raises it, the inference API answers it with 503. Here, not in
+    serving.decisions, so that a client that reads problem documents knows it
+    without importing the decision log."""
+
+    http_status = 503
+    problem_type = "decision-log-unavailable"

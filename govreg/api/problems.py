@@ -9,7 +9,6 @@ from pydantic import BaseModel
 
 import audits.merkle
 import policies.schema
-import serving.decisions
 import serving.errors
 from core.errors import (
     PROBLEM_BASE,
@@ -23,7 +22,7 @@ from registry.mlflow_source import redact
 
 # the modules above define every error class that declares a problem type the
 # server sends (tests/core/test_error_tree.py holds them to the whole tree)
-_DECLARING = (audits.merkle, policies.schema, serving.decisions, serving.errors)
+_DECLARING = (audits.merkle, policies.schema, serving.errors)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
