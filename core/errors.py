@@ -53,8 +53,9 @@ class GovregError(Exception):
     exit_code: ClassVar[int] = 1
     http_status: ClassVar[int] = 400
     problem_type: ClassVar[str] = "bad-request"
-    # raised only in the caller's own process (the SDK), never sent as a problem
-    # document: free of the rule that a problem type has one exit code
+    # raised only by a client in its own process (a wait that ran out of time),
+    # never sent as a problem document: free of the rule that a problem type has
+    # one exit code
     local_only: ClassVar[bool] = False
 
     def diagnostics(self) -> str:

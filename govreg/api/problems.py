@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROBLEM_TYPE = PROBLEM_BASE
 # what a caller reads of a ConfigError: its text is for the operator (it can name
 # server paths, settings and the hosts of services the server uses), so it goes
 # to the server's log, with any user:password@ of a URL removed
@@ -73,7 +72,7 @@ def problem(
     from fastapi.responses import JSONResponse
 
     body = Problem(
-        type=PROBLEM_TYPE + slug,
+        type=PROBLEM_BASE + slug,
         title=slug.replace("-", " "),
         status=status,
         detail=detail,
