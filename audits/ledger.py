@@ -31,7 +31,7 @@ import json
 import logging
 import secrets
 from base64 import b64encode
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from json.encoder import encode_basestring
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audits.anchors import AnchorLog
-from audits.events import Event, NewEvent
+from audits.events import Event, EventType, NewEvent
 from audits.keyring import Keyring
 from audits.merkle import (
     CompactRange,
@@ -676,6 +676,59 @@ class Ledger:
                 {"model": model, "version": version},
             )
         )
+
+    def rows_between(self, conn: Connection, after: int, upto: int) -> Any:
+        """The stored rows (``COLUMNS``) with ``after < seq <= upto``, in seq order,
+        streamed (close the result when done with it early)."""
+        from sqlalchemy import text
+
+        return conn.execute(
+            text(
+                f"SELECT {COLUMNS} FROM {EVENTS_TABLE} WHERE seq > :a AND seq <= :b ORDER BY seq"
+            ).execution_options(stream_results=True, yield_per=5000),
+            {"a": after, "b": upto},
+        )
+
+    def rows_of_type(self, conn: Connection, model: str, event_type: EventType) -> list[Any]:
+        """``seq``, ``version`` and ``index_fields`` of ``model``'s events of one type as
+        stored (plaintext columns), newest first."""
+        from sqlalchemy import text
+
+        return list(
+            conn.execute(
+                text(
+                    f"SELECT seq, version, index_fields FROM {EVENTS_TABLE} "
+                    "WHERE model = :m AND event_type = :t ORDER BY seq DESC"
+                ),
+                {"m": model, "t": event_type.value},
+            )
+        )
+
+    def last_seqs(
+        self, conn: Connection, models: Iterable[str], types: Iterable[str]
+    ) -> dict[str, int]:
+        """The seq of each model's last event of one of ``types``."""
+        from sqlalchemy import bindparam, text
+
+        wanted = sorted(set(models))
+        if not wanted:
+            return {}
+        stmt = text(
+            f"SELECT model, max(seq) AS last FROM {EVENTS_TABLE} "
+            "WHERE model IN :models AND event_type IN :types GROUP BY model"
+        ).bindparams(bindparam("models", expanding=True), bindparam("types", expanding=True))
+        rows = conn.execute(stmt, {"models": wanted, "types": sorted(set(types))})
+        return {str(r.model): int(r.last) for r in rows}
+
+    def last_version_seq(self, conn: Connection, model: str, version: int) -> int:
+        """The seq of the version's last event (0: it has none)."""
+        from sqlalchemy import text
+
+        value = conn.execute(
+            text(f"SELECT max(seq) FROM {EVENTS_TABLE} WHERE model = :m AND version = :v"),
+            {"m": model, "v": version},
+        ).scalar()
+        return int(value or 0)
 
     def open_row(self, conn: Connection, row: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """Authenticate and decrypt a stored row: (sealed header, payload)."""

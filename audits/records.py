@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from base64 import b64decode, b64encode
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from audits.ledger import envelope_bytes, leaf_of
@@ -35,6 +36,33 @@ class RecordNotProved(IntegrityError):
         super().__init__(message)
         self.seq = seq
         self.reason: Unproved = reason
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An envelope record read as an event: its plaintext columns, with ``index``
+    parsed (``{}`` when it is not a JSON object), and ``data`` only where the caller
+    has a payload it can trust (a bundle verifier has none: it cannot decrypt)."""
+
+    seq: int
+    type: str
+    actor: str
+    index: Mapping[str, Any]
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, env: Mapping[str, Any], data: Any = None) -> RecordedEvent:
+        try:
+            index = json.loads(env["index_fields"])
+        except (KeyError, TypeError, ValueError, RecursionError):
+            index = {}
+        return cls(
+            seq=int(env["seq"]),
+            type=str(env.get("type")),
+            actor=str(env.get("actor")),
+            index=index if isinstance(index, dict) else {},
+            data=data if isinstance(data, dict) else {},
+        )
 
 
 def envelope_record(row: Any) -> dict[str, Any]:

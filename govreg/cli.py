@@ -675,7 +675,7 @@ def mlflow_sync(obj: dict[str, Any], model: str, as_json: bool) -> None:
     with _context(obj) as session:
         ctx = _local_only(session, "mlflow sync")
         actor = ctx.principal()
-        ctx.registry.authorize(actor, Action.READ)
+        ctx.registry.authorize(actor, Action.READ, model=model)
         ctx.registry.list_versions(actor, model)  # an unknown model is refused here
         result = ctx.mirror.sync(ctx.registry, model)
     _emit(

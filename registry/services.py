@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import hashlib
 import hmac
+import inspect
 import json
 import logging
 import re
@@ -46,6 +47,7 @@ from policies.schema import Policy, PolicyError
 from registry import denials, inputs
 from registry.decoding import DecodeLimits
 from registry.denials import Denial, DenialLimits
+from registry.history import VersionHistory
 from registry.lifecycle import Move, Status, effective_status, require
 from registry.mlflow_source import redact
 from registry.projection import PROJECTED_EVENTS, DatabaseView, MemoryView, apply
@@ -213,22 +215,34 @@ F = TypeVar("F", bound=Callable[..., Any])
 E = TypeVar("E", bound=GovregError)
 
 
-def records_refusals(method: F) -> F:
-    """Refusals raised inside a use case (segregation of duties, own versions
-    only) are counted (:meth:`Registry.refused`) once its transaction rolled back."""
+def records_refusals(
+    *, model: str | None = "model", version: str | None = "version"
+) -> Callable[[F], F]:
+    """Refusals raised inside a use case (segregation of duties, own versions only)
+    are counted (:meth:`Registry.refused`) once its transaction rolled back, about the
+    model and version the parameters named ``model`` and ``version`` hold (None: the
+    use case is about no version, e.g. a policy's adoption)."""
 
-    @functools.wraps(method)
-    def wrapper(self: Registry, actor: Principal, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, actor, *args, **kwargs)
-        except PermissionDenied as exc:
-            model = args[0] if args and isinstance(args[0], str) else None
-            version = args[1] if len(args) > 1 and isinstance(args[1], int) else None
-            raise self.refused(
-                actor, exc, action=method.__name__.strip("_"), model=model, version=version
-            ) from None
+    def decorate(method: F) -> F:
+        signature = inspect.signature(method)
 
-    return wrapper  # type: ignore[return-value]
+        @functools.wraps(method)
+        def wrapper(self: Registry, actor: Principal, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, actor, *args, **kwargs)
+            except PermissionDenied as exc:
+                bound = signature.bind_partial(self, actor, *args, **kwargs).arguments
+                raise self.refused(
+                    actor,
+                    exc,
+                    action=method.__name__.strip("_"),
+                    model=bound.get(model) if model else None,
+                    version=bound.get(version) if version else None,
+                ) from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 class VersionObserver(Protocol):
@@ -347,8 +361,16 @@ class Registry:
             )
         return principal
 
-    def authorize(self, principal: Principal, action: Action) -> None:
-        """Refuse a role that may not do ``action``; the refusal is counted (:meth:`refused`)."""
+    def authorize(
+        self,
+        principal: Principal,
+        action: Action,
+        *,
+        model: str | None = None,
+        version: int | None = None,
+    ) -> None:
+        """Refuse a role that may not do ``action``; the refusal is counted
+        (:meth:`refused`) about ``model`` and ``version``, the subject of the call."""
         if not allowed(principal.role, action):
             raise self.refused(
                 principal,
@@ -357,12 +379,14 @@ class Registry:
                     f"{action.value.replace('_', ' ')}"
                 ),
                 action=action.value,
+                model=model,
+                version=version,
             )
 
     def authorize_model(self, principal: Principal, action: Action, model: str) -> None:
         """Refuse ``action`` on ``model`` outside a service principal's model scope (an
         unscoped principal, from before scopes, may serve every model); counted."""
-        self.authorize(principal, action)
+        self.authorize(principal, action, model=model)
         if not principal.may_serve(model):
             scope = ", ".join(principal.models or ())
             raise self.refused(
@@ -740,7 +764,7 @@ class Registry:
                 )
             self.record(conn, [_policy_proposed(actor.name, policy)])
 
-    @records_refusals
+    @records_refusals(model=None, version=None)
     def approve_policy(self, actor: Principal, ref: str, *, comment: str) -> Policy:
         """Adopt a proposed policy version (compliance officer; not its proposer)."""
         self.authorize(actor, Action.APPROVE_POLICY)
@@ -829,7 +853,7 @@ class Registry:
         :class:`~core.files.ImportedPath` when named under the server's import
         folder. Each file is read once; its bytes are hashed and parsed from that read.
         """
-        self.authorize(actor, Action.SUBMIT)
+        self.authorize(actor, Action.SUBMIT, model=model)
         _check_name(model, "model name")
         if not protected:
             raise InputError("declare at least one protected attribute with --protected")
@@ -944,6 +968,17 @@ class Registry:
             raise
         return number
 
+    def ensure_covered(self, model: str, version: int) -> None:
+        """Sign a checkpoint if the latest does not cover the version's last event (every
+        commit signs one, so only after a signer refusal or a crash before signing)."""
+        with self.reading() as conn:
+            last = self.ledger.last_version_seq(conn, model, version)
+            latest = self.ledger.latest_checkpoint(conn)
+        if latest is not None and latest.size >= last:
+            return
+        with self.transaction() as conn:
+            self.ledger.checkpoint(conn)
+
     def submission(self, model: str, version: int) -> dict[str, Any]:
         """The decrypted payload of the version's ``version.submitted`` event."""
         with self.reading() as conn:
@@ -960,7 +995,7 @@ class Registry:
             self._version_row(conn, model, version)
             return self._policy_from_ledger(conn, model, version)
 
-    @records_refusals
+    @records_refusals()
     def start_evaluation(
         self, actor: Principal, model: str, version: int, *, policy_id: str | None = None
     ) -> int:
@@ -970,7 +1005,7 @@ class Registry:
         ``decision_cutoff`` is refused: the cutoff is fixed at submission."""
         from decimal import Decimal
 
-        self.authorize(actor, Action.EVALUATE)
+        self.authorize(actor, Action.EVALUATE, model=model, version=version)
         with self.transaction() as conn:
             new_policy = self._adopted_policy(conn, policy_id) if policy_id else None
             row = self._version_row(conn, model, version)
@@ -1042,7 +1077,7 @@ class Registry:
         from validation.inputs import GateInputs
         from validation.runner import error_result, run_gate
 
-        self.authorize(actor, Action.EVALUATE)
+        self.authorize(actor, Action.EVALUATE, model=model, version=version)
         sub = self.submission(model, version)
         policy = self.policy_of(model, version)
         say = progress or (lambda _message: None)
@@ -1083,7 +1118,7 @@ class Registry:
                 results.append(run_gate(spec, gate_inputs).canonical())
         return self._record_evaluation(actor, model, version, number, results)
 
-    @records_refusals
+    @records_refusals()
     def _record_evaluation(
         self,
         actor: Principal,
@@ -1101,7 +1136,7 @@ class Registry:
         ``kind``, ``verdict`` and ``blocking``. Fail closed: no results, or a
         blocking gate that did not pass, means ``gates_failed``.
         """
-        self.authorize(actor, Action.EVALUATE)
+        self.authorize(actor, Action.EVALUATE, model=model, version=version)
         with self.transaction() as conn:
             row = self._version_row(conn, model, version)
             if actor.role == Role.DATA_SCIENTIST and row["submitted_by"] != actor.name:
@@ -1183,7 +1218,7 @@ class Registry:
         return status
 
     # -- sign-offs and approval ---------------------------------------------------
-    @records_refusals
+    @records_refusals()
     def signoff(
         self,
         actor: Principal,
@@ -1195,7 +1230,7 @@ class Registry:
         comment: str,
     ) -> Status:
         """Record a sign-off; the last required one approves in the same transaction."""
-        self.authorize(actor, Action.SIGN)
+        self.authorize(actor, Action.SIGN, model=model, version=version)
         if role != actor.role:
             raise PermissionDenied(
                 f"'{actor.name}' holds the role {actor.role} and cannot sign as {role}"
@@ -1309,18 +1344,18 @@ class Registry:
         return status
 
     def _policy_from_ledger(self, conn: Connection, model: str, version: int) -> Policy:
-        latest: dict[str, Any] | None = None
-        for event in self.ledger.events(
-            conn,
-            model=model,
-            version=version,
-            types=[EventType.VERSION_SUBMITTED, EventType.EVALUATION_STARTED],
-        ):
-            if "policy" in event.data:
-                latest = event.data["policy"]
-        if latest is None:
+        history = VersionHistory.from_events(
+            self.ledger.events(
+                conn,
+                model=model,
+                version=version,
+                types=[EventType.VERSION_SUBMITTED, EventType.EVALUATION_STARTED],
+            )
+        )
+        document = history.policy_document
+        if history.submitted is None or document is None:
             raise NotFoundError(f"{model} v{version} has no submission event")
-        return Policy.model_validate(latest)
+        return Policy.model_validate(document)
 
     def _path(
         self, conn: Connection, model: str, version: int
@@ -1346,7 +1381,7 @@ class Registry:
 
     # -- after approval ------------------------------------------------------------
     def promote(self, actor: Principal, model: str, version: int, *, alias: str) -> None:
-        self.authorize(actor, Action.PROMOTE)
+        self.authorize(actor, Action.PROMOTE, model=model, version=version)
         _check_name(alias, "alias")
         with self.transaction() as conn:
             row = self._version_row(conn, model, version)
@@ -1385,7 +1420,7 @@ class Registry:
         reason: str,
         new_status: Status,
     ) -> None:
-        self.authorize(actor, action)
+        self.authorize(actor, action, model=model, version=version)
         if not reason.strip():
             raise InputError(f"{move} needs a reason: pass --reason")
         with self.transaction() as conn:
@@ -1444,7 +1479,7 @@ class Registry:
 
     # -- reading -------------------------------------------------------------------
     def list_versions(self, actor: Principal, model: str | None = None) -> list[dict[str, Any]]:
-        self.authorize(actor, Action.READ)
+        self.authorize(actor, Action.READ, model=model)
         with self.reading() as conn:
             view = DatabaseView(conn)
             if model is not None and view.get("models", (model,)) is None:
@@ -1464,7 +1499,7 @@ class Registry:
         ]
 
     def show_version(self, actor: Principal, model: str, version: int) -> dict[str, Any]:
-        self.authorize(actor, Action.READ)
+        self.authorize(actor, Action.READ, model=model, version=version)
         with self.reading() as conn:
             row = self._version_row(conn, model, version)
             view = DatabaseView(conn)
@@ -1548,7 +1583,7 @@ class Registry:
         """The decrypted trail, oldest first. Only an admin sees the API-key hashes
         of ``principal.created`` events (the chain hashes the stored envelopes, so
         what is left out here changes nothing a verifier checks)."""
-        self.authorize(actor, Action.READ)
+        self.authorize(actor, Action.READ, model=model)
         admin = actor.role == Role.ADMIN
         with self.reading() as conn:
             for event in self.ledger.events(conn, model=model):

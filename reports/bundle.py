@@ -38,10 +38,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from audits.events import EventType
-from audits.records import RecordNotProved, prove_record, record_leaf
+from audits.records import RecordedEvent, RecordNotProved, prove_record, record_leaf
 from audits.signing import SignedCheckpoint
 from core.canonical import canonical_bytes
 from core.errors import GovregError, IntegrityError, quote
+from registry.history import VersionHistory
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -407,38 +408,31 @@ def _check_documents(
 ) -> None:
     # Gate results: the current evaluation's gate events, bound by result digest.
     gate_files = {p for p in files if p.startswith("gates/")}
-    completed = _of_type(events, EventType.EVALUATION_COMPLETED)
-    current = _index(completed[-1][1])["evaluation"] if completed else None
-    for seq, record in _of_type(events, EventType.GATE_EVALUATED):
-        index = _index(record)
-        if index.get("evaluation") != current:
-            continue
-        path = f"gates/{index['gate_id']}.json"
+    # what the events' (proved) plaintext index says; the payloads cannot be read here
+    history = VersionHistory.from_events(
+        RecordedEvent.of(record["envelope"]) for record in events.values()
+    )
+    for gate_id, gate in sorted(history.gates.items(), key=lambda g: g[1].seq):
+        path = f"gates/{gate_id}.json"
         gate_files.discard(path)
         if path not in files:
-            problems.append(f"{path}: missing; {event_name(seq)} records that gate")
+            problems.append(f"{path}: missing; {event_name(gate.seq)} records that gate")
             continue
         result = _load(files, path, problems)
         if result is None:
             continue
         digest = hashlib.sha256(canonical_bytes(result)).hexdigest()
-        if digest != index["result_digest"]:
+        if digest != gate.index.get("result_digest"):
             problems.append(
-                f"{path}: does not match the result digest recorded in {event_name(seq)}"
+                f"{path}: does not match the result digest recorded in {event_name(gate.seq)}"
             )
     for path in sorted(gate_files):
         problems.append(f"{path}: no gate event of the current evaluation records it")
     # The policy: its digest is the last one a submission or re-evaluation recorded.
-    policy_seq, policy_digest = None, None
-    for seq, record in sorted(events.items()):
-        if record["envelope"]["type"] in (
-            EventType.VERSION_SUBMITTED,
-            EventType.EVALUATION_STARTED,
-        ) and "policy_digest" in _index(record):
-            policy_seq, policy_digest = seq, _index(record)["policy_digest"]
+    policy_event, policy_digest = history.policy_event, history.policy_digest
     if POLICY not in files:
         problems.append(f"{POLICY}: missing from the bundle")
-    elif policy_seq is None:
+    elif policy_event is None:
         problems.append(f"{POLICY}: no event in the bundle records a policy digest")
     else:
         policy = _load(files, POLICY, problems)
@@ -449,7 +443,8 @@ def _check_documents(
                 ok = False
             if not ok:
                 problems.append(
-                    f"{POLICY}: digest differs from the policy digest in {event_name(policy_seq)}"
+                    f"{POLICY}: digest differs from the policy digest in "
+                    f"{event_name(policy_event.seq)}"
                 )
     # Artifact and dataset digests: as the submission recorded them.
     submitted = _of_type(events, EventType.VERSION_SUBMITTED)

@@ -2,7 +2,8 @@
 
 Each function returns SVG markup (escaped) sized for an A4 column; WeasyPrint
 draws it inline as vector graphics. Inputs are plain numbers already read
-from the gate results or the computed curves.
+from the gate results (the ROC curve and histograms too: the performance gate
+records them).
 """
 
 from __future__ import annotations

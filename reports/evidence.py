@@ -4,9 +4,9 @@ Everything comes from the ledger inside one read transaction: the stored
 envelopes exactly as stored (plus their decrypted payloads for the reader),
 the current gate results, the sign-offs with their comments, the policy the
 version is judged by, and the latest signed checkpoint with an RFC 6962
-inclusion proof of every event against it. :func:`ensure_covered` signs a
-fresh checkpoint first when the last one does not cover the version's last
-event.
+inclusion proof of every event against it (the caller has the registry make
+sure a checkpoint covers the version's last event first:
+``Registry.ensure_covered``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from audits.events import EventType
-from audits.records import envelope_record
-from audits.tables import EVENTS_TABLE
+from audits.records import RecordedEvent, envelope_record
 from core.errors import NotFoundError
+from registry.history import VersionHistory
 from registry.roles import Action
 
 if TYPE_CHECKING:
@@ -52,27 +52,6 @@ def _event_record(registry: Registry, conn: Connection, row: Any) -> dict[str, A
     }
 
 
-def ensure_covered(registry: Registry, model: str, version: int) -> None:
-    """Sign a fresh checkpoint if the last one does not cover the version's last event."""
-    with registry.reading() as conn:
-        last = _last_seq(conn, model, version)
-        latest = registry.ledger.latest_checkpoint(conn)
-    if latest is not None and latest.size >= last:
-        return
-    with registry.transaction() as conn:
-        registry.ledger.checkpoint(conn)
-
-
-def _last_seq(conn: Connection, model: str, version: int) -> int:
-    from sqlalchemy import text
-
-    value = conn.execute(
-        text(f"SELECT max(seq) FROM {EVENTS_TABLE} WHERE model = :m AND version = :v"),
-        {"m": model, "v": version},
-    ).scalar()
-    return int(value or 0)
-
-
 def collect(
     registry: Registry,
     actor: Principal,
@@ -82,7 +61,7 @@ def collect(
     generated_at: str,
 ) -> Evidence:
     """Read the version's evidence (the caller made sure a checkpoint covers it)."""
-    registry.authorize(actor, Action.READ)
+    registry.authorize(actor, Action.READ, model=model, version=version)
     shown = registry.show_version(actor, model, version)
     submission = registry.submission(model, version)
     with registry.reading() as conn:
@@ -103,14 +82,10 @@ def collect(
         if r["envelope"]["type"] == EventType.SIGNOFF_RECORDED
     }
     signoffs = [{**s, "comment": comments.get(s["seq"], "")} for s in shown["signoffs"]]
-    document: dict[str, Any] = {}
-    for r in records:
-        payload = r["decrypted"]["data"]
-        if r["envelope"]["type"] in (
-            EventType.VERSION_SUBMITTED,
-            EventType.EVALUATION_STARTED,
-        ) and isinstance(payload.get("policy"), dict):
-            document = payload["policy"]  # exactly as recorded (its digest is in the index)
+    history = VersionHistory.from_events(
+        RecordedEvent.of(r["envelope"], r["decrypted"]["data"]) for r in records
+    )
+    document = history.policy_document or {}  # exactly as recorded (its digest is indexed)
     gates = shown["gates"]
     lineage = submission.get("lineage") or {}
     data: dict[str, Any] = {

@@ -1,6 +1,6 @@
 """The compliance report: evidence JSON -> Jinja2 HTML -> WeasyPrint PDF/A-3b.
 
-:func:`report_context` turns the evidence (and the computed curves) into what
+:func:`report_context` turns the evidence (and the performance gate's curves) into what
 the template shows, in the order an examiner reads; :func:`render_html` fills
 the template; :func:`render_pdf` renders PDF/A-3b with the evidence JSON
 embedded as an associated file. The generation time lives only in the
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from reports.curves import Curves
 
 NOT_RECORDED = "not recorded"
+CURVES_NOT_RECORDED = "ROC curve and score histograms: not recorded at evaluation"
 EVIDENCE_NAME = "evidence.json"
 _PASSING = ("passed", "warned")
 _STATISTIC_NAMES = {
@@ -113,13 +114,16 @@ def _pairs(values: dict[str, str], thresholds: dict[str, str]) -> list[dict[str,
     ]
 
 
-def _performance(gate: dict[str, Any], curves: Curves | None) -> list[dict[str, str]]:
+def _performance(gate: dict[str, Any], curves: Curves | None, missing: str) -> list[dict[str, str]]:
     figures = []
     if curves is not None:
+        from reports.curves import SOURCES
+
         values = gate.get("values", {})
+        source = SOURCES[curves.source]
         figures.append(
             {
-                "title": "ROC curve on the validation set, with the KS point",
+                "title": f"ROC curve on the validation set, with the KS point ({source})",
                 "svg": charts.roc(
                     curves.roc,
                     curves.ks,
@@ -136,6 +140,8 @@ def _performance(gate: dict[str, Any], curves: Curves | None) -> list[dict[str, 
                 ),
             }
         )
+    else:
+        figures.append({"title": "ROC curve and score distributions", "note": missing})
     table = gate.get("details", {}).get("calibration") or []
     if table:
         rows = [(int(r["bin"]), _f(r["mean_predicted"]), _f(r["observed_rate"])) for r in table]
@@ -350,7 +356,12 @@ def _stability(gate: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
-def gate_views(gates: list[dict[str, Any]], curves: Curves | None) -> list[dict[str, Any]]:
+def gate_views(
+    gates: list[dict[str, Any]],
+    curves: Curves | None,
+    *,
+    curves_missing: str = CURVES_NOT_RECORDED,
+) -> list[dict[str, Any]]:
     views = []
     for recorded in gates:
         gate = {
@@ -367,7 +378,7 @@ def gate_views(gates: list[dict[str, Any]], curves: Curves | None) -> list[dict[
         figures: list[dict[str, str]] = []
         tables: list[dict[str, Any]] = []
         if kind == "performance":
-            figures = _performance(gate, curves)
+            figures = _performance(gate, curves, curves_missing or CURVES_NOT_RECORDED)
         elif kind == "fairness":
             figures, tables = _fairness(gate)
         elif kind == "explainability":
@@ -502,7 +513,11 @@ def reason_rows(texts: dict[str, Any], used: set[str]) -> list[dict[str, Any]]:
 
 
 def report_context(
-    data: dict[str, Any], curves: Curves | None, verification: dict[str, Any]
+    data: dict[str, Any],
+    curves: Curves | None,
+    verification: dict[str, Any],
+    *,
+    curves_missing: str = CURVES_NOT_RECORDED,
 ) -> dict[str, Any]:
     import yaml
 
@@ -542,7 +557,7 @@ def report_context(
         "record": record,
         "headline": headline,
         "headline_class": headline_class,
-        "gates": gate_views(data["gates"], curves),
+        "gates": gate_views(data["gates"], curves, curves_missing=curves_missing),
         "signoffs": data["signoffs"],
         "missing": record.get("signoffs_missing", []),
         "inventory": inventory,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from audits.events import EventType, NewEvent
 from audits.records import RecordNotProved, prove_record
 from core.clock import isoformat, utcnow
-from core.errors import GovregError
+from core.errors import GovregError, NotFoundError
 from registry.roles import Action
 from reports import bundle as bundles
 from reports import evidence as collector
@@ -79,13 +79,32 @@ def check_evidence(evidence: Evidence, public_key: Ed25519PublicKey | None) -> d
     return {"ok": not problems, "summary": summary, "problems": problems, "events": n}
 
 
-def _curves(registry: Registry, submission: dict[str, Any]) -> Curves | None:
-    from reports.curves import compute
+def _curves(registry: Registry, data: dict[str, Any]) -> tuple[Curves | None, str]:
+    """The curves of the version's performance gate, or None and what the report says in
+    their place. Read from the gate result; a result recorded before the gate kept them
+    has them computed with LightGBM from the stored artifact and validation set."""
+    from reports import curves as drawn
 
+    gate = next((g for g in data["gates"] if g.get("kind") == "performance"), None)
+    if gate is None:
+        return None, pages.CURVES_NOT_RECORDED
     try:
-        return compute(registry.store, submission)
-    except GovregError:
-        return None  # the report says the chart is missing; gate values still show
+        found = drawn.recorded(gate)
+    except GovregError as exc:
+        return None, f"ROC curve and score histograms: the recorded curves cannot be read: {exc}"
+    if found is not None:
+        return found, ""
+    try:
+        return drawn.compute(registry.store, data["submission"]), ""
+    except NotFoundError:
+        missing = "the stored artifact or validation set is not in the store"
+        return None, f"{pages.CURVES_NOT_RECORDED} ({missing})"
+    except GovregError as exc:
+        # the gate values still show; the report says why the charts are missing
+        return (
+            None,
+            f"{pages.CURVES_NOT_RECORDED} (the stored validation set cannot be scored: {exc})",
+        )
 
 
 def render(
@@ -98,17 +117,17 @@ def render(
     generated_at: str | None = None,
 ) -> Rendered:
     """Read, verify and render (records nothing)."""
-    registry.authorize(actor, Action.READ)
-    collector.ensure_covered(registry, model, version)
+    registry.authorize(actor, Action.READ, model=model, version=version)
+    registry.ensure_covered(model, version)
     evidence = collector.collect(
         registry, actor, model, version, generated_at=generated_at or isoformat(utcnow())
     )
     verification = check_evidence(evidence, public_key)
     evidence.data["verification"] = verification
-    curves = _curves(registry, evidence.data["submission"])
+    curves, missing = _curves(registry, evidence.data)
     if curves is not None:
         evidence.data["curves"] = curves.public()
-    context = pages.report_context(evidence.data, curves, verification)
+    context = pages.report_context(evidence.data, curves, verification, curves_missing=missing)
     html = pages.render_html(context)
     pdf = pages.render_pdf(html, pages.evidence_json(evidence.data))
     return Rendered(pdf=pdf, html=html, evidence=evidence)

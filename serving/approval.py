@@ -18,13 +18,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from audits.events import Event, EventType
-from audits.ledger import COLUMNS, row_leaf
+from audits.ledger import row_leaf
 from audits.merkle import CompactRange
 from audits.records import RecordNotProved, envelope_record, prove_record
-from audits.tables import EVENTS_TABLE
 from core.clock import parse
 from core.errors import GovregError, IntegrityError, NotFoundError
 from policies.schema import Policy, ScoringRules
+from registry.history import VersionHistory
 from registry.rules import failing_gates, missing_signoffs, seat_of, signers_by_role
 from serving.errors import Check, LoadRefused
 from serving.proof import DEFAULT_MAX_PROOF_AGE_SECONDS, FORMAT, SERVABLE, STANDING_EVENTS
@@ -88,17 +88,9 @@ class Approval:
         return f"{self.model} v{self.version}"
 
 
-def resolve_alias(conn: Connection, model: str, alias: str) -> tuple[int, int]:
+def resolve_alias(conn: Connection, ledger: Ledger, model: str, alias: str) -> tuple[int, int]:
     """(version, seq) of the latest ``alias.set`` of ``model@alias`` in the ledger."""
-    from sqlalchemy import text
-
-    rows = conn.execute(
-        text(
-            f"SELECT seq, version, index_fields FROM {EVENTS_TABLE} "
-            "WHERE model = :m AND event_type = :t ORDER BY seq DESC"
-        ),
-        {"m": model, "t": EventType.ALIAS_SET.value},
-    )
+    rows = ledger.rows_of_type(conn, model, EventType.ALIAS_SET)
     for row in rows:
         if json.loads(row.index_fields).get("alias") == alias:
             return int(row.version), int(row.seq)
@@ -163,7 +155,6 @@ def witness(
     later loads resume from the compact range witnessed last and read only the
     events since, so a reload costs O(new events + log n).
     """
-    from sqlalchemy import text
 
     with _WITNESS_LOCK:
         known = _WITNESSED.get(ledger)
@@ -178,12 +169,7 @@ def witness(
     seqs: dict[tuple[str | None, int | None], tuple[int, ...]] = (
         {} if base is None else dict(base.seqs)
     )
-    rows = conn.execute(
-        text(
-            f"SELECT {COLUMNS} FROM {EVENTS_TABLE} WHERE seq > :a AND seq <= :b ORDER BY seq"
-        ).execution_options(stream_results=True, yield_per=5000),
-        {"a": tree.size, "b": checkpoint.size},
-    )
+    rows = ledger.rows_between(conn, tree.size, checkpoint.size)
     try:
         for row in rows:
             if int(row.seq) != tree.size + 1:
@@ -230,7 +216,7 @@ def check_approval(
     if version is None:
         if alias is None:
             raise ValueError("give a version or an alias")
-        version, _ = resolve_alias(conn, model, alias)
+        version, _ = resolve_alias(conn, ledger, model, alias)
     subject = f"{model} v{version}"
     rows = [
         r for r in ledger.version_rows(conn, model, version) if r.event_type in GOVERNING_EVENTS
@@ -238,38 +224,25 @@ def check_approval(
     if not rows:
         raise NotFoundError(f"{subject} does not exist")
     events = [believed_event(conn, ledger, r, subject=subject) for r in rows]
-    submitted = next((e for e in events if e.type == EventType.VERSION_SUBMITTED), None)
+    history = VersionHistory.from_events(events)
+    submitted = history.submitted
     if submitted is None:
         raise NotFoundError(f"{subject} has no submission event")
 
     # 1. Standing: the last event that set a status, and the revalidation date.
-    status = "submitted"
-    approval = None
-    for event in events:
-        if "status" in event.index:
-            status = str(event.index["status"])
-        if event.type == EventType.VERSION_APPROVED:
-            approval = event
+    status, approval = history.status, history.approval
     if status in ("suspended", "retired", "rejected"):
         raise LoadRefused(Check.STATUS, subject, f"the version is {status}")
     if status in ("submitted", "evaluating"):
         raise LoadRefused(Check.STATUS, subject, f"the version is {status}, never approved")
-    policy_doc = submitted.data["policy"]
-    for event in events:
-        if event.type == EventType.EVALUATION_STARTED and "policy" in event.data:
-            policy_doc = event.data["policy"]
-    policy = Policy.model_validate(policy_doc)
+    if history.policy_document is None:
+        raise NotFoundError(f"{subject} records no policy")
+    policy = Policy.model_validate(history.policy_document)
     # 2. Gates and sign-offs under the recorded policy (also the precise reason
     #    a version that never got approved is refused).
-    completed = [e for e in events if e.type == EventType.EVALUATION_COMPLETED]
-    if not completed:
+    if history.completed is None:
         raise LoadRefused(Check.GATES, subject, "the version was never evaluated")
-    current = completed[-1].data["evaluation"]
-    results = {
-        e.data["gate_id"]: e.data
-        for e in events
-        if e.type == EventType.GATE_EVALUATED and e.data["evaluation"] == current
-    }
+    results = {gate_id: dict(e.data) for gate_id, e in history.gates.items()}
     failed = failing_gates(policy, results.values())
     if failed:
         raise LoadRefused(
@@ -277,11 +250,11 @@ def check_approval(
             subject,
             f"blocking gates did not pass under {policy.ref}: " + ", ".join(failed),
         )
-    evidence = completed[-1].data["evidence_digest"]
+    evidence = history.completed.data["evidence_digest"]
     counted = signers_by_role(
-        ({"principal": e.actor, **e.data} for e in events if e.type == EventType.SIGNOFF_RECORDED),
+        ({"principal": e.actor, **e.data} for e in history.signoffs),
         evidence=evidence,
-        submitter=seat_of(submitted.actor, submitted.data),
+        submitter=seat_of(submitted.actor, dict(submitted.data)),
     )
     missing = missing_signoffs(policy, counted)
     if missing:

@@ -45,7 +45,7 @@ Retention by crypto-shredding: every decision's ``retain_until`` is
 ``recorded_at + retention_days``; its inputs are encrypted under the key of
 the calendar month (UTC) that ``retain_until`` falls in, so every decision
 under one key may be erased at the same moment: the end of that month.
-:func:`purge_expired` then destroys the key (``expiring_data_keys``, see
+:func:`purge_expired` then destroys the key (an expiring data key, see
 :mod:`audits.keyring`). The rows stay as written (append-only) and still
 verify: leaves, roots, chain and signatures cover the stored ciphertext, not
 the plaintext. :func:`verify_decisions` counts a decision whose key is gone

@@ -145,20 +145,10 @@ class LiveModels:
 
     def _marks(self, models: set[str]) -> dict[str, int]:
         """The last governing event's seq of each model."""
-        from sqlalchemy import bindparam, text
-
-        from audits.tables import EVENTS_TABLE
         from serving.approval import GOVERNING_EVENTS
 
-        if not models:
-            return {}
-        stmt = text(
-            f"SELECT model, max(seq) AS last FROM {EVENTS_TABLE} "
-            "WHERE model IN :models AND event_type IN :types GROUP BY model"
-        ).bindparams(bindparam("models", expanding=True), bindparam("types", expanding=True))
         with self.registry.reading() as conn:
-            rows = conn.execute(stmt, {"models": sorted(models), "types": sorted(GOVERNING_EVENTS)})
-            return {str(r.model): int(r.last) for r in rows}
+            return self.registry.ledger.last_seqs(conn, models, GOVERNING_EVENTS)
 
     def _recheck(self, key: Key) -> None:
         from serving.approval import check_approval

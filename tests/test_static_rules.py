@@ -97,3 +97,26 @@ def test_bandit_finds_nothing_with_its_reviewed_skips() -> None:
         check=False,
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_serving_and_reports_name_no_ledger_table() -> None:
+    """Serving and reports read the ledger through audits.ledger (the import-linter
+    contract forbids audits.tables); nor may they spell a ledger table's name."""
+    import audits.tables as tables
+
+    names = {v for k, v in vars(tables).items() if k.endswith("_TABLE")}
+    assert names == {
+        "ledger_events",
+        "ledger_checkpoints",
+        "ledger_tree_nodes",
+        "ledger_data_keys",
+        "expiring_data_keys",
+    }
+    found = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for package in ("serving", "reports")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for name in sorted(names)
+        if re.search(rf"\b{name}\b", path.read_text())
+    ]
+    assert found == []

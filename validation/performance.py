@@ -1,10 +1,17 @@
-"""Performance gate: discrimination (AUC, KS, Gini), Brier score and calibration by decile.
+"""Performance gate: discrimination (AUC, KS, Gini), Brier score, calibration by decile,
+and the ROC curve with its KS point and the score histograms by outcome.
 
 AUC and KS come from one sort of the scores: within each run of tied scores
 the positives and negatives are counted, AUC is the Mann-Whitney probability
 with ties counted one half (equals ``sklearn.metrics.roc_auc_score``), KS is
 the largest distance between the two empirical distribution functions
 (equals ``scipy.stats.ks_2samp(...).statistic``).
+
+:func:`curves` records what the report draws, so the report never scores the
+model again: at most :data:`ROC_POINTS` points of the ROC curve (one per
+distinct score, thinned evenly, the KS point always kept), the KS point itself
+(fpr, tpr, ks = max(tpr - fpr), the score threshold: scores >= it are declined)
+and the counts of scores per :data:`HIST_BINS` equal bins of [0, 1] by outcome.
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ if TYPE_CHECKING:
 
     from validation.inputs import GateInputs
 
+ROC_POINTS = 200
+HIST_BINS = 20
+
 
 @dataclass(frozen=True)
 class Discrimination:
@@ -31,8 +41,19 @@ class Discrimination:
     negatives: int
 
 
-def discrimination(y: npt.NDArray[np.int64], score: npt.NDArray[np.float64]) -> Discrimination:
-    """AUC and KS of ``score`` for labels ``y`` (1 = default), from one sort."""
+@dataclass(frozen=True)
+class _Runs:
+    """The scores sorted once: each distinct score, ascending, and how many defaults
+    and non-defaults score at most it."""
+
+    score: npt.NDArray[np.float64]
+    cum_pos: npt.NDArray[np.float64]
+    cum_neg: npt.NDArray[np.float64]
+    positives: int
+    negatives: int
+
+
+def _runs(y: npt.NDArray[np.int64], score: npt.NDArray[np.float64]) -> _Runs:
     import numpy as np
 
     from core.errors import InputError
@@ -44,18 +65,72 @@ def discrimination(y: npt.NDArray[np.int64], score: npt.NDArray[np.float64]) -> 
         raise InputError("AUC and KS need both defaults and non-defaults in the validation data")
     order = np.argsort(score, kind="stable")
     sorted_score = score[order]
-    sorted_y = y[order]
     # Last index of each run of equal scores.
     ends = np.flatnonzero(np.r_[sorted_score[1:] != sorted_score[:-1], True])
-    cum_pos = np.cumsum(sorted_y)[ends].astype(np.float64)
-    cum_all = (ends + 1).astype(np.float64)
-    cum_neg = cum_all - cum_pos
-    pos_in_run = np.diff(np.r_[0.0, cum_pos])
-    neg_in_run = np.diff(np.r_[0.0, cum_neg])
-    neg_below = cum_neg - neg_in_run
+    cum_pos = np.cumsum(y[order])[ends].astype(np.float64)
+    cum_neg = (ends + 1).astype(np.float64) - cum_pos
+    return _Runs(sorted_score[ends], cum_pos, cum_neg, positives, negatives)
+
+
+def discrimination(y: npt.NDArray[np.int64], score: npt.NDArray[np.float64]) -> Discrimination:
+    """AUC and KS of ``score`` for labels ``y`` (1 = default), from one sort."""
+    return _discrimination(_runs(y, score))
+
+
+def _discrimination(runs: _Runs) -> Discrimination:
+    import numpy as np
+
+    positives, negatives = runs.positives, runs.negatives
+    pos_in_run = np.diff(np.r_[0.0, runs.cum_pos])
+    neg_in_run = np.diff(np.r_[0.0, runs.cum_neg])
+    neg_below = runs.cum_neg - neg_in_run
     auc = float(np.sum(pos_in_run * (neg_below + 0.5 * neg_in_run)) / (positives * negatives))
-    ks = float(np.max(np.abs(cum_pos / positives - cum_neg / negatives)))
+    ks = float(np.max(np.abs(runs.cum_pos / positives - runs.cum_neg / negatives)))
     return Discrimination(auc=auc, ks=ks, positives=positives, negatives=negatives)
+
+
+def curves(y: npt.NDArray[np.int64], score: npt.NDArray[np.float64]) -> dict[str, Any]:
+    """ROC points, KS point and score histograms by outcome, as decimal strings and counts.
+
+    The ROC points are those of ``sklearn.metrics.roc_curve(y, score,
+    drop_intermediate=False)``: (0, 0), then one per distinct score from the
+    highest down; at most :data:`ROC_POINTS` of them are kept, evenly spaced
+    by index, with the first, the last and the KS point among them.
+    """
+    return _curves(_runs(y, score))
+
+
+def _curves(runs: _Runs) -> dict[str, Any]:
+    import numpy as np
+
+    # From the highest score down: the defaults and non-defaults scoring at least it.
+    tp = runs.positives - np.r_[0.0, runs.cum_pos[:-1]][::-1]
+    fp = runs.negatives - np.r_[0.0, runs.cum_neg[:-1]][::-1]
+    tpr = np.r_[0.0, tp] / runs.positives
+    fpr = np.r_[0.0, fp] / runs.negatives
+    threshold = np.r_[np.inf, runs.score[::-1]]
+    gap = tpr - fpr
+    k = int(np.argmax(gap))
+    even = np.linspace(0, tpr.shape[0] - 1, min(ROC_POINTS - 1, tpr.shape[0])).astype(np.int64)
+    pick = np.unique(np.r_[even, k])
+    edges = np.linspace(0.0, 1.0, HIST_BINS + 1)
+    # numpy.histogram of the scores by outcome, counted per distinct score
+    defaults, _ = np.histogram(runs.score, bins=edges, weights=np.diff(np.r_[0.0, runs.cum_pos]))
+    repaid, _ = np.histogram(runs.score, bins=edges, weights=np.diff(np.r_[0.0, runs.cum_neg]))
+    return {
+        "roc": [[fmt(float(fpr[i])), fmt(float(tpr[i]))] for i in pick],
+        "ks": {
+            "fpr": fmt(float(fpr[k])),
+            "tpr": fmt(float(tpr[k])),
+            "ks": fmt(float(gap[k])),
+            "score": fmt(float(threshold[k])),
+        },
+        "histogram": {
+            "edges": [fmt(float(e)) for e in edges],
+            "defaults": [round(float(c)) for c in defaults],
+            "repaid": [round(float(c)) for c in repaid],
+        },
+    }
 
 
 def calibration_table(
@@ -95,7 +170,8 @@ def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
     params: PerformanceParamsLike = params_of(spec)
     y = inputs.y_validation
     score = inputs.pred_validation
-    disc = discrimination(y, score)
+    runs = _runs(y, score)
+    disc = _discrimination(runs)
     brier = float(np.mean((score - y) ** 2))
     values = {
         "auc": fmt(disc.auc),
@@ -135,6 +211,7 @@ def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
         "rows": disc.positives + disc.negatives,
         "defaults": disc.positives,
         "calibration": calibration_table(y, score, params.calibration_bins),
+        "curves": _curves(runs),
     }
     return GateResult(
         gate_id=spec.id,

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 # keys in scope["state"] (request.state) that the routes' dependencies read
 PRINCIPAL = "govreg_principal"
+SUBJECT = "govreg_subject"  # (model, version) the request's path names
 ADMITTED = "govreg_admitted_action"
 # the setting that limits a body where an endpoint names none
 DEFAULT_LIMIT = "max_json_bytes"
@@ -106,15 +107,35 @@ class Gate:
 
 
 def _endpoint(routes: Sequence[BaseRoute], scope: Scope) -> tuple[str, str] | None:
-    """(method, path as ENDPOINTS writes it) of the endpoint the request names."""
+    """(method, path as the endpoint table writes it) of the endpoint the request
+    names; its path parameters are left in ``scope["path_params"]``."""
     from starlette.routing import Match
 
     for route in routes:
-        match, _ = route.matches(scope)
+        match, child = route.matches(scope)
         if match == Match.FULL:
             path_format: str | None = getattr(route, "path_format", None)
-            return (scope["method"], path_format) if path_format else None
+            if not path_format:
+                return None
+            scope.setdefault("state", {})[SUBJECT] = _subject(child.get("path_params", {}))
+            return (scope["method"], path_format)
     return None
+
+
+def _subject(params: Mapping[str, Any]) -> tuple[str | None, int | None]:
+    """The model and version a request's path names (what a refusal is about), where
+    they are valid names and numbers; anything else stays out of the ledger."""
+    from registry.services import NAME_RE
+
+    model, version = params.get("model"), params.get("version")
+    if isinstance(version, str) and len(version) <= 10 and version.isascii() and version.isdigit():
+        version = int(version)
+    return (
+        model if isinstance(model, str) and NAME_RE.fullmatch(model) else None,
+        version
+        if isinstance(version, int) and not isinstance(version, bool) and 1 <= version < 2**31
+        else None,
+    )
 
 
 async def _admit(scope: Scope, action: Action) -> Any:
@@ -129,8 +150,9 @@ async def _admit(scope: Scope, action: Action) -> Any:
     authorization = Headers(scope=scope).get("authorization")
     try:
         # the registry reads the database: off the event loop, as the routes' dependencies were
+        subject = scope.get("state", {}).get(SUBJECT, (None, None))
         principal = await run_in_threadpool(
-            _authorised, state, authorization, action, _address(scope)
+            _authorised, state, authorization, action, _address(scope), subject
         )
     except GovregError as exc:
         return for_error(exc)
@@ -140,7 +162,13 @@ async def _admit(scope: Scope, action: Action) -> Any:
     return None
 
 
-def _authorised(state: Any, authorization: str | None, action: Action, address: str) -> Principal:
+def _authorised(
+    state: Any,
+    authorization: str | None,
+    action: Action,
+    address: str,
+    subject: tuple[str | None, int | None],
+) -> Principal:
     from govreg.api.auth import authenticate
 
     registry = state.context.registry
@@ -150,7 +178,9 @@ def _authorised(state: Any, authorization: str | None, action: Action, address: 
         # a revoked or expired key was counted as its principal's; any other
         # credential failure is counted against the caller's address
         raise registry.count_unauthenticated(address, exc) from None
-    registry.authorize(principal, action)  # a refusal is counted here, once
+    model, version = subject
+    # a refusal is counted here, once, about the model and version the path names
+    registry.authorize(principal, action, model=model, version=version)
     return principal
 
 

@@ -24,10 +24,11 @@ def test_a_role_refusal_is_recorded_and_changes_nothing_else(kit: Any) -> None:
     assert kit.size() == size + 1
     assert kit.state() == before
     [event] = _denied(kit)
+    # about the model the refused call named (a submission has no version yet)
     assert (event.seq, event.actor, event.model, event.version) == (
         size + 1,
         "auditor-1",
-        None,
+        MODEL,
         None,
     )
     assert event.index == {"action": "submit", "role": "auditor"}
@@ -83,3 +84,37 @@ def test_bad_input_and_illegal_transitions_record_nothing(sqlite_kit: Any) -> No
         kit.registry.suspend(kit["compliance-1"], MODEL, 1, reason=" ")
     assert kit.size() == size
     assert _denied(kit) == []
+
+
+def test_a_refused_sign_off_names_its_version_and_shows_in_the_models_trail(kit: Any) -> None:
+    kit.evaluated()
+    with pytest.raises(PermissionDenied):
+        kit.registry.signoff(kit["ds-1"], MODEL, 1, role="validator", approve=True, comment="x")
+    kit.registry.signoff(kit["validator-1"], MODEL, 1, role="validator", approve=True, comment="ok")
+    # a refusal inside the use case, called with keyword arguments, names it too
+    with pytest.raises(PermissionDenied):
+        kit.registry.signoff(
+            kit["validator-1"], model=MODEL, version=1, role="validator", approve=True, comment="2"
+        )
+    denied = [(e.actor, e.model, e.version, e.data["action"]) for e in _denied(kit)]
+    assert denied == [("ds-1", MODEL, 1, "sign"), ("validator-1", MODEL, 1, "signoff")]
+    trail = kit.registry.audit_log(kit["auditor-1"], model=MODEL)
+    assert [(e.actor, e.version) for e in trail if e.type == "access.denied"] == [
+        ("ds-1", 1),
+        ("validator-1", 1),
+    ]
+
+
+def test_a_refused_policy_approval_names_no_model(kit: Any) -> None:
+    from policies.loader import find_policy
+    from policies.schema import Policy
+
+    data = find_policy("credit-risk").canonical()
+    data["version"] = 2
+    compliance = kit["compliance-1"]
+    kit.registry.propose_policy(compliance, Policy.model_validate(data))
+    with pytest.raises(PermissionDenied):
+        kit.registry.approve_policy(compliance, "credit-risk@2", comment="mine")
+    [event] = _denied(kit)
+    assert (event.actor, event.model, event.version) == ("compliance-1", None, None)
+    assert event.data["action"] == "approve_policy"

@@ -398,26 +398,156 @@ def test_only_readers_may_download(world: dict[str, Any]) -> None:
     )
 
 
-def test_numpy_scorer_equals_lightgbm_and_the_gate(world: dict[str, Any]) -> None:
-    import lightgbm as lgb
-    import numpy as np
+def _six(text: str) -> str:
+    """A recorded decimal as the evidence JSON's curves show it (6 decimals)."""
+    return format(round(float(text), 6), ".6f").rstrip("0").rstrip(".") or "0"
+
+
+def _shares(counts: list[int]) -> list[str]:
+    return [_six(repr(c / sum(counts))) for c in counts]
+
+
+_RESULT_KEYS = (
+    "gate_id",
+    "kind",
+    "verdict",
+    "blocking",
+    "values",
+    "thresholds",
+    "details",
+    "library_versions",
+    "message",
+)
+
+
+def _performance_result(world: dict[str, Any], **details: Any) -> dict[str, Any]:
+    """v1's recorded performance result, its curves replaced by ``details`` (or dropped)."""
+    ctx, who = world["ctx"], world["who"]
+    shown = ctx.registry.show_version(who["auditor-1"], MODEL, world["versions"]["approved"])
+    result = {k: v for k, v in shown["gates"][0].items() if k in _RESULT_KEYS}
+    kept = {k: v for k, v in result["details"].items() if k != "curves"}
+    return {**result, "details": {**kept, **details}}
+
+
+def _record(world: dict[str, Any], performance: dict[str, Any], files: Any = None) -> int:
+    ctx, who = world["ctx"], world["who"]
+    gates = _constructed("passed")
+    gates[0] = performance
+    version = _submit(ctx, who, files or world["files"])
+    number = ctx.registry.start_evaluation(who["ds-1"], MODEL, version)
+    ctx.registry._record_evaluation(who["ds-1"], MODEL, version, number, gates)
+    return version
+
+
+def test_report_draws_the_curves_the_performance_gate_recorded(world: dict[str, Any]) -> None:
+    from reports import charts
+    from reports.curves import recorded
+
+    shown = world["ctx"].registry.show_version(world["who"]["auditor-1"], MODEL, 1)
+    gate = shown["gates"][0]
+    stored = gate["details"]["curves"]
+    assert len(stored["roc"]) == 200
+    rendered = world["exported"].report
+    curves = rendered.evidence.data["curves"]
+    assert curves == {
+        "rows": gate["details"]["rows"],
+        "source": "recorded by the performance gate at evaluation",
+        "auc": _six(gate["values"]["auc"]),
+        "ks": {k: _six(v) for k, v in stored["ks"].items()},
+        "roc": [[_six(x), _six(y)] for x, y in stored["roc"]],
+        "histogram": {
+            "edges": [_six(e) for e in stored["histogram"]["edges"]],
+            "defaults": _shares(stored["histogram"]["defaults"]),
+            "repaid": _shares(stored["histogram"]["repaid"]),
+        },
+    }
+    assert curves["ks"]["ks"] == f"{float(gate['values']['ks']):.6f}"
+    drawn = recorded(gate)
+    assert drawn is not None
+    values = gate["values"]
+    assert charts.roc(drawn.roc, drawn.ks, values["auc"], values["ks"]) in rendered.html
+    assert (
+        charts.histogram(drawn.hist_edges, drawn.hist_defaults, drawn.hist_repaid) in rendered.html
+    )
+    flat = _one_line(_text(world["pdf"]))
+    assert (
+        "ROC curve on the validation set, with the KS point (recorded by the performance "
+        "gate at evaluation)" in flat
+    )
+
+
+def test_a_gate_result_without_curves_has_them_computed_with_lightgbm(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    from reports.service import render
+
+    version = _record(world, _performance_result(world))
+    out = render(
+        world["ctx"].registry, world["who"]["auditor-1"], MODEL, version, public_key=world["key"]
+    )
+    # LightGBM on the stored validation set, as the gate scored it: the same curves
+    recorded = dict(world["exported"].report.evidence.data["curves"])
+    computed = dict(out.evidence.data["curves"])
+    assert computed.pop("source") == (
+        "computed at report time with LightGBM from the stored artifact and validation set "
+        "(the gate result predates recorded curves)"
+    )
+    recorded.pop("source")
+    assert computed == recorded
+    path = tmp_path / "computed.pdf"
+    path.write_bytes(out.pdf)
+    flat = _one_line(_text(path))
+    assert "with the KS point (computed at report time with LightGBM" in flat
+    assert "Score distributions by outcome" in flat
+    (world["root"] / "computed.pdf").write_bytes(out.pdf)
+
+
+def test_without_curves_or_the_stored_data_the_report_says_not_recorded_at_evaluation(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
     import pandas as pd
 
-    from reports.curves import predict
+    from reports.service import render
 
-    text = world["files"]["artifact"].read_text()
-    frame = pd.read_parquet(world["files"]["validation"])
-    booster = lgb.Booster(model_str=text)
-    x = frame[booster.feature_name()].to_numpy(dtype=float)
-    x[::97, 0] = np.nan  # missing values take the default direction
-    ours, theirs = predict(text, x), booster.predict(x)
-    # Same trees, same sums; the sigmoid's exp may differ by an ulp between numpy's
-    # SIMD code path and the C library's, depending on the CPU.
-    assert np.max(np.abs(ours - theirs) / theirs) <= 4 * np.finfo(float).eps
-    assert np.array_equal(ours >= 0.5, theirs >= 0.5)
-    curves = world["exported"].report.evidence.data["curves"]
-    shown = world["ctx"].registry.show_version(world["who"]["auditor-1"], MODEL, 1)
-    assert curves["ks"]["ks"] == f"{float(shown['gates'][0]['values']['ks']):.6f}"
+    files = dict(world["files"])
+    files["validation"] = tmp_path / "validation.parquet"
+    pd.read_parquet(world["files"]["validation"]).iloc[1:].to_parquet(files["validation"])
+    version = _record(world, _performance_result(world), files)
+    ctx = world["ctx"]
+    sub = ctx.registry.submission(MODEL, version)
+    ctx.registry.store.remove(sub["validation"]["digest"])
+    out = render(ctx.registry, world["who"]["auditor-1"], MODEL, version, public_key=world["key"])
+    assert "curves" not in out.evidence.data
+    assert "ROC curve with the KS point" not in out.html
+    assert "Score distributions by outcome" not in out.html
+    path = tmp_path / "missing.pdf"
+    path.write_bytes(out.pdf)
+    flat = _one_line(_text(path))
+    assert (
+        "ROC curve and score histograms: not recorded at evaluation (the stored artifact or "
+        "validation set is not in the store)" in flat
+    )
+    assert "Calibration by score decile" in flat  # the gate's own values still show
+    (world["root"] / "missing.pdf").write_bytes(out.pdf)
+
+
+def test_recorded_curves_that_cannot_be_read_are_named_in_place_of_the_chart(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    from reports.service import render
+
+    broken = {"roc": [], "ks": {"fpr": "0", "tpr": "0", "ks": "0", "score": "1"}}
+    broken["histogram"] = {"edges": ["0", "1"], "defaults": [1], "repaid": [1]}
+    version = _record(world, _performance_result(world, curves=broken))
+    ctx = world["ctx"]
+    out = render(ctx.registry, world["who"]["auditor-1"], MODEL, version, public_key=world["key"])
+    assert "curves" not in out.evidence.data
+    path = tmp_path / "broken.pdf"
+    path.write_bytes(out.pdf)
+    assert (
+        "ROC curve and score histograms: the recorded curves cannot be read: recorded curves: "
+        "roc has no points" in _one_line(_text(path))
+    )
 
 
 # -- bundles ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+from curve_oracle import assert_curves_match
 
 from govreg.synthetic import (
     CATEGORIES,
@@ -118,6 +119,8 @@ def test_performance_equals_sklearn_and_scipy(
     assert result.verdict == "passed", result.message
     assert close(result.values["auc"], roc_auc_score(y, score))
     assert close(result.values["ks"], ks_2samp(score[y == 1], score[y == 0]).statistic)
+    # the curves the report draws, recorded on the same scores
+    assert_curves_match(result.canonical()["details"]["curves"], y, score)
 
 
 def test_fairness_selection_rates_equal_fairlearn(

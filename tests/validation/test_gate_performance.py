@@ -9,14 +9,17 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
+from curve_oracle import assert_curves_match
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import ks_2samp
-from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 
 from core.canonical import canonical_bytes
 from govreg.synthetic import train_lightgbm
 from policies.schema import GateSpec
 from validation.inputs import GateInputs
-from validation.performance import calibration_table, discrimination
+from validation.performance import ROC_POINTS, calibration_table, curves, discrimination
 from validation.result import fmt
 from validation.runner import run_gate
 
@@ -119,3 +122,72 @@ def test_deterministic_canonical_bytes(make_inputs: Callable[..., GateInputs]) -
 )
 def test_fmt(value: float, text: str) -> None:
     assert fmt(value) == text
+
+
+# -- curves recorded for the report ----------------------------------------------------
+def test_recorded_curves_lie_on_sklearns_roc_curve_with_numpys_histograms(
+    make_inputs: Callable[..., GateInputs], valid_df: pd.DataFrame, good_model: str
+) -> None:
+    result = run_gate(SPEC, make_inputs())
+    booster = lgb.Booster(model_str=good_model)
+    pred = booster.predict(valid_df[booster.feature_name()].to_numpy(float))
+    y = valid_df["default"].to_numpy()
+    recorded = result.canonical()["details"]["curves"]
+    assert_curves_match(recorded, y, pred)
+    assert len(recorded["roc"]) == ROC_POINTS  # 10,000 distinct scores, thinned
+    # the KS of the ROC curve is the gate's KS (for this model F1 lies below F0)
+    assert recorded["ks"]["ks"] == result.values["ks"]
+    assert sum(recorded["histogram"]["defaults"]) == result.details["defaults"]
+    assert sum(recorded["histogram"]["repaid"]) == len(y) - result.details["defaults"]
+    # What one evaluation records for them, as stored (canonical JSON).
+    assert 6_000 < len(canonical_bytes(recorded)) < 8_000
+
+
+def test_curves_of_tied_scores_keep_every_point() -> None:
+    rng = np.random.default_rng(4)
+    score = rng.integers(0, 5, 2_000).astype(np.float64) / 4
+    y = (rng.random(2_000) < 0.2 + 0.1 * score).astype(np.int64)
+    recorded = curves(y, score)
+    assert_curves_match(recorded, y, score)
+    fpr, tpr, _ = roc_curve(y, score, drop_intermediate=False)
+    assert recorded["roc"] == [[fmt(a), fmt(b)] for a, b in zip(fpr, tpr, strict=True)]
+    # hand-made: positives at 0.9, 0.5; negatives at 0.5, 0.1
+    small = curves(np.array([1, 1, 0, 0]), np.array([0.9, 0.5, 0.5, 0.1]))
+    assert small["roc"] == [["0", "0"], ["0", "0.5"], ["0.5", "1"], ["1", "1"]]
+    assert small["ks"] == {"fpr": "0", "tpr": "0.5", "ks": "0.5", "score": "0.9"}
+    assert small["histogram"]["defaults"] == [0] * 10 + [1] + [0] * 7 + [1, 0]
+    assert small["histogram"]["repaid"] == [0, 0, 1] + [0] * 7 + [1] + [0] * 9
+
+
+def test_a_ks_point_off_the_even_grid_is_kept_within_the_bound() -> None:
+    # 1,000 distinct scores: 199 evenly spaced points, plus the KS point (off the grid)
+    rng = np.random.default_rng(7)
+    score = np.sort(rng.random(1_000))
+    y = np.zeros(1_000, dtype=np.int64)
+    y[-300:] = 1
+    y[-301] = 0
+    y[-420] = 1
+    recorded = curves(y, score)
+    assert_curves_match(recorded, y, score)
+    assert len(recorded["roc"]) == ROC_POINTS
+
+
+def test_a_useless_model_has_its_ks_point_at_the_origin() -> None:
+    # every default scores below every repaid applicant: tpr - fpr is never above 0
+    recorded = curves(np.array([1, 1, 0, 0]), np.array([0.1, 0.2, 0.8, 0.9]))
+    assert recorded["ks"] == {"fpr": "0", "tpr": "0", "ks": "0", "score": "Infinity"}
+    assert_curves_match(recorded, np.array([1, 1, 0, 0]), np.array([0.1, 0.2, 0.8, 0.9]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.integers(0, 40)),
+        min_size=2,
+        max_size=600,
+    ).filter(lambda rows: 0 < sum(d for d, _ in rows) < len(rows))
+)
+def test_curves_of_any_scores_match_the_oracle(rows: list[tuple[bool, int]]) -> None:
+    y = np.array([int(d) for d, _ in rows], dtype=np.int64)
+    score = np.array([s / 40 for _, s in rows], dtype=np.float64)
+    assert_curves_match(curves(y, score), y, score)
