@@ -41,9 +41,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("audits", "core", "govreg", "registry", "reports", "serving", "validation", "policies")
 # a module that does something when imported: the CLI's entry point
 NOT_IMPORTED = {"govreg.__main__"}
-# the HTTP layer's own exceptions (answered as ``http-<status>``), and the
-# report's tree walker, whose UnsupportedModel never leaves reports.curves
-OUTSIDE = {"govreg.api.gate.BodyTooLarge", "reports.curves.UnsupportedModel"}
+# the HTTP layer's own exception (answered as ``http-413``)
+OUTSIDE = {"govreg.api.gate.BodyTooLarge"}
 
 
 def _modules() -> Iterator[Any]:
