@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from audits.anchors import Anchor, AnchorError, Wording
 from audits.events import Event
@@ -78,6 +78,11 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from sqlalchemy.engine import Connection
 
+    from audits.keyring import Keyring
+
+
+Workers = int | Literal["auto"]
+
 
 class VerificationFailed(IntegrityError):
     """The ledger does not verify; ``seq`` is the first bad event if known."""
@@ -96,6 +101,9 @@ class VerifyReport:
     key_fingerprint: str
     warnings: list[str] = field(default_factory=list)
     authenticators_checked: bool = False
+    # How many processes verified the events (1: sequentially, or the parallel pass
+    # fell back); not part of the result, so reports compare equal either way.
+    workers: int = field(default=1, compare=False)
 
     def summary(self) -> str:
         checked = (
@@ -527,6 +535,101 @@ def _typed(row: tuple[Any, ...], expected: int) -> tuple[Any, ...]:
     raise VerificationFailed(problem or f"seq {named}: unreadable row", seq=named)
 
 
+def check_event(  # noqa: PLR0917 - positional on purpose: once per event, hot path
+    conn: Connection,
+    keyring: Keyring,
+    ciphers: dict[str, Any],
+    row: tuple[Any, ...],
+    expected: int,
+    chain: bytes,
+    mac_key: bytes | None,
+) -> tuple[bytes, bytes]:
+    """Steps 1-6 for one event row whose types :func:`_typed` checked, after the
+    event whose chain hash is ``chain``: its leaf hash and decrypted payload, or
+    :class:`VerificationFailed`. ``ciphers`` caches the data keys by key id.
+    The sequential pass and every parallel worker run exactly this."""
+    from cryptography.exceptions import InvalidTag
+
+    (seq, recorded_at, event_type, actor, model, version, index_fields, key_id) = row[:8]
+    nonce, ciphertext, stored_leaf, stored_chain, mac = row[8:]
+    # 1. seq is gapless
+    if seq != expected:
+        if seq > expected:
+            raise VerificationFailed(
+                f"seq {expected}: missing (the next stored event is seq {seq})", seq=expected
+            )
+        raise VerificationFailed(f"seq {seq}: duplicate or out of order", seq=seq)
+    # 2. the ciphertext authenticates for this row
+    aes = ciphers.get(key_id)
+    if aes is None:
+        try:
+            aes = ciphers[key_id] = keyring.cipher(conn, key_id)
+        except IntegrityError as exc:
+            raise VerificationFailed(f"seq {seq}: {exc}", seq=seq) from exc
+    try:
+        plain: bytes = aes.decrypt(nonce, ciphertext, associated_data(seq, event_type, key_id))
+    except InvalidTag as exc:
+        raise VerificationFailed(
+            f"seq {seq}: ciphertext does not match its leaf hash "
+            "(AES-GCM authentication failed: altered, or moved from another row)",
+            seq=seq,
+        ) from exc
+    # 3. plaintext fields equal their sealed copies
+    header = sealed_header(recorded_at, actor, model, version, index_fields)
+    if not plain.startswith(header):
+        raise VerificationFailed(_which_field(seq, row, plain), seq=seq)
+    # 4. the leaf covers the stored envelope
+    leaf = leaf_of(
+        envelope_bytes(
+            seq,
+            recorded_at,
+            event_type,
+            actor,
+            model,
+            version,
+            index_fields,
+            key_id,
+            nonce,
+            ciphertext,
+        )
+    )
+    if leaf != stored_leaf:
+        raise VerificationFailed(
+            f"seq {seq}: envelope does not match its leaf hash (leaf hash altered)", seq=seq
+        )
+    # 5. the chain follows
+    if chain_of(chain, leaf) != stored_chain:
+        raise VerificationFailed(
+            f"seq {seq}: chain hash does not follow from the previous event", seq=seq
+        )
+    # 6. the authenticator, where the signing key is at hand
+    if mac_key is not None and not hmac.compare_digest(mac, authenticator_of(mac_key, seq, leaf)):
+        raise VerificationFailed(
+            f"seq {seq}: authenticator does not match (the event was added or rewritten "
+            "by someone without the checkpoint signing key)",
+            seq=seq,
+        )
+    return leaf, plain
+
+
+def replayed(row: tuple[Any, ...], plain: bytes, leaf: bytes) -> Event:
+    """The decrypted :class:`Event` of a verified row (its types checked)."""
+    head, data = unseal(plain)
+    return Event(
+        seq=row[0],
+        recorded_at=row[1],
+        type=row[2],
+        actor=row[3],
+        model=row[4],
+        version=row[5],
+        index=head["index"],
+        data=data,
+        key_id=row[7],
+        leaf_hash=leaf,
+        chain_hash=row[11],
+    )
+
+
 def verify_ledger(
     conn: Connection,
     ledger: Ledger,
@@ -536,6 +639,8 @@ def verify_ledger(
     on_event: Callable[[Event], None] | None = None,
     replay_types: frozenset[str] | None = None,
     authenticator_key: bytes | None = None,
+    workers: Workers = 1,
+    chunk_level: int | None = None,
 ) -> VerifyReport:
     """Raise :class:`VerificationFailed` at the first problem; else a report.
 
@@ -544,6 +649,12 @@ def verify_ledger(
     from the signing key of ``public_key``), every event's authenticator is
     recomputed. Nothing but VerificationFailed leaves this function for
     anything stored in the ledger tables.
+
+    With ``workers`` above 1 (or "auto"), the events are verified in that many
+    worker processes where the ledger suits (:mod:`audits.parallel`; chunks of
+    ``2**chunk_level`` events if given); wherever a worker finds anything
+    wrong, this pass runs sequentially, so the result and the first failure
+    reported are always those of ``workers=1``.
     """
     key_fpr = fingerprint(public_key)
     # Anchors first: a writer writes its anchor after its commit, so every
@@ -556,6 +667,21 @@ def verify_ledger(
         anchors, warnings = _check_anchors(stored, anchors, anchor_dir, public_key)
     sizes = sorted(set(stored) | set(anchors))
     targets = {s: anchors[s].item if s in anchors else stored[s].checkpoint for s in sizes}
+    if workers != 1:
+        from audits.parallel import Layout, verify_parallel
+
+        report = verify_parallel(
+            conn,
+            ledger,
+            Layout(key_fpr, stored, anchors, sizes, targets, warnings),
+            workers=workers,
+            chunk_level=chunk_level,
+            on_event=on_event,
+            replay_types=replay_types,
+            mac_key=authenticator_key,
+        )
+        if report is not None:
+            return report
 
     tree = CompactRange()
     nodes = _StoredNodes(conn, max(stored, default=0))
@@ -594,8 +720,6 @@ def _verify_events(  # noqa: PLR0917 - verify_ledger's state, split for the curs
     replay_types: frozenset[str] | None,
     mac_key: bytes | None,
 ) -> VerifyReport:
-    from cryptography.exceptions import InvalidTag
-
     expected = 1
     node_problem: VerificationFailed | None = None
     chain = GENESIS
@@ -603,68 +727,9 @@ def _verify_events(  # noqa: PLR0917 - verify_ledger's state, split for the curs
     ciphers: dict[str, Any] = {}
     for raw_row in _stream(conn):
         row = _typed(raw_row, expected)
-        (seq, recorded_at, event_type, actor, model, version, index_fields, key_id) = row[:8]
-        nonce, ciphertext, stored_leaf, stored_chain, mac = row[8:]
-        # 1. seq is gapless
-        if seq != expected:
-            if seq > expected:
-                raise VerificationFailed(
-                    f"seq {expected}: missing (the next stored event is seq {seq})", seq=expected
-                )
-            raise VerificationFailed(f"seq {seq}: duplicate or out of order", seq=seq)
-        # 2. the ciphertext authenticates for this row
-        aes = ciphers.get(key_id)
-        if aes is None:
-            try:
-                aes = ciphers[key_id] = ledger.keyring.cipher(conn, key_id)
-            except IntegrityError as exc:
-                raise VerificationFailed(f"seq {seq}: {exc}", seq=seq) from exc
-        try:
-            plain = aes.decrypt(nonce, ciphertext, associated_data(seq, event_type, key_id))
-        except InvalidTag as exc:
-            raise VerificationFailed(
-                f"seq {seq}: ciphertext does not match its leaf hash "
-                "(AES-GCM authentication failed: altered, or moved from another row)",
-                seq=seq,
-            ) from exc
-        # 3. plaintext fields equal their sealed copies
-        header = sealed_header(recorded_at, actor, model, version, index_fields)
-        if not plain.startswith(header):
-            raise VerificationFailed(_which_field(seq, row, plain), seq=seq)
-        # 4. the leaf covers the stored envelope
-        leaf = leaf_of(
-            envelope_bytes(
-                seq,
-                recorded_at,
-                event_type,
-                actor,
-                model,
-                version,
-                index_fields,
-                key_id,
-                nonce,
-                ciphertext,
-            )
-        )
-        if leaf != stored_leaf:
-            raise VerificationFailed(
-                f"seq {seq}: envelope does not match its leaf hash (leaf hash altered)", seq=seq
-            )
-        # 5. the chain follows
-        chain = chain_of(chain, leaf)
-        if chain != stored_chain:
-            raise VerificationFailed(
-                f"seq {seq}: chain hash does not follow from the previous event", seq=seq
-            )
-        # 6. the authenticator, where the signing key is at hand
-        if mac_key is not None and not hmac.compare_digest(
-            mac, authenticator_of(mac_key, seq, leaf)
-        ):
-            raise VerificationFailed(
-                f"seq {seq}: authenticator does not match (the event was added or rewritten "
-                "by someone without the checkpoint signing key)",
-                seq=seq,
-            )
+        seq, event_type = row[0], row[2]
+        leaf, plain = check_event(conn, ledger.keyring, ciphers, row, expected, chain, mac_key)
+        chain = row[11]
         for level, value in tree.append(leaf):
             if seq <= nodes.covered and node_problem is None:
                 try:
@@ -691,22 +756,7 @@ def _verify_events(  # noqa: PLR0917 - verify_ledger's state, split for the curs
             if node_problem is not None:
                 raise node_problem
         if on_event is not None and (replay_types is None or event_type in replay_types):
-            head, data = unseal(plain)
-            on_event(
-                Event(
-                    seq=seq,
-                    recorded_at=recorded_at,
-                    type=event_type,
-                    actor=actor,
-                    model=model,
-                    version=version,
-                    index=head["index"],
-                    data=data,
-                    key_id=key_id,
-                    leaf_hash=leaf,
-                    chain_hash=chain,
-                )
-            )
+            on_event(replayed(row, plain, leaf))
         expected += 1
     size = expected - 1
     beyond = [s for s in sizes if s > size]

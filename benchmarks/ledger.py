@@ -7,7 +7,10 @@ Every figure is printed next to a reference measured in the same run:
   committed on the same engine (the same durability settings); every ledger
   transaction also vouches for its events and signs its checkpoint;
 - verify at each size: a plain streaming SELECT of the same rows;
-- peak memory of verify at each size (its own process, ru_maxrss);
+- parallel verify at each size (``--workers``, default 2): the sequential
+  verify of the same ledger in the same run, as a ratio;
+- peak memory of verify at each size (its own process, ru_maxrss), and of
+  parallel verify (the parent's, and the largest worker's high-water mark);
 - ``govreg --help`` start-up next to ``python -c pass``;
 - append batched with the tree-node rows each checkpoint writes, next to the
   same appends without them (the ratio is their cost);
@@ -19,7 +22,8 @@ Every figure is printed next to a reference measured in the same run:
   streaming SELECT.
 
 Run:  .venv/bin/python benchmarks/ledger.py [--backends sqlite,postgresql]
-      [--sizes 100000,1000000] [--single 2000] [--batched 20000]
+      [--sizes 100000,1000000] [--single 2000] [--batched 20000] [--workers 2]
+      [--verify-only]   (only the fill and the verify figures)
 Targets (2 cores): one event per transaction, signature included, >= 0.9x the
 plain INSERT; >= 20,000 events/s batched, verify >= 100,000 events/s, peak
 memory flat between the sizes, start-up < 0.3 s, proof and reload at 1M events
@@ -40,6 +44,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -255,8 +260,44 @@ def fill(ctx, target: int) -> None:  # type: ignore[no-untyped-def]
             conn.execute(text(_PLAIN_INSERT), _plain_rows(start + 1_000_000_000, n, size))
 
 
+def _descendants_peak(stop: Any, peaks: dict[int, int], cpu: dict[int, float]) -> None:
+    """Until ``stop`` is set, the high-water mark (VmHWM, KiB) and the CPU seconds
+    (user and system, last seen) of every process below this one, by pid (the
+    parallel verify's forkserver and workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    me = os.getpid()
+    while not stop.wait(0.05):
+        parents: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry.name)] = int(fields[1])
+                used = (int(fields[11]) + int(fields[12])) / tick
+            except (OSError, IndexError, ValueError):
+                continue
+            cpu[int(entry.name)] = max(cpu.get(int(entry.name), 0.0), used)
+        for pid in parents:
+            up = parents.get(pid)
+            while up is not None and up != me:
+                up = parents.get(up)
+            if up != me:
+                cpu.pop(pid, None)
+                continue
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peaks[pid] = max(peaks.get(pid, 0), int(line.split()[1]))
+            except OSError:
+                continue
+
+
 def child_verify(home: str, url: str, mode: str) -> None:
-    """Run in a fresh process; print seconds, events and peak RSS (KiB)."""
+    """Run in a fresh process; print seconds, events and peak RSS (KiB); for a
+    parallel verify (mode ``verify-N``) also the largest worker's peak."""
+    import threading
+
     from sqlalchemy import text
 
     from audits.signing import load_public_key
@@ -265,12 +306,26 @@ def child_verify(home: str, url: str, mode: str) -> None:
 
     settings = Settings(home=Path(home), database_url=url)
     ctx = build(settings)
+    stop = threading.Event()
+    peaks: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    watcher = threading.Thread(target=_descendants_peak, args=(stop, peaks, cpu), daemon=True)
+    workers: Any = 1
+    if mode.startswith("verify-"):
+        workers = mode.removeprefix("verify-")
+        workers = workers if workers == "auto" else int(workers)
+        watcher.start()
+    own = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
-    if mode == "verify":
+    if mode.startswith("verify"):
         report = ctx.registry.verify(
-            None, load_public_key(settings.public_key_path), anchor_dir=settings.anchors_path
+            None,
+            load_public_key(settings.public_key_path),
+            anchor_dir=settings.anchors_path,
+            workers=workers,
         )
         count = report.size
+        used = report.workers
     else:
         count = 0
         with ctx.engine.connect() as conn:
@@ -280,9 +335,27 @@ def child_verify(home: str, url: str, mode: str) -> None:
             for row in result:
                 count += 1
                 _ = (bytes(row.ciphertext), row.index_fields)
+        used = 1
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "events": count, "peak_kib": peak}))
+    stop.set()
+    if watcher.is_alive():
+        watcher.join()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = after.ru_utime + after.ru_stime - own.ru_utime - own.ru_stime + sum(cpu.values())
+    peak = after.ru_maxrss
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "events": count,
+                "peak_kib": peak,
+                "workers": used,
+                "worker_peak_kib": max(peaks.values(), default=0),
+                "cpu_s": cpu_s,
+                "load": os.getloadavg()[0],
+            }
+        )
+    )
 
 
 def run_child(home: Path, url: str, mode: str) -> dict[str, float]:
@@ -334,6 +407,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--single", type=int, default=2000)
     parser.add_argument("--batched", type=int, default=20000)
+    parser.add_argument("--workers", default="2", help="parallel verify: N or auto")
+    parser.add_argument(
+        "--verify-only", action="store_true", help="skip start-up, append and proof figures"
+    )
     parser.add_argument("--child", nargs=3, metavar=("MODE", "HOME", "URL"))
     args = parser.parse_args()
     if args.child:
@@ -341,13 +418,17 @@ def main() -> None:
         child_verify(home, url, mode)
         return
     sizes = [int(s) for s in args.sizes.split(",")]
-    help_s, python_s = startup()
-    print(
-        f"start-up: govreg --help {help_s * 1000:.0f} ms  "
-        f"(python -c pass {python_s * 1000:.0f} ms, ratio {help_s / python_s:.1f}x; "
-        "target < 300 ms)"
-    )
+    if not args.verify_only:
+        help_s, python_s = startup()
+        print(
+            f"start-up: govreg --help {help_s * 1000:.0f} ms  "
+            f"(python -c pass {python_s * 1000:.0f} ms, ratio {help_s / python_s:.1f}x; "
+            "target < 300 ms)"
+        )
     for backend in args.backends.split(","):
+        if args.verify_only:
+            verify_only(backend, sizes, args.workers)
+            continue
         with tempfile.TemporaryDirectory() as tmpdir:
             tmp = Path(tmpdir)
             url, schema = backend_url(backend, tmp)
@@ -401,17 +482,7 @@ def main() -> None:
                         f"(one indexed SELECT {proofs['select_ms']:6.3f} ms; target <= 50 ms); "
                         f"first load in a process {proofs['first_load_s']:6.2f} s"
                     )
-                    ver = run_child(tmp / "home", url, "verify")
-                    ref = run_child(tmp / "home", url, "plain")
-                    rate = ver["events"] / ver["seconds"]
-                    ref_rate = ref["events"] / ref["seconds"]
-                    peaks.append(ver["peak_kib"])
-                    print(
-                        f"  verify {int(ver['events']):>8} events: {rate:9.0f} events/s, peak "
-                        f"{ver['peak_kib'] / 1024:6.1f} MiB  (plain SELECT {ref_rate:9.0f}/s, "
-                        f"peak {ref['peak_kib'] / 1024:6.1f} MiB; ratio "
-                        f"{ref_rate / rate:.2f}x; target >= 100,000/s)"
-                    )
+                    peaks.append(report_verify(tmp / "home", url, args.workers))
                 if len(peaks) > 1:
                     print(
                         "  verify peak memory, largest / smallest size: "
@@ -420,6 +491,51 @@ def main() -> None:
                 ctx.close()
             finally:
                 drop_schema(schema)
+
+
+def report_verify(home: Path, url: str, workers: str) -> float:
+    """Print the verify figures at the ledger's current size; the sequential peak."""
+    ver = run_child(home, url, "verify")
+    par = run_child(home, url, f"verify-{workers}")
+    ref = run_child(home, url, "plain")
+    rate = ver["events"] / ver["seconds"]
+    par_rate = par["events"] / par["seconds"]
+    ref_rate = ref["events"] / ref["seconds"]
+    print(
+        f"  verify {int(ver['events']):>8} events: {rate:9.0f} events/s, peak "
+        f"{ver['peak_kib'] / 1024:6.1f} MiB  (plain SELECT {ref_rate:9.0f}/s, "
+        f"peak {ref['peak_kib'] / 1024:6.1f} MiB; ratio "
+        f"{ref_rate / rate:.2f}x; target >= 100,000/s)"
+    )
+    print(
+        f"  verify {int(par['events']):>8} events, --workers {workers} "
+        f"({int(par['workers'])} used): {par_rate:9.0f} events/s, {par_rate / rate:.2f}x "
+        f"sequential; peak {par['peak_kib'] / 1024:6.1f} MiB parent, "
+        f"{par['worker_peak_kib'] / 1024:6.1f} MiB largest worker; target >= 100,000/s"
+    )
+    print(
+        f"  CPU seconds: sequential {ver['cpu_s']:6.1f} in {ver['seconds']:6.1f} s, parallel "
+        f"{par['cpu_s']:6.1f} (all processes) in {par['seconds']:6.1f} s; load average "
+        f"{ver['load']:.1f} and {par['load']:.1f} at their end"
+    )
+    return ver["peak_kib"]  # type: ignore[no-any-return]
+
+
+def verify_only(backend: str, sizes: list[int], workers: str) -> None:
+    """Fill one ledger to each size in turn and print only the verify figures."""
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        url, schema = backend_url(backend, tmp)
+        try:
+            ctx = _context(tmp / "home", url)
+            _reference_table(ctx.engine)
+            print(f"\n[{backend}] verify")
+            for size in sizes:
+                fill(ctx, size)
+                report_verify(tmp / "home", url, workers)
+            ctx.close()
+        finally:
+            drop_schema(schema)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from audits.events import Event, EventType, NewEvent
-from audits.verify import VerificationFailed, VerifyReport, verify_ledger
+from audits.verify import VerificationFailed, VerifyReport, Workers, verify_ledger
 from core.canonical import canonical_bytes
 from core.clock import isoformat, parse, utcnow
 from core.db import read_only
@@ -1601,10 +1601,13 @@ class Registry:
         *,
         anchor_dir: Path | None,
         authenticators: bool = True,
+        workers: Workers = 1,
+        chunk_level: int | None = None,
     ) -> VerifyReport:
         """Verify the ledger and prove the registry tables equal its replay; with
         ``authenticators``, also recompute every event's authenticator if this
-        process can read the signing key of ``public_key``."""
+        process can read the signing key of ``public_key``. ``workers`` and
+        ``chunk_level`` as :func:`audits.verify.verify_ledger` takes them."""
         if actor is not None:
             self.authorize(actor, Action.VERIFY)
         replay = MemoryView()
@@ -1623,6 +1626,8 @@ class Registry:
                     authenticator_key=(
                         self.ledger.authenticator_key_for(public_key) if authenticators else None
                     ),
+                    workers=workers,
+                    chunk_level=chunk_level,
                 )
                 compare_projection(DatabaseView(conn), replay)
         finally:

@@ -26,6 +26,8 @@ CONSTANT = re.compile(r"_?[A-Z][A-Z0-9_]*")
 REVIEWED = {
     ("audits/ledger.py", "', '.join([mark] * 13)"): "bind-parameter placeholders",
     ("audits/ledger.py", "mark"): "a bind-parameter placeholder ('?' or '%s')",
+    ("audits/parallel.py", "mark"): "a bind-parameter placeholder ('?' or '%s')",
+    ("audits/parallel.py", "', '.join([mark] * len(types))"): "bind-parameter placeholders",
     ("migrations/versions/0008_ledger_tree_nodes.py", "mark"): "a bind-parameter placeholder",
     ("migrations/versions/0008_ledger_tree_nodes.py", "action"): "a loop over two literals",
     ("migrations/versions/0008_ledger_tree_nodes.py", "action.lower()"): "a loop over two literals",

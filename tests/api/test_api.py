@@ -309,14 +309,18 @@ def test_full_flow_over_http(server: Server, candidate: dict[str, Path]) -> None
     # gapless: every event of the run is in the trail, once, in order
     assert [e["seq"] for e in every] == list(range(1, len(every) + 1))
     assert verified.json()["size"] == len(every)
-    types = [e["type"] for e in events]
+    types = [e["type"] for e in events if e["type"] != "access.denied"]
     assert types == LIFECYCLE_EVENTS
     # the run added exactly these events and one refusal: the submitter's
-    # sign-off, refused by role before the route read its body (so it names no
-    # model); refused transitions (409) add nothing
+    # sign-off, refused by role before the route read its body, about the model
+    # and version its path names (so it is in pd's trail); refused transitions
+    # (409) add nothing
     denied = [e for e in every[start:] if e["type"] == "access.denied"]
     assert len(every) - start == len(types) + 1
-    assert [(e["actor"], e["data"]["action"]) for e in denied] == [("data_scientist-1", "sign")]
+    assert [(e["actor"], e["data"]["action"], e["model"], e["version"]) for e in denied] == [
+        ("data_scientist-1", "sign", "pd", 1)
+    ]
+    assert [e["seq"] for e in events if e["type"] == "access.denied"] == [denied[0]["seq"]]
 
     # the auditor downloads the report and the evidence bundle, and verifies
     # the bundle offline with nothing but the public key
@@ -343,7 +347,7 @@ def test_full_flow_over_http(server: Server, candidate: dict[str, Path]) -> None
     assert report.model == "pd"
     assert report.version == 1
     # the download renders one report; the bundle renders (and records) its own
-    assert [e["type"] for e in trail][len(types) :] == [
+    assert [e["type"] for e in trail][len(events) :] == [
         "report.generated",
         "report.generated",
         "evidence.exported",
