@@ -20,7 +20,8 @@ one does. The whole tree (a test keeps it equal to the classes)::
     ├── DemoIncomplete                 govreg.demo       a step of the demo failed; the others ran
     ├── InputError                     core.errors       bad input (files, columns, names, values)
     │   ├── ApplicantsRefused          serving.scoring   no applicant of a request could be scored
-    │   └── EmptyPolicyError           validation.runner a policy without gates
+    │   ├── EmptyPolicyError           validation.runner a policy without gates
+    │   └── WorkersError               audits.parallel   a --workers value that is no count or auto
     ├── IntegrityError                 core.errors       evidence (ledger, keys) fails verification
     │   ├── AnchorError                audits.anchors    an anchor folder fails a check
     │   ├── BundleInvalid              reports.bundle    an evidence bundle does not verify
