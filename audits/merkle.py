@@ -50,7 +50,11 @@ _SIZE_LIMIT = 1 << 64  # tree sizes and indexes are uint64 on the wire (RFC 9162
 class MerkleError(GovregError):
     """A Merkle proof, tree size or stored frontier does not check out."""
 
-    exit_code = 8  # a failed proof is an integrity failure, as IntegrityError
+    # a failed proof is an integrity failure, as IntegrityError (not its subclass:
+    # the ledger's own code tells the two apart)
+    exit_code = 8
+    http_status = 409
+    problem_type = "integrity-failure"
 
 
 def leaf_hash(data: bytes) -> bytes:

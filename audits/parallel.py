@@ -76,6 +76,7 @@ from audits.verify import (
     check_event,
     replayed,
 )
+from core.errors import InputError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -118,8 +119,9 @@ _SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+")
 
 
 # -- the option -----------------------------------------------------------------------
-class WorkersError(ValueError):
-    """A ``--workers`` value that is not a count of processes or "auto"."""
+class WorkersError(InputError, ValueError):
+    """A ``--workers`` value that is not a count of processes or "auto" (bad
+    input: exit code 2; still a ValueError for the callers that catch one)."""
 
 
 def parse_workers(text: str) -> Workers:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from govreg.settings import Settings
     from registry.interfaces import Session
 
-# Exit codes. 1-8 are the errors' own (core.errors: ``exit_code``; 2 also for a
+# Exit codes. 1-8 and 11 are the errors' own (core.errors: ``exit_code``; 2 also for a
 # command line click cannot parse); REFUSED is an outcome, not an error: the
 # command ran and recorded its result, and that result refuses the version.
 # 9 (DeadlineExceeded) is a wait that ran out of time: `evaluate` through GOVREG_URL.
@@ -114,6 +114,7 @@ def _error_type(exit_code: int, fallback: str) -> str:
         errors.TransitionError,
         errors.IntegrityError,
         errors.TooManyRequests,
+        errors.DeadlineExceeded,
     )
     return {cls.exit_code: cls.__name__ for cls in classes}.get(exit_code, fallback)
 

@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import audits.merkle
+import serving.errors
 from audits.events import Event
 from audits.verify import VerifyReport
 from core.errors import (
@@ -28,10 +30,9 @@ from core.errors import (
     GovregError,
     InputError,
     IntegrityError,
-    NotFoundError,
-    PermissionDenied,
     TooManyRequests,
-    TransitionError,
+    error_for_problem,
+    problem_types,
 )
 from policies.schema import PolicyError
 from registry.lifecycle import Status
@@ -43,29 +44,14 @@ if TYPE_CHECKING:
 
     from policies.schema import Policy
 
-# problem type (govreg.api.problems.STATUS) -> the error the server raised, or
-# the core.errors class with its exit code
+# problem type -> the error the client raises for it: the class that declares
+# the type, or its ancestor of the same exit code that takes a message
+# (core.errors.error_for_problem; the modules imported above define every class
+# declaring a type the server sends)
 PROBLEMS: dict[str, type[GovregError]] = {
-    "unauthenticated": AuthError,
-    "forbidden": PermissionDenied,
-    "not-found": NotFoundError,
-    "transition-not-allowed": TransitionError,
-    "invalid-input": InputError,
-    "invalid-policy": PolicyError,
-    "model-not-servable": IntegrityError,
-    "integrity-failure": IntegrityError,
-    "server-configuration": ConfigError,
-    "too-many-requests": TooManyRequests,  # read with its Retry-After (see _call)
+    slug: error_for_problem(slug, 0) for slug in problem_types()
 }
-# by status, for answers without a known problem type (e.g. 413 from the upload)
-_ERRORS: dict[int, type[GovregError]] = {
-    401: AuthError,
-    403: PermissionDenied,
-    404: NotFoundError,
-    409: TransitionError,
-    413: InputError,
-    422: InputError,
-}
+_DECLARING = (audits.merkle, serving.errors, PolicyError)
 
 
 class RemoteRegistry:
@@ -103,11 +89,10 @@ class RemoteRegistry:
             if not isinstance(body, dict):
                 body = {}
             detail = str(body.get("detail", response.text))
-            kind = str(body.get("type", "")).rpartition("/")[2]
-            if response.status_code == 429:
+            error = error_for_problem(str(body.get("type", "")), response.status_code)
+            if response.status_code == 429 or issubclass(error, TooManyRequests):
                 wait = response.headers.get("Retry-After", "1")
                 raise TooManyRequests(detail, retry_after=int(wait) if wait.isdigit() else 1)
-            error = PROBLEMS.get(kind) or _ERRORS.get(response.status_code, GovregError)
             raise error(detail)
         return response
 

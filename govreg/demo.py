@@ -31,6 +31,8 @@ from typing import Any
 
 import click
 
+from core.errors import GovregError
+
 MARKER = ".govreg-demo"
 MODEL = "credit-pd"
 PEOPLE = {
@@ -48,8 +50,9 @@ VALIDATION_FACTOR = 4
 FORMATS = {"biased": "csv", "fair": "parquet"}
 
 
-class DemoIncomplete(click.ClickException):
-    """A step of the demo failed; the others ran. ``result`` is what happened."""
+class DemoIncomplete(GovregError):
+    """A step of the demo failed; the others ran. ``result`` is what happened.
+    Exit code 1 (any other error): each failed step says what failed."""
 
     def __init__(self, message: str, result: dict[str, Any]) -> None:
         super().__init__(message)
@@ -186,8 +189,6 @@ def run_demo(*, rows: int = 10000, root: Path | None = None, seed: int = 7) -> d
         mirrored: dict[str, int] = {}
         failed_steps: list[str] = []
         _step("segregation of duties: the submitter tries to sign their own version")
-        from core.errors import GovregError
-
         refusal = ""
         try:
             registry.signoff(

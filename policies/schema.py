@@ -26,6 +26,8 @@ class PolicyError(GovregError):
     """A policy file is missing, unreadable or does not match the schema."""
 
     exit_code = 2
+    http_status = 422
+    problem_type = "invalid-policy"
 
 
 class _Strict(BaseModel):

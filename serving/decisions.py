@@ -104,8 +104,9 @@ from audits.signing import fingerprint, load_private_key
 from core.canonical import canonical_bytes, canonical_row, check_scalar, scalar_text
 from core.clock import isoformat, parse, utcnow
 from core.db import is_sqlite, writers_lock
-from core.errors import GovregError, InputError, IntegrityError
+from core.errors import InputError, IntegrityError
 from core.turns import folder_turn
+from serving.errors import DecisionLogError
 from serving.tables import DECISION_BATCHES_TABLE, DECISIONS_TABLE
 
 if TYPE_CHECKING:
@@ -148,13 +149,6 @@ ANCHOR_FOLDER: Final = "decisions"  # the anchor folder's sub-folder for batch a
 KEY_PURPOSE: Final = "decisions"  # the expiring data keys' purpose (key ids "decisions/YYYY-MM")
 EXIT_TIMEOUT: Final = 30.0  # seconds close() may take at interpreter exit
 _log = logging.getLogger(__name__)
-
-
-class DecisionLogError(GovregError):
-    """The decision log cannot take or make durable a decision (closed, full,
-    the database unreachable for longer than the caller waits)."""
-
-    exit_code = 9
 
 
 class DecisionVerificationFailed(IntegrityError):

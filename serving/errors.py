@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from core.errors import IntegrityError
+from core.errors import GovregError, IntegrityError
 
 
 class Check(StrEnum):
@@ -43,8 +43,22 @@ class Check(StrEnum):
 class LoadRefused(IntegrityError):
     """The model may not be served; ``check`` says which check failed."""
 
+    problem_type = "model-not-servable"  # status and exit code: IntegrityError's
+
     def __init__(self, check: Check, subject: str, detail: str) -> None:
         super().__init__(f"refused to serve {subject}: {check} check failed: {detail}")
         self.check = check
         self.subject = subject
         self.detail = detail
+
+
+class DecisionLogError(GovregError):
+    """The decision log cannot take or make durable a decision (closed, full,
+    the database unreachable for longer than the caller waits): nothing of the
+    request was recorded; try again later. No exit code of its own (1): no
+    command raises it, the inference API answers it with 503. Here, not in
+    serving.decisions, so that a client that reads problem documents knows it
+    without importing the decision log."""
+
+    http_status = 503
+    problem_type = "decision-log-unavailable"

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.clock import utcnow
-from core.errors import AuthError, GovregError, NotFoundError, PermissionDenied
+from core.errors import IntegrityError, TooManyRequests, TransitionError, error_for_problem
 from serving.approval import Approval
 from serving.errors import Check, LoadRefused
 from serving.loader import parse_model
@@ -31,12 +31,6 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 T = TypeVar("T")
-
-_ERRORS: dict[int, type[GovregError]] = {
-    401: AuthError,
-    403: PermissionDenied,
-    404: NotFoundError,
-}
 
 
 def scorer_from_response(
@@ -144,10 +138,19 @@ def fetch_approved(
     )
     if response.status_code != 200:
         try:
-            detail = str(response.json().get("detail", response.text))
+            body = response.json()
         except ValueError:
-            detail = response.text
-        if response.status_code == 409:
+            body = None
+        if not isinstance(body, dict):
+            body = {}
+        detail = str(body.get("detail", response.text))
+        error = error_for_problem(str(body.get("type", "")), response.status_code)
+        # a refusal to serve (model-not-servable), an integrity failure or a
+        # transition the lifecycle refuses: the model may not be served
+        if issubclass(error, IntegrityError | TransitionError):
             raise LoadRefused(Check.STATUS, model, f"the server refused: {detail}")
-        raise _ERRORS.get(response.status_code, GovregError)(detail)
+        if issubclass(error, TooManyRequests):
+            wait = response.headers.get("Retry-After", "1")
+            raise TooManyRequests(detail, retry_after=int(wait) if wait.isdigit() else 1)
+        raise error(detail)
     return scorer_from_response(response.json(), public_key, model=model, version=version)

@@ -7,19 +7,22 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+import audits.merkle
+import policies.schema
+import serving.errors
 from core.errors import (
-    AuthError,
+    PROBLEM_BASE,
     ConfigError,
     GovregError,
-    InputError,
-    IntegrityError,
-    NotFoundError,
-    PermissionDenied,
     TooManyRequests,
-    TransitionError,
+    error_classes,
+    problem_types,
 )
 from registry.mlflow_source import redact
-from serving.errors import LoadRefused as ModelNotServable
+
+# the modules above define every error class that declares a problem type the
+# server sends (tests/core/test_error_tree.py holds them to the whole tree)
+_DECLARING = (audits.merkle, policies.schema, serving.errors)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
@@ -27,7 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROBLEM_TYPE = "https://govreg.dev/problems/"
 # what a caller reads of a ConfigError: its text is for the operator (it can name
 # server paths, settings and the hosts of services the server uses), so it goes
 # to the server's log, with any user:password@ of a URL removed
@@ -35,16 +37,12 @@ SERVER_CONFIGURATION_DETAIL = (
     "the server cannot do this because of its configuration or a service it uses "
     "(such as its MLflow tracking server); the server's log names the cause"
 )
+# (class, status, problem type) of every class that declares a problem type: a
+# view of the classes' own ``http_status`` and ``problem_type``, for the docs' tests
 STATUS: list[tuple[type[GovregError], int, str]] = [
-    (AuthError, 401, "unauthenticated"),
-    (PermissionDenied, 403, "forbidden"),
-    (NotFoundError, 404, "not-found"),
-    (TransitionError, 409, "transition-not-allowed"),
-    (InputError, 422, "invalid-input"),
-    (ModelNotServable, 409, "model-not-servable"),
-    (IntegrityError, 409, "integrity-failure"),
-    (ConfigError, 500, "server-configuration"),
-    (TooManyRequests, 429, "too-many-requests"),
+    (cls, cls.http_status, cls.problem_type)
+    for cls in error_classes()
+    if "problem_type" in vars(cls) and problem_types()[cls.problem_type] is cls
 ]
 
 
@@ -59,12 +57,8 @@ class Problem(BaseModel):
 
 
 def status_of(exc: GovregError) -> tuple[int, str]:
-    for cls, status, slug in STATUS:
-        if isinstance(exc, cls):
-            return status, slug
-    if type(exc).__name__ == "PolicyError":
-        return 422, "invalid-policy"
-    return 400, "bad-request"
+    """The status and problem type the error's class declares."""
+    return exc.http_status, exc.problem_type
 
 
 def problem(
@@ -78,7 +72,7 @@ def problem(
     from fastapi.responses import JSONResponse
 
     body = Problem(
-        type=PROBLEM_TYPE + slug,
+        type=PROBLEM_BASE + slug,
         title=slug.replace("-", " "),
         status=status,
         detail=detail,
@@ -206,6 +200,8 @@ _DESCRIBED = {
     429: "too many refused requests from this principal or address (GOVREG_DENIAL_LIMIT "
     "per GOVREG_DENIAL_INTERVAL_SECONDS), or, for reports and evidence bundles, this "
     "worker is rendering GOVREG_MAX_CONCURRENT_EXPORTS already; nothing was done",
+    503: "the decision log cannot take the decisions now (closed, too many waiting, its "
+    "writer stopped); nothing was recorded",
 }
 RETRY_AFTER: dict[str, Any] = {
     "description": "seconds to wait before trying again",

@@ -39,7 +39,7 @@ def _decimal(value: float, places: int = 6) -> str:
     "POST",
     "/models/{model}/score",
     Action.SCORE,
-    errors=(404, 409, 422),
+    errors=(404, 409, 422, 503),
     body_limit="max_score_bytes",
 )
 def score(

@@ -290,3 +290,46 @@ def test_the_client_reads_each_problem_type_as_the_servers_error() -> None:
     assert set(PROBLEMS) == set(sent)
     for slug, cls in sent.items():
         assert PROBLEMS[slug].exit_code == cls.exit_code, slug
+
+
+def test_the_serving_sdk_reads_problems_as_the_cli_does(server: Server, inputs: Inputs) -> None:
+    """fetch_approved against the server: each problem is the error its type names
+    (a refusal to serve is a LoadRefused), with the local error's exit code."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from core.errors import AuthError, GovregError, NotFoundError, PermissionDenied
+    from serving.errors import Check, LoadRefused
+    from serving.remote import fetch_approved
+
+    people = People(server)
+    try:
+        admin = people.ctx.registry.authenticate(server.home.admin_key)
+        _, service = people.ctx.registry.create_principal(admin, "service-1", "service")
+        key = Ed25519PrivateKey.generate().public_key()  # never reached: every fetch fails
+
+        def fetch(api_key: str, model: str = MODEL) -> GovregError:
+            with pytest.raises(GovregError) as caught:
+                fetch_approved(server.url, api_key, model, public_key=key)
+            return caught.value
+
+        unknown = fetch("grk_nope_nope")
+        assert type(unknown) is AuthError
+        not_service = fetch(people.keys["auditor-1"])
+        assert type(not_service) is PermissionDenied
+        assert str(not_service) == "'auditor-1' (auditor) may not fetch model"
+        missing = fetch(service)
+        assert (type(missing), str(missing)) == (
+            NotFoundError,
+            "pd@champion is not set; promote an approved version to it first",
+        )
+        version = people.submit(inputs)
+        with pytest.raises(LoadRefused) as refused:
+            fetch_approved(server.url, service, MODEL, public_key=key, version=version)
+        assert refused.value.check == Check.STATUS
+        assert refused.value.exit_code == 8
+        assert str(refused.value) == (
+            "refused to serve pd: status check failed: the server refused: refused to serve "
+            "pd v1: status check failed: the version is submitted, never approved"
+        )
+    finally:
+        people.ctx.close()

@@ -177,13 +177,12 @@ def test_the_readme_lists_every_exit_code_the_cli_returns() -> None:
     from govreg.cli import _error_type
 
     codes = readme_codes()
-    assert sorted(codes) == [0, 1, 2, 3, 4, 5, 6, 7, 8, REFUSED, 11]
+    assert sorted(codes) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, REFUSED, 11]
     assert codes[0] == codes[REFUSED] == ""  # outcomes, not errors
     for code, kind in codes.items():
         if kind:
             assert _error_type(code, "?") == kind
-    # every error a command can raise has a listed code (9: the SDK and the
-    # serving decision log only, never a command)
+    # every error a command can raise has a listed code
     raised = (
         audits.merkle.MerkleError,
         audits.verify.VerificationFailed,
@@ -198,4 +197,4 @@ def test_the_readme_lists_every_exit_code_the_cli_returns() -> None:
 
     everything = set(subclasses(errors.GovregError)) | set(raised)
     for cls in everything:
-        assert cls.exit_code in codes or cls.exit_code == 9, cls
+        assert cls.exit_code in codes, cls
