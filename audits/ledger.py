@@ -64,6 +64,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+class SignerRefused(IntegrityError):
+    """The signer refused to sign a checkpoint over events it cannot vouch for: the
+    transaction rolled back and nothing was written; every write is refused until an
+    operator runs ``govreg audit verify`` and repairs the ledger. Over HTTP a 503
+    (the server cannot take writes), locally exit code 8 like any integrity failure."""
+
+    http_status = 503
+    problem_type = "ledger-signer-refused"
+
 GENESIS = bytes(32)
 ADVISORY_LOCK_ID = 0x676F7672  # "govr"
 PENDING_ANCHORS = "govreg_pending_anchors"
@@ -367,7 +377,7 @@ class Ledger:
         """Sign the current head after vouching for every event since the last
         checkpoint; the anchor file is written after commit.
 
-        Refuses (IntegrityError, logged at ERROR, :attr:`refusal` set) when an
+        Refuses (:class:`SignerRefused`, logged at ERROR, :attr:`refusal` set) when an
         event since the last checkpoint has no valid authenticator (it was not
         written by a holder of the signing key), the events do not extend the
         last signed tree (the first seq this transaction appended is at or below
@@ -383,7 +393,7 @@ class Ledger:
         except IntegrityError as exc:
             self.refusal, self._refused_at = str(exc), before
             log.error("the ledger's signer refused to sign a checkpoint: %s", exc)
-            raise
+            raise SignerRefused(str(exc)) from exc
         self.refusal = self._refused_at = None
         return signed
 

@@ -32,6 +32,7 @@ one does. The whole tree (a test keeps it equal to the classes)::
     │   │   ├── MalformedNote          audits.notes      not a signed note of the expected shape
     │   │   └── SignatureInvalid       audits.notes      the note's signature does not verify
     │   ├── RecordNotProved            audits.records    an envelope record that does not prove
+    │   ├── SignerRefused              audits.ledger     the signer would not sign: writes stop
     │   └── VerificationFailed         audits.verify     the ledger does not verify
     ├── MerkleError                    audits.merkle     a Merkle proof or tree size does not check
     ├── NotFoundError                  core.errors       unknown model, version, principal, policy

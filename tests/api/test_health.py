@@ -37,9 +37,10 @@ def test_health_turns_unhealthy_on_a_forged_append(server: Server) -> None:
             for _ in range(6):  # both workers answer it, whichever takes the request
                 response = anonymous.get("/v1/health")
                 assert (response.status_code, response.json()) == (503, problem)
-            # A write through the API is refused by the signer (409, nothing recorded).
+            # A write through the API is refused by the signer (503, nothing recorded).
             refused = admin.post("/v1/persons", json={"id": "eve", "display": "someone"})
-            assert refused.status_code == 409, refused.text
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["type"].endswith("/ledger-signer-refused")
             assert f"seq {seq}: no authenticator, so no holder of the signing key" in refused.text
             assert sql(ctx, "SELECT count(*) FROM persons WHERE id = 'eve'")[0][0] == 0
             sql(ctx, f"DELETE FROM ledger_events WHERE seq = {seq}")

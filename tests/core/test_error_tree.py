@@ -102,7 +102,7 @@ def _docstring_tree() -> list[tuple[str, str, str]]:
 def test_the_docstring_draws_the_whole_tree(modules: list[Any]) -> None:
     drawn = _docstring_tree()
     assert [(name, module) for name, module, _ in drawn] == _drawing()
-    assert len(drawn) == len(error_classes()) == 29
+    assert len(drawn) == len(error_classes()) == 30
     assert all(len(line) > 10 for _, _, line in drawn)  # one line that says something
 
 
@@ -160,6 +160,7 @@ def test_a_problem_type_has_one_status_and_one_exit_code(modules: list[Any]) -> 
         "too-many-requests": 429,
         "server-configuration": 500,
         "decision-log-unavailable": 503,
+        "ledger-signer-refused": 503,
     }
 
 
