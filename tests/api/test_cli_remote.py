@@ -3,26 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from api_server import Server, start_server, stop
-
-
-@pytest.fixture(scope="module")
-def candidate(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from govreg.synthetic import write_candidate
-
-    return write_candidate(tmp_path_factory.mktemp("remote-candidate"))
-
-
-@pytest.fixture
-def server(sqlite_home: Any) -> Iterator[Server]:
-    srv = start_server(sqlite_home)
-    yield srv
-    stop(srv)
+from api_server import Server
 
 
 def _cli(server: Server, *args: str, key: str) -> Any:

@@ -5,19 +5,9 @@ name leaves it out of the ledger."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
 
 import httpx
-import pytest
-from api_server import Server, make_principal, start_server, stop
-
-
-@pytest.fixture
-def server(sqlite_home: Any) -> Iterator[Server]:
-    srv = start_server(sqlite_home)
-    yield srv
-    stop(srv)
+from api_server import Server, make_principal
 
 
 def test_a_gate_refusal_names_the_paths_model_and_version(server: Server) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -26,13 +27,19 @@ from validation.runner import run_gate
 SPEC = GateSpec(id="performance", kind="performance", params={"min_auc": 0.80, "min_ks": 0.35})
 
 
+def _outcomes_and_scores(valid_df: pd.DataFrame, model: str) -> tuple[Any, Any]:
+    """The validation outcomes and the model's scores of them, by LightGBM itself."""
+    booster = lgb.Booster(model_str=model)
+    return valid_df["default"].to_numpy(), booster.predict(
+        valid_df[booster.feature_name()].to_numpy(float)
+    )
+
+
 def test_values_equal_sklearn_and_scipy(
     make_inputs: Callable[..., GateInputs], valid_df: pd.DataFrame, good_model: str
 ) -> None:
     result = run_gate(SPEC, make_inputs())
-    booster = lgb.Booster(model_str=good_model)
-    pred = booster.predict(valid_df[booster.feature_name()].to_numpy(float))
-    y = valid_df["default"].to_numpy()
+    y, pred = _outcomes_and_scores(valid_df, good_model)
     auc = roc_auc_score(y, pred)
     ks = ks_2samp(pred[y == 1], pred[y == 0]).statistic
     assert result.verdict == "passed"
@@ -129,9 +136,7 @@ def test_recorded_curves_lie_on_sklearns_roc_curve_with_numpys_histograms(
     make_inputs: Callable[..., GateInputs], valid_df: pd.DataFrame, good_model: str
 ) -> None:
     result = run_gate(SPEC, make_inputs())
-    booster = lgb.Booster(model_str=good_model)
-    pred = booster.predict(valid_df[booster.feature_name()].to_numpy(float))
-    y = valid_df["default"].to_numpy()
+    y, pred = _outcomes_and_scores(valid_df, good_model)
     recorded = result.canonical()["details"]["curves"]
     assert_curves_match(recorded, y, pred)
     assert len(recorded["roc"]) == ROC_POINTS  # 10,000 distinct scores, thinned
