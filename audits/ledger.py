@@ -74,6 +74,7 @@ class SignerRefused(IntegrityError):
     http_status = 503
     problem_type = "ledger-signer-refused"
 
+
 GENESIS = bytes(32)
 ADVISORY_LOCK_ID = 0x676F7672  # "govr"
 PENDING_ANCHORS = "govreg_pending_anchors"
