@@ -23,6 +23,15 @@ if TYPE_CHECKING:
 PASSING_VERDICTS = frozenset({"passed", "warned"})
 
 
+def blocks(policy: Policy, result: Mapping[str, Any]) -> bool:
+    """Whether a gate result blocks: by its own flag, or because the policy says its
+    gate does (the recorded policy decides, not the caller's results)."""
+    gate_id = str(result["gate_id"])
+    return bool(result["blocking"]) or any(
+        spec.blocking for spec in policy.gates if spec.id == gate_id
+    )
+
+
 def failing_gates(policy: Policy, results: Iterable[Mapping[str, Any]]) -> list[str]:
     """Why the gate ``results`` (``gate_id``, ``verdict``, ``blocking``) fail ``policy``.
 
@@ -30,21 +39,19 @@ def failing_gates(policy: Policy, results: Iterable[Mapping[str, Any]]) -> list[
     by the policy) and did not pass fails; a blocking gate of the policy
     without a result fails. An empty list means every blocking gate passed.
     """
-    policy_blocking = {spec.id: spec.blocking for spec in policy.gates}
     seen: set[str] = set()
     failed: list[str] = []
     for result in results:
         gate_id = str(result["gate_id"])
         seen.add(gate_id)
-        blocking = bool(result["blocking"]) or policy_blocking.get(gate_id, False)
-        if blocking and result["verdict"] not in PASSING_VERDICTS:
+        if blocks(policy, result) and result["verdict"] not in PASSING_VERDICTS:
             failed.append(f"{gate_id} {result['verdict']}")
     if not seen:
         return ["no gate results (an empty evaluation fails closed)"]
     failed.extend(
         f"{gate_id} has no result"
-        for gate_id, blocks in policy_blocking.items()
-        if blocks and gate_id not in seen
+        for gate_id in (spec.id for spec in policy.gates if spec.blocking)
+        if gate_id not in seen
     )
     return failed
 

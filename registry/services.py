@@ -54,6 +54,7 @@ from registry.projection import PROJECTED_EVENTS, DatabaseView, MemoryView, appl
 from registry.roles import Action, Role, allowed
 from registry.rules import (
     Seat,
+    blocks,
     check_cutoff,
     failing_gates,
     missing_signoffs,
@@ -1009,11 +1010,7 @@ class Registry:
         with self.transaction() as conn:
             new_policy = self._adopted_policy(conn, policy_id) if policy_id else None
             row = self._version_row(conn, model, version)
-            if actor.role == Role.DATA_SCIENTIST and row["submitted_by"] != actor.name:
-                raise PermissionDenied(
-                    f"'{actor.name}' may evaluate only their own versions; "
-                    f"{model} v{version} was submitted by '{row['submitted_by']}'"
-                )
+            _require_own(actor, row, model, version)
             require(Move.EVALUATE, self._status(row), subject=f"{model} v{version}")
             if new_policy is not None and new_policy.decision_cutoff != Decimal(row["cutoff"]):
                 # the gates measure, and serving decides, at the cutoff recorded at submission
@@ -1139,11 +1136,7 @@ class Registry:
         self.authorize(actor, Action.EVALUATE, model=model, version=version)
         with self.transaction() as conn:
             row = self._version_row(conn, model, version)
-            if actor.role == Role.DATA_SCIENTIST and row["submitted_by"] != actor.name:
-                raise PermissionDenied(
-                    f"'{actor.name}' may evaluate only their own versions; "
-                    f"{model} v{version} was submitted by '{row['submitted_by']}'"
-                )
+            _require_own(actor, row, model, version)
             require(Move.COMPLETE_EVALUATION, self._status(row), subject=f"{model} v{version}")
             if int(row["evaluation"]) != evaluation:
                 raise InputError(
@@ -1159,12 +1152,11 @@ class Registry:
             }
             # The recorded policy decides which gates block, not the caller's results.
             policy = self._policy_from_ledger(conn, model, version)
-            policy_blocking = {spec.id: spec.blocking for spec in policy.gates}
             failed = failing_gates(policy, results)
             for result in results:
                 digest = hashlib.sha256(canonical_bytes(result)).hexdigest()
                 digests[result["gate_id"]] = digest
-                blocking = bool(result["blocking"]) or policy_blocking.get(result["gate_id"], False)
+                blocking = blocks(policy, result)
                 events.append(
                     NewEvent(
                         type=EventType.GATE_EVALUATED,
@@ -1633,6 +1625,15 @@ class Registry:
         finally:
             conn.close()
         return report
+
+
+def _require_own(actor: Principal, row: dict[str, Any], model: str, version: int) -> None:
+    """A data scientist evaluates only the versions they submitted."""
+    if actor.role == Role.DATA_SCIENTIST and row["submitted_by"] != actor.name:
+        raise PermissionDenied(
+            f"'{actor.name}' may evaluate only their own versions; "
+            f"{model} v{version} was submitted by '{row['submitted_by']}'"
+        )
 
 
 def _policy_proposed(actor: str, policy: Policy) -> NewEvent:
