@@ -70,7 +70,7 @@ def _local_only(session: Session, what: str) -> Context:
     from core.errors import ConfigError
     from govreg.context import Context
 
-    if session.remote or not isinstance(session, Context):
+    if not isinstance(session, Context):
         raise ConfigError(f"{what} runs on the server's host, not through GOVREG_URL")
     return session
 
@@ -104,19 +104,13 @@ def _error_type(exit_code: int, fallback: str) -> str:
     that a command gives the same type locally and through GOVREG_URL."""
     from core import errors
 
-    classes = (
-        errors.GovregError,
-        errors.InputError,
-        errors.ConfigError,
-        errors.NotFoundError,
-        errors.AuthError,
-        errors.PermissionDenied,
-        errors.TransitionError,
-        errors.IntegrityError,
-        errors.TooManyRequests,
-        errors.DeadlineExceeded,
-    )
-    return {cls.exit_code: cls.__name__ for cls in classes}.get(exit_code, fallback)
+    # the core.errors classes that declare an exit code (one per code)
+    declaring = {
+        cls.exit_code: cls.__name__
+        for cls in errors.error_classes()
+        if cls.__module__ == errors.__name__ and "exit_code" in vars(cls)
+    }
+    return declaring.get(exit_code, fallback)
 
 
 def _fail(ctx: click.Context, message: str, exit_code: int, kind: str) -> None:

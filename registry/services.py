@@ -415,6 +415,14 @@ class Registry:
         Over the refusal limit, :class:`TooManyRequests` is raised instead."""
         if getattr(error, "recorded", False):
             return error
+        # the subject as the caller named it, where it is a valid name and version:
+        # a refusal comes before the input is checked, and nothing else is recorded
+        if not (isinstance(model, str) and NAME_RE.fullmatch(model)):
+            model = None
+        if not (
+            isinstance(version, int) and not isinstance(version, bool) and 1 <= version < 2**31
+        ):
+            version = None
         self.count_denial(
             Denial(
                 subject=f"principal:{principal.name}",

@@ -122,20 +122,10 @@ def _endpoint(routes: Sequence[BaseRoute], scope: Scope) -> tuple[str, str] | No
     return None
 
 
-def _subject(params: Mapping[str, Any]) -> tuple[str | None, int | None]:
-    """The model and version a request's path names (what a refusal is about), where
-    they are valid names and numbers; anything else stays out of the ledger."""
-    from registry.services import NAME_RE
-
-    model, version = params.get("model"), params.get("version")
-    if isinstance(version, str) and len(version) <= 10 and version.isascii() and version.isdigit():
-        version = int(version)
-    return (
-        model if isinstance(model, str) and NAME_RE.fullmatch(model) else None,
-        version
-        if isinstance(version, int) and not isinstance(version, bool) and 1 <= version < 2**31
-        else None,
-    )
+def _subject(params: Mapping[str, Any]) -> tuple[Any, Any]:
+    """The model and version a request's path names (what a refusal is about; the
+    registry records them only where they are a valid name and version)."""
+    return params.get("model"), params.get("version")
 
 
 async def _admit(scope: Scope, action: Action) -> Any:
@@ -167,7 +157,7 @@ def _authorised(
     authorization: str | None,
     action: Action,
     address: str,
-    subject: tuple[str | None, int | None],
+    subject: tuple[Any, Any],
 ) -> Principal:
     from govreg.api.auth import authenticate
 

@@ -118,3 +118,26 @@ def test_a_refused_policy_approval_names_no_model(kit: Any) -> None:
     [event] = _denied(kit)
     assert (event.actor, event.model, event.version) == ("compliance-1", None, None)
     assert event.data["action"] == "approve_policy"
+
+
+@pytest.mark.parametrize(
+    ("model", "version", "recorded"),
+    [
+        ("x" * 300, 1, (None, 1)),
+        ("bad\nname", 1, (None, 1)),
+        ("pd", 2**31, ("pd", None)),
+        ("pd", 0, ("pd", None)),
+        ("pd", True, ("pd", None)),
+    ],
+)
+def test_a_refusal_records_only_a_valid_subject(
+    sqlite_kit: Any, model: str, version: Any, recorded: tuple[Any, Any]
+) -> None:
+    """A refusal comes before the input is checked: a name or version the registry
+    would refuse is not written to the ledger with it."""
+    kit = sqlite_kit
+    kit.people("auditor-1")
+    with pytest.raises(PermissionDenied):
+        kit.registry.promote(kit["auditor-1"], model, version, alias="champion")
+    [event] = _denied(kit)
+    assert (event.model, event.version) == recorded
