@@ -24,6 +24,11 @@ $(STAMP): requirements.lock pyproject.toml
 # here; an up-to-date file is skipped.
 SOURCES := audits core govreg migrations policies registry reports serving validation
 
+# The suite runs in parallel, one pytest-xdist worker per core (`make test
+# TEST_WORKERS=0` runs it in one process). Each worker builds its own template homes
+# (tests/govreg_homes.py) and every test its own folder and database schema.
+TEST_WORKERS ?= auto
+
 setup: $(STAMP)
 	@$(BIN)/python -m compileall -q $(SOURCES) > /dev/null
 
@@ -36,7 +41,7 @@ test: setup
 	@$(BIN)/mypy
 	@$(BIN)/lint-imports
 	@$(BIN)/bandit -q -c pyproject.toml -r audits core govreg registry reports serving validation migrations
-	@$(BIN)/pytest
+	@$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 lock:
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
