@@ -8,8 +8,9 @@ measurement, so a monitored number means what the gate's number meant:
   validation data as the stability gate makes them (:mod:`validation.stability`):
   a numeric column's deciles (repeated edges merged, a value equal to an edge in the
   lower bin, missing values left out), a categorical column's categories (missing is
-  the category ``<missing>``), and each bin's share. It is JSON data (decimal
-  strings), recorded once and never recomputed from live data.
+  the category ``<missing>``), and each bin's share. It is JSON data (exact decimal
+  strings: it reads back as the very floats), recorded by the stability gate at
+  evaluation (its ``reference`` detail) and never recomputed from live data.
 - **PSI / CSI** of a live sample against the reference:
   ``sum((a - e) * ln(a / e))`` over the reference's bins with both shares floored at
   :data:`validation.stability.SHARE_FLOOR` (:func:`validation.stability.psi_from_shares`);
@@ -39,8 +40,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import InputError
-from validation.contract import category_key
-from validation.result import dec, fmt
+from validation.contract import category_key, exact
+from validation.result import dec
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -66,8 +67,8 @@ class NumericBins:
     def data(self) -> dict[str, Any]:
         return {
             "kind": "numeric",
-            "edges": [fmt(e) for e in self.edges],
-            "shares": [fmt(s) for s in self.shares],
+            "edges": [exact(e) for e in self.edges],
+            "shares": [exact(s) for s in self.shares],
         }
 
 
@@ -83,7 +84,7 @@ class CategoryBins:
         return {
             "kind": "categorical",
             "categories": list(self.categories),
-            "shares": [fmt(s) for s in self.shares],
+            "shares": [exact(s) for s in self.shares],
         }
 
 
@@ -141,7 +142,7 @@ def bins_from_data(data: dict[str, Any]) -> Bins:
 
 
 def dec_text(value: Any) -> str:
-    """A decimal string as recorded (``fmt``), refusing anything else."""
+    """A decimal string as recorded, refusing anything else."""
     if not isinstance(value, str):
         raise TypeError(f"{value!r:.40} is not a decimal string")
     dec_value = _decimal(value)
@@ -370,7 +371,7 @@ def override_rate(overrides: int, decisions: int) -> float:
 # -- judging -------------------------------------------------------------------------------
 def judge(value: float, *, warn: Decimal, breach: Decimal, higher_is_worse: bool = True) -> Level:
     """``breach`` at or beyond ``breach``, ``warn`` at or beyond ``warn``, else ``ok``;
-    the decimal shown (``fmt``) is what is compared, as the gates compare."""
+    the decimal shown (:func:`validation.result.fmt`) is what is compared, as the gates compare."""
     shown = dec(value)
     if higher_is_worse:
         return "breach" if shown >= breach else "warn" if shown >= warn else "ok"

@@ -8,6 +8,10 @@ missing values one more. With ``e`` the training share and ``a`` the
 validation share of a bin (each floored at ``1e-4`` so an empty bin stays
 finite), ``PSI = sum((a - e) * ln(a / e))``. It is computed for every model
 feature and for the predicted score.
+
+The gate also records the monitoring reference (:func:`reference`): the same kind
+of bins frozen on the validation data, which production monitoring compares live
+applicants and scores with.
 """
 
 from __future__ import annotations
@@ -104,6 +108,26 @@ def _labels(feature: Feature, series: Any, codes: npt.NDArray[np.float64]) -> An
     return pd.Series(labels, dtype=object)
 
 
+def reference(inputs: GateInputs, bins: int) -> dict[str, Any]:
+    """The monitoring reference frozen at evaluation: the validation data's bins per
+    model feature and for the predicted score (:mod:`validation.monitoring`)."""
+    from validation.monitoring import freeze_categorical, freeze_numeric
+
+    x_valid = inputs.x_validation
+    features: dict[str, Any] = {}
+    for j, feature in enumerate(inputs.contract.features):
+        if feature.categorical:
+            labels = _labels(feature, inputs.validation[feature.name], x_valid[:, j])
+            features[feature.name] = freeze_categorical(labels.tolist()).data()
+        else:
+            features[feature.name] = freeze_numeric(x_valid[:, j], bins).data()
+    return {
+        "rows": len(inputs.validation),
+        "features": features,
+        "score": freeze_numeric(inputs.pred_validation, bins).data(),
+    }
+
+
 def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
     """PSI >= fail_psi fails, warn_psi <= PSI < fail_psi warns, per feature and on the score."""
     params: StabilityParamsLike = params_of(spec)
@@ -144,6 +168,7 @@ def evaluate(spec: GateSpecLike, inputs: GateInputs) -> GateResult:
     details = {
         "bins": {("score" if k == SCORE else k): t for k, t in tables.items()},
         "share_floor": fmt(SHARE_FLOOR),
+        "reference": reference(inputs, params.bins),
     }
     return GateResult(
         gate_id=spec.id,

@@ -186,6 +186,40 @@ def test_stability_psi_per_category_equals_an_independent_computation(
 
 
 @pytest.mark.parametrize("csv", [False, True], ids=["category-dtype", "csv-text"])
+def test_stability_records_the_validation_datas_reference_for_monitoring(
+    data: dict[str, Any], inputs_for: Callable[..., GateInputs], csv: bool
+) -> None:
+    from validation.monitoring import bins_from_data, psi
+
+    inputs = inputs_for(csv=csv)
+    result = run_gate(SPECS["stability"], inputs)
+    reference = result.details["reference"]
+    valid = data["valid"]
+    assert reference["rows"] == ROWS
+    assert list(reference["features"]) == data["features"]
+    # a numeric feature with missing values: the deciles of its non-missing values
+    income = valid["income"].dropna().to_numpy(dtype=float)
+    edges = np.unique(np.quantile(income, np.linspace(0, 1, 11)[1:-1]))
+    bins = bins_from_data(reference["features"]["income"])
+    assert bins.edges == tuple(edges.tolist())
+    counts = np.bincount(np.digitize(income, edges, right=True), minlength=edges.size + 1)
+    assert bins.shares == tuple((counts / income.size).tolist())
+    # a categorical feature with missing values: one bin per category text
+    housing = bins_from_data(reference["features"]["housing"])
+    texts = ["<missing>" if pd.isna(v) else str(v) for v in valid["housing"].astype(object)]
+    assert housing.categories == tuple(sorted(set(texts)))
+    assert housing.shares == tuple(texts.count(c) / ROWS for c in housing.categories)
+    # the score: deciles of the validation predictions
+    score = bins_from_data(reference["score"])
+    assert score.edges == tuple(
+        np.unique(np.quantile(inputs.pred_validation, np.linspace(0, 1, 11)[1:-1])).tolist()
+    )
+    # the validation data measured against its own reference does not drift
+    assert psi(housing, valid["housing"].astype(object).tolist()) == 0.0
+    assert psi(bins, valid["income"].to_numpy(dtype=float)) == 0.0
+
+
+@pytest.mark.parametrize("csv", [False, True], ids=["category-dtype", "csv-text"])
 def test_data_schema_passes_the_models_categories_and_fails_an_unseen_one_by_name(
     data: dict[str, Any], inputs_for: Callable[..., GateInputs], csv: bool
 ) -> None:
