@@ -35,7 +35,6 @@ measurement, so a monitored number means what the gate's number meant:
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -111,13 +110,12 @@ def freeze_numeric(values: Any, bins: int = 10) -> NumericBins:
 
 def freeze_categorical(values: Sequence[Any]) -> CategoryBins:
     """The reference bins of a categorical column: one per category text."""
-    labels = _labels(values)
-    if not labels:
+    codes, names = group_codes(values)
+    if codes.size == 0:
         raise InputError("the reference column has no rows")
-    counts = Counter(labels)
-    categories = sorted(counts)
+    counts = _bincount(codes, len(names))
     return CategoryBins(
-        categories=tuple(categories), shares=tuple(counts[c] / len(labels) for c in categories)
+        categories=tuple(names), shares=tuple(float(c) for c in counts / codes.size)
     )
 
 
@@ -184,13 +182,13 @@ def live_shares(reference: Bins, live: Any) -> tuple[list[float], list[float]]:
         edges = np.asarray(reference.edges, dtype=np.float64)
         counts = np.bincount(np.searchsorted(edges, x, side="left"), minlength=edges.size + 1)
         return list(reference.shares), [float(c) for c in counts / x.size]
-    labels = _labels(live)
-    if not labels:
+    codes, names = group_codes(live)
+    if codes.size == 0:
         raise InputError("the live column has no rows")
     known = dict(zip(reference.categories, reference.shares, strict=True))
-    tally = Counter(labels)
+    tally = dict(zip(names, _bincount(codes, len(names)).tolist(), strict=True))
     order = sorted(set(known) | set(tally))
-    return [known.get(c, 0.0) for c in order], [tally[c] / len(labels) for c in order]
+    return [known.get(c, 0.0) for c in order], [tally.get(c, 0) / codes.size for c in order]
 
 
 def out_of_range_rate(live: Any, minimum: float | None, maximum: float | None) -> float:
@@ -212,10 +210,15 @@ def out_of_range_rate(live: Any, minimum: float | None, maximum: float | None) -
 def unseen_category_rate(live: Sequence[Any], categories: Sequence[Any]) -> float:
     """Share of the non-missing live values that are none of ``categories``."""
     known = {category_key(c) for c in categories}
-    labels = [label for label in _labels(live) if label != MISSING]
-    if not labels:
+    codes, names = group_codes(live)
+    counts = _bincount(codes, len(names))
+    present = sum(int(c) for c, name in zip(counts, names, strict=True) if name != MISSING)
+    if present == 0:
         return 0.0
-    return sum(label not in known for label in labels) / len(labels)
+    unseen = sum(
+        int(c) for c, name in zip(counts, names, strict=True) if name not in known | {MISSING}
+    )
+    return unseen / present
 
 
 def approval_rate(decisions: Sequence[str]) -> float:
@@ -339,15 +342,13 @@ def adverse_impact(approved: Any, group: Sequence[Any]) -> Impact:
     flags = np.asarray(approved)
     if flags.dtype != bool:
         raise InputError("approvals must be booleans")
-    labels = _labels(group)
-    if flags.shape != (len(labels),):
+    codes, names = group_codes(group)
+    if flags.shape != codes.shape:
         raise InputError("approvals and groups must have one entry per decision")
-    if not labels:
+    if codes.size == 0:
         raise InputError("no decisions in the window")
-    names = sorted(set(labels))
-    codes = np.asarray([names.index(label) for label in labels], dtype=np.int64)
-    rows = np.bincount(codes, minlength=len(names))
-    rates = np.bincount(codes[flags], minlength=len(names)) / rows
+    rows = _bincount(codes, len(names))
+    rates = _bincount(codes[flags], len(names)) / rows
     hi, lo = int(np.argmax(rates)), int(np.argmin(rates))
     ratio = 1.0 if rates[hi] == 0 else float(rates[lo] / rates[hi])
     return Impact(
@@ -402,12 +403,31 @@ def _outcomes(y: Any) -> npt.NDArray[np.int64]:
     return x.astype(np.int64)
 
 
-def _labels(values: Sequence[Any]) -> list[str]:
-    """Category texts (``2``, ``2.0`` and ``"2"`` alike), :data:`MISSING` for a missing value."""
+def group_codes(values: Sequence[Any]) -> tuple[npt.NDArray[np.int64], list[str]]:
+    """Each value's group as an index into the sorted category texts (``2``, ``2.0`` and
+    ``"2"`` alike; :data:`MISSING` for a missing value): one hash pass over the values,
+    the texts made once per distinct value."""
+    import numpy as np
     import pandas as pd
 
-    column = pd.Series(list(values), dtype=object)
-    missing = column.isna().tolist()
-    return [
-        MISSING if m else category_key(v) for v, m in zip(column.tolist(), missing, strict=True)
-    ]
+    column = pd.Series(values, dtype=object) if not isinstance(values, pd.Series) else values
+    column = column.astype(object)
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    if any(isinstance(u, bool) for u in uniques.tolist()):
+        # True hashes equal to 1 (and 1.0) but is another category text: one per value
+        keys = [None if m else category_key(v) for v, m in zip(column, column.isna(), strict=True)]
+        codes, uniques = pd.factorize(pd.Series(keys, dtype=object), use_na_sentinel=True)
+    texts = [category_key(u) for u in uniques.tolist()]
+    if (codes < 0).any():
+        texts.append(MISSING)
+        codes = np.where(codes < 0, len(texts) - 1, codes)
+    names = sorted(set(texts))
+    index = {name: i for i, name in enumerate(names)}
+    position = np.asarray([index[t] for t in texts], dtype=np.int64)
+    return position[codes].astype(np.int64), names
+
+
+def _bincount(codes: npt.NDArray[np.int64], size: int) -> npt.NDArray[np.int64]:
+    import numpy as np
+
+    return np.bincount(codes, minlength=size)

@@ -83,6 +83,10 @@ def test_category_texts_match_as_the_contract_matches() -> None:
     bins = m.freeze_categorical([2, 2.0, "2", 3])
     assert bins.categories == ("2", "3")
     assert bins.shares == (0.75, 0.25)
+    # True hashes equal to 1 but is the category "True"
+    bins = m.freeze_categorical([1, True, 1.0, None, np.nan, "True", False, 0])
+    assert bins.categories == ("0", "1", "<missing>", "False", "True")
+    assert bins.shares == (0.125, 0.25, 0.25, 0.125, 0.25)
 
 
 def test_reference_round_trips_through_its_recorded_data() -> None:
