@@ -334,17 +334,13 @@ def verify_bundle(data: bytes, public_key: Ed25519PublicKey) -> BundleReport:
             problems.append(f"{CHECKPOINT}: signature does not verify ({exc})")
             checkpoint = None
     # 3. Each envelope hashes to its leaf; its payload copy agrees with it.
-    events: dict[int, dict[str, Any]] = {}
-    leaves: dict[int, bytes] = {}
+    events: dict[int, dict[str, Any]] = {}  # the envelopes that hash to their leaf
     for path in sorted(p for p in files if p.startswith("events/")):
         record = _load(files, path, problems)
         if record is None:
             continue
-        leaf = _check_event(path, record, problems)
-        if leaf is not None:
-            seq = int(record["envelope"]["seq"])
-            events[seq] = record
-            leaves[seq] = leaf
+        if _check_event(path, record, problems) is not None:
+            events[int(record["envelope"]["seq"])] = record
     if not any(p.startswith("events/") for p in files):
         problems.append("events/: the bundle holds no events")
     # 4. Each leaf is included in the signed checkpoint's tree.
@@ -352,7 +348,7 @@ def verify_bundle(data: bytes, public_key: Ed25519PublicKey) -> BundleReport:
         seq_text = path.removeprefix("proofs/").removesuffix(".json")
         if event_name(int(seq_text) if seq_text.isdigit() else -1) not in files:
             problems.append(f"{path}: proves an event the bundle does not hold")
-    for seq in sorted(leaves):
+    for seq in sorted(events):
         path = proof_name(seq)
         if path not in files:
             problems.append(f"{path}: missing; {event_name(seq)} is not proved")
