@@ -34,6 +34,7 @@ _INVENTORY = (
     ("approved_uses", "Approved uses"),
     ("limits", "Limits"),
 )
+_INVENTORY_KEYS = frozenset(key for key, _ in _INVENTORY)
 MAPPING = (
     (
         "1. Summary",
@@ -512,6 +513,60 @@ def reason_rows(texts: dict[str, Any], used: set[str]) -> list[dict[str, Any]]:
     return rows
 
 
+_MLFLOW_LINEAGE = (
+    ("experiment_id", "MLflow experiment"),
+    ("registered_model", "Registered model version"),
+    ("logged_model_id", "MLflow logged model"),
+    ("source_uri", "Submitted from"),
+    ("model_file", "Model file"),
+    ("tracking_uri", "Tracking server"),
+)
+_DECLARED_RUN = ("training_run", "run_id")
+_DECLARED_COMMIT = ("source_commit", "commit")
+_LINEAGE_TEXT_LIMIT = 300
+
+
+def lineage_rows(lineage: dict[str, Any]) -> list[dict[str, str]]:
+    """The lineage section's rows: the training run and the source commit (what
+    govreg recorded from MLflow at submit, ``lineage["mlflow"]``, else what the
+    submitter declared, else "not recorded"), the rest of the MLflow record, then
+    every other key the submitter declared, as recorded."""
+    mlflow = lineage.get("mlflow")
+    mlflow = mlflow if isinstance(mlflow, dict) else {}
+    declared = {
+        k: v for k, v in lineage.items() if k != "mlflow" and k not in _INVENTORY_KEYS and v
+    }
+
+    def first(recorded: Any, keys: tuple[str, ...]) -> str:
+        for value in (recorded, *(declared.get(k) for k in keys)):
+            if value not in (None, "", {}, []):
+                return _lineage_text(value)
+        return NOT_RECORDED
+
+    rows = [
+        {"label": "Training run", "value": first(mlflow.get("run_id"), _DECLARED_RUN)},
+        {"label": "Source commit", "value": first(mlflow.get("source_commit"), _DECLARED_COMMIT)},
+    ]
+    for key, label in _MLFLOW_LINEAGE:
+        value = mlflow.get(key)
+        if isinstance(value, dict) and key == "registered_model":
+            value = f"{value.get('name')} version {value.get('version')}"
+        if value not in (None, "", {}):
+            rows.append({"label": label, "value": _lineage_text(value)})
+    for key in sorted(set(declared) - {*_DECLARED_RUN, *_DECLARED_COMMIT}):
+        rows.append({"label": f"{key} (declared)", "value": _lineage_text(declared[key])})
+    return rows
+
+
+def _lineage_text(value: Any) -> str:
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    if len(text) > _LINEAGE_TEXT_LIMIT:
+        return text[:_LINEAGE_TEXT_LIMIT] + " ... (cut; the evidence bundle holds it whole)"
+    return text
+
+
 def report_context(
     data: dict[str, Any],
     curves: Curves | None,
@@ -563,8 +618,7 @@ def report_context(
         "inventory": inventory,
         "datasets": datasets,
         "artifact": sub.get("artifact", {}),
-        "lineage_run": lineage.get("training_run") or lineage.get("run_id") or NOT_RECORDED,
-        "lineage_commit": lineage.get("source_commit") or lineage.get("commit") or NOT_RECORDED,
+        "lineage": lineage_rows(lineage),
         "submission": sub,
         "reasons": reason_rows(sub.get("reason_texts", {}), used),
         "contract": contract_rows(sub.get("contract")),

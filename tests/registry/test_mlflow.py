@@ -358,3 +358,25 @@ def test_a_mirror_failure_keeps_governance_committed_and_sync_repairs_it(
     assert (tags["govreg.status"], aliases) == ("promoted", {"champion": mv})
     row = mkit.row(MODEL, 1)
     assert tags["govreg.approval_seq"] == str(row["approval_seq"])  # type: ignore[index]
+
+
+def test_the_report_shows_the_mlflow_lineage_recorded_at_submit(mkit: Kit, store: Store) -> None:
+    from reports.report import lineage_rows
+    from reports.service import render
+
+    version = mkit.submit(artifact=store.models_uri)
+    rendered = render(mkit.registry, mkit["auditor-1"], MODEL, version, public_key=None)
+    rows = lineage_rows(rendered.evidence.data["lineage"])
+    assert rows == [
+        {"label": "Training run", "value": store.run_id},
+        {"label": "Source commit", "value": COMMIT},
+        {"label": "MLflow experiment", "value": store.experiment_id},
+        {"label": "Registered model version", "value": "credit-pd version 1"},
+        {"label": "MLflow logged model", "value": store.logged_model_id},
+        {"label": "Submitted from", "value": "models:/credit-pd/1"},
+        {"label": "Model file", "value": "model.lgb"},
+        {"label": "Tracking server", "value": store.uri},
+    ]
+    for row in rows:
+        assert f"<tr><th>{row['label']}</th><td>{row['value']}</td></tr>" in rendered.html
+    assert "not recorded" not in rendered.html.split("3. Data lineage")[1].split("</table>")[0]
