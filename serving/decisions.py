@@ -29,6 +29,12 @@ decision batch.
 The sealed header is a copy of the plaintext fields inside the ciphertext, so
 verification names the plaintext field that was edited.
 
+Every decision gets a ``decision_id`` when it is recorded (32 random hex
+digits, returned to the caller by :meth:`DecisionLog.record_many`), kept in
+plaintext, sealed and hashed like the other fields: outcomes and overrides name
+a decision by it. Decisions written before ids have none (NULL) and verify as
+written.
+
 Besides the score, outcome and reason texts, a decision keeps in plaintext
 its ``flags``: the features scored outside what the model was validated on
 (``{"out_of_range": ["income"], "unseen_category": ["purpose"]}``), so
@@ -134,6 +140,7 @@ __all__ = [
     "canonical_flags",
     "canonical_reason_values",
     "head",
+    "new_decision_id",
     "purge_expired",
     "read_decisions",
     "retention_period",
@@ -180,6 +187,14 @@ class Decision:
     reason_values: Sequence[Mapping[str, Any]] = ()
 
 
+def new_decision_id() -> str:
+    """A new decision id: 32 lowercase hex digits, random (UUID 4). Only the log
+    gives them (:meth:`DecisionLog.record_many`), so no two decisions share one."""
+    import uuid
+
+    return uuid.uuid4().hex
+
+
 @dataclass(frozen=True, slots=True)
 class StoredDecision:
     """A decision as the log holds it, inputs decrypted (``None`` once erased:
@@ -202,6 +217,8 @@ class StoredDecision:
     flags: dict[str, list[str]] = field(default_factory=dict)
     # None once erased, or for a decision written before reason values were kept
     reason_values: list[dict[str, Any]] | None = None
+    # None for a decision written before decisions had ids (migration 0010)
+    decision_id: str | None = None
 
     @property
     def erased(self) -> bool:
@@ -404,6 +421,7 @@ def sealed_header(  # noqa: PLR0917 - the stored columns, in table order
     reasons: str,
     retain_until: str,
     flags: str | None = None,
+    decision_id: str | None = None,
 ) -> dict[str, Any]:
     sealed = {
         "approval_seq": approval_seq,
@@ -418,6 +436,8 @@ def sealed_header(  # noqa: PLR0917 - the stored columns, in table order
     }
     if flags is not None:  # decisions written before flags were recorded have none
         sealed["flags"] = flags
+    if decision_id is not None:  # nor have decisions written before ids
+        sealed["decision_id"] = decision_id
     return sealed
 
 
@@ -432,7 +452,8 @@ _SEALED = (
     "reasons",
     "retain_until",
 )
-_COLUMNS = ("seq", "batch", *_SEALED, "flags", "key_id", "nonce", "ciphertext", "leaf_hash")
+_OPTIONAL = ("flags", "decision_id")  # plaintext, sealed and hashed where not NULL
+_COLUMNS = ("seq", "batch", *_SEALED, *_OPTIONAL, "key_id", "nonce", "ciphertext", "leaf_hash")
 COLUMNS: Final = ", ".join(_COLUMNS)
 BATCH_COLUMNS: Final = (
     "batch, first_seq, last_seq, written_at, root_hash, prev_hash, batch_hash, "
@@ -443,8 +464,9 @@ BATCH_COLUMNS: Final = (
 def record_bytes(row: Mapping[str, Any]) -> bytes:
     """RFC 8785 bytes of a stored decision record (every column but the leaf hash)."""
     doc = {name: row[name] for name in ("seq", "batch", *_SEALED, "key_id")}
-    if row["flags"] is not None:  # absent from records written before flags were recorded
-        doc["flags"] = row["flags"]
+    for name in _OPTIONAL:  # absent from records written before the column
+        if row[name] is not None:
+            doc[name] = row[name]
     doc["nonce"] = base64.b64encode(bytes(row["nonce"])).decode()
     doc["ciphertext"] = base64.b64encode(bytes(row["ciphertext"])).decode()
     return canonical_bytes(doc)
@@ -475,6 +497,7 @@ class _Pending:
     reasons: tuple[str, ...]
     flags: str | None = None  # canonical_flags(decision.flags) when given
     reason_values: bytes | None = None  # canonical_reason_values(decision.reason_values)
+    decision_id: str | None = None  # given by record_many (None: written as before ids)
 
 
 _STOP: Final = object()
@@ -537,18 +560,21 @@ class DecisionLog:
         self._start()
 
     # -- the scorer's side ------------------------------------------------------------------
-    def record(self, decision: Decision) -> None:
-        """Queue ``decision`` for writing; never waits on the database.
+    def record(self, decision: Decision) -> str:
+        """Queue ``decision`` for writing; never waits on the database. Returns its
+        decision id (:func:`new_decision_id`), by which it is found later.
 
         Raises :class:`InputError` for a malformed decision and
         :class:`DecisionLogError` when the log is closed, its writer is gone,
         or ``max_pending`` decisions are already waiting (the database is not
         keeping up): the caller should then not act on the decision.
         """
-        self.record_many([decision])
+        (decision_id,) = self.record_many([decision])
+        return decision_id
 
-    def record_many(self, decisions: Sequence[Decision]) -> None:
-        """Queue a request's decisions together: all or none.
+    def record_many(self, decisions: Sequence[Decision]) -> list[str]:
+        """Queue a request's decisions together: all or none; their decision ids,
+        in order (the log gives them, so no two decisions ever share one).
 
         Every decision is checked before any is queued (one malformed decision
         refuses them all, with :class:`InputError`), and the writer puts them
@@ -562,7 +588,7 @@ class DecisionLog:
         if self._closed:
             raise DecisionLogError("the decision log is closed; the decision was not recorded")
         if not decisions:
-            return
+            return []
         for decision in decisions:
             _check_decision(decision)
         if self._waiting + len(decisions) > self.max_pending:
@@ -581,12 +607,14 @@ class DecisionLog:
                 tuple(d.reasons),
                 canonical_flags(d.flags),
                 canonical_reason_values(d.reason_values),
+                new_decision_id(),
             )
             for d in decisions
         )
         with self._count_lock:
             self._waiting += len(group)
         self._queue.put(group)
+        return [str(p.decision_id) for p in group]
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every decision recorded before this call is committed."""
@@ -748,6 +776,7 @@ class DecisionLog:
                 canonical_bytes(list(item.reasons)).decode(),
                 isoformat(retain_until),
                 flags,
+                item.decision_id,
             )
             period, expires = retention_period(retain_until)
             plaintext = canonical_bytes(fields) + b"\n" + plain_inputs + b"\n" + values
@@ -806,6 +835,7 @@ class DecisionLog:
                     "seq": seq,
                     "batch": batch,
                     **fields,
+                    "decision_id": fields.get("decision_id"),
                     "key_id": key_id,
                     "nonce": nonce,
                     "ciphertext": aes.encrypt(nonce, plaintext, ad),
@@ -1113,6 +1143,7 @@ def read_decisions(
                 leaf_hash=bytes(row.leaf_hash),
                 flags={} if row.flags is None else json.loads(row.flags),
                 reason_values=None if values is None else json.loads(values),
+                decision_id=row.decision_id,
             )
     finally:
         result.close()
@@ -1155,7 +1186,7 @@ def _check_row(
         ) from exc
     # 3. the plaintext fields equal their sealed copies
     sealed = json.loads(header)
-    for name in (*_SEALED, "flags"):
+    for name in (*_SEALED, *_OPTIONAL):
         stored = getattr(row, name)
         if sealed.get(name) != stored:
             _fail(

@@ -29,6 +29,11 @@ class DecisionRow(SQLModel, table=True):
     # features scored outside what the model was validated on (RFC 8785 JSON object);
     # NULL for decisions written before flags were recorded (migration 0005)
     flags: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # the id the caller was answered with (32 hex digits), by which outcomes and
+    # overrides name the decision; NULL for decisions written before ids (migration 0010)
+    decision_id: str | None = Field(
+        default=None, sa_column=Column(String(32), nullable=True, index=True, unique=True)
+    )
     key_id: str = Field(sa_column=Column(String(64), nullable=False))
     nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

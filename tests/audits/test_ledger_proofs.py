@@ -195,7 +195,7 @@ def test_migration_backfills_a_ledger_written_before_it(ctx: Any) -> None:
     )
     assert runner.current(ctx.engine) == "0008"
     assert runner.upgrade(ctx.engine, authenticator_key=ctx.ledger.authenticator_key()) == 59
-    assert runner.current(ctx.engine) == "0009"
+    assert runner.current(ctx.engine) == "0010"
     with ctx.registry.reading() as conn:
         leaves = ctx.ledger.leaves(conn)
         assert leaves == before

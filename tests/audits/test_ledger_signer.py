@@ -318,7 +318,7 @@ def test_init_upgrades_a_ledger_written_before_authenticators(ctx: Any, home: An
     result = home.cli("init")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[:2] == [
-        f"database schema at revision 0009 ({home.database_url.split('://')[0]})",
+        f"database schema at revision 0010 ({home.database_url.split('://')[0]})",
         "gave the 12 events already in the ledger their authenticators and recorded it "
         "(ledger.upgraded)",
     ]

@@ -19,7 +19,7 @@ LEDGER_TABLES = {
     "expiring_data_keys",
     "ledger_tree_nodes",
 }
-HEAD = "0009"
+HEAD = "0010"
 DECISION_TABLES = {"decisions", "decision_batches"}
 REGISTRY_TABLES = {
     "aliases",

@@ -446,6 +446,55 @@ def test_edited_decision_field_is_named(
     assert err.seq == seq
 
 
+def test_every_decision_gets_its_own_id_returned_stored_and_read_back(env: Env) -> None:
+    import re
+
+    log = env.log(batch_size=10, flush_interval=60)
+    one = log.record(decision("id", 1))
+    many = log.record_many([decision("id", i) for i in range(2, 6)])
+    assert log.record_many([]) == []
+    log.close()
+    ids = [one, *many]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    assert len(set(ids)) == 5
+    stored = env.read()
+    assert [(s.seq, s.decision_id) for s in stored] == list(zip(range(1, 6), ids, strict=True))
+    assert [r[0] for r in env.sql("SELECT decision_id FROM decisions ORDER BY seq")] == ids
+    assert env.verify().decisions == 5
+
+
+def test_decisions_written_before_ids_verify_beside_new_ones(env: Env) -> None:
+    from core.clock import utcnow
+    from serving.decisions import _Pending
+
+    log = env.log(batch_size=10, flush_interval=60)
+    old = decision("old", 1)
+    log.write_batch([_Pending(utcnow(), old, dict(old.inputs), tuple(old.reasons))])
+    new = log.record(decision("new", 2))
+    log.close()
+    assert [s.decision_id for s in env.read()] == [None, new]
+    assert (env.verify().decisions, env.verify().batches) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [("0" * 32, "'00000000000000000000000000000000'"), (None, "None")]
+)
+def test_an_edited_decision_id_is_named(written: Env, value: Any, shown: str) -> None:
+    (original,) = written.sql("SELECT decision_id FROM decisions WHERE seq = 17")[0]
+    written.sql("UPDATE decisions SET decision_id = :v WHERE seq = 17", {"v": value})
+    err = written.failure()
+    assert str(err) == (
+        f"seq 17: plaintext field 'decision_id' was altered (stored {shown}, sealed {original!r})"
+    )
+    assert err.seq == 17
+
+
+def test_ids_of_two_stored_decisions_cannot_be_the_same(written: Env) -> None:
+    (first,) = written.sql("SELECT decision_id FROM decisions WHERE seq = 1")[0]
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        written.sql("UPDATE decisions SET decision_id = :v WHERE seq = 2", {"v": first})
+
+
 def test_edited_ciphertext_and_leaf(written: Env) -> None:
     ciphertext = bytes(_row(written, 12).ciphertext)
     written.sql("UPDATE decisions SET ciphertext = :c WHERE seq = 12", {"c": _flip(ciphertext, 5)})
@@ -557,9 +606,10 @@ def test_uncovered_decision(written: Env) -> None:
     values = dict(row._mapping)
     values["seq"] = 31
     columns = ", ".join(values)
-    written.sql(
-        f"INSERT INTO decisions ({columns}) VALUES ({', '.join(':' + c for c in values)})", values
-    )
+    insert = f"INSERT INTO decisions ({columns}) VALUES ({', '.join(':' + c for c in values)})"
+    with pytest.raises(sqlalchemy.exc.IntegrityError):  # a verbatim copy repeats its id
+        written.sql(insert, values)
+    written.sql(insert, {**values, "decision_id": "f" * 32})
     assert str(written.failure()) == "seq 31: not covered by any signed batch"
 
 
