@@ -17,7 +17,7 @@ from lender import CATEGORICAL, REASONS, write_lender_candidate
 from core.errors import InputError
 from policies.schema import ScoringRules
 from serving.approval import Approval
-from serving.decisions import Decision, _check_decision
+from serving.decisions import Decision, check_decision
 from serving.errors import Check, LoadRefused
 from serving.scoring import Reason, Refused, Scored, Scorer
 
@@ -485,7 +485,7 @@ def test_hostile_values_never_crash(
         else:
             assert 0 <= result.probability_of_default <= 1
             assert not math.isnan(result.probability_of_default)
-            _check_decision(
+            check_decision(
                 Decision(
                     model="m",
                     version=1,

@@ -24,8 +24,9 @@ from lender import CATEGORICAL, REASONS, write_lender_candidate
 
 from audits.signing import load_public_key
 from policies.schema import ScoringRules
+from serving.deciding import Decider, decimal
 from serving.remote import fetch_approved
-from serving.scoring import Refused, Scored, Scorer
+from serving.scoring import Refused, Scored
 
 MODEL = "lender-pd"  # credit-risk@1: unseen categories refused, out-of-range scored
 LENIENT = "lender-pd-lenient"  # credit-risk@2: unseen scored as missing, out-of-range refused
@@ -90,7 +91,7 @@ class Served:
             )
         return self.booster.predict(frame, **kwargs)
 
-    def remote(self, model: str = MODEL) -> Scorer:
+    def remote(self, model: str = MODEL) -> Decider:
         return fetch_approved(
             self.server.url,
             self.server.keys["service"],
@@ -175,20 +176,18 @@ def _expected_reasons(served: Served, row: dict[str, Any], contrib: Any) -> list
 
 def _as_json(result: Any) -> dict[str, Any]:
     """A remote scorer's result as the server's JSON answer shows it (its decimals)."""
-    from govreg.api.serving_routes import _decimal
-
     if isinstance(result, Refused):
         return {"error": result.error, "fields": list(result.fields)}
     assert isinstance(result, Scored)
     return {
-        "probability_of_default": _decimal(result.probability_of_default),
+        "probability_of_default": decimal(result.probability_of_default),
         "decision": result.decision,
         "reasons": [
             {
                 "feature": r.feature,
                 "reason": r.text,
                 "value": r.value,
-                "contribution": _decimal(r.contribution),
+                "contribution": decimal(r.contribution),
             }
             for r in result.reasons
         ],
@@ -241,9 +240,9 @@ def test_a_model_with_missing_values_scores_over_http_and_remotely(served: Serve
     # The same model fetched with its proof scores exactly as the server did.
     remote = served.remote()
     assert remote.version == 1
-    assert remote.rules == ScoringRules()
-    assert remote.contract.canonical() == contract
-    _same(results, remote.score(rows))
+    assert remote.scorer.rules == ScoringRules()
+    assert remote.scorer.contract.canonical() == contract
+    _same(results, remote.scorer.score(rows))
 
 
 # -- unseen categories, nulls, ranges, mixed batches (credit-risk@1) ------------------------------
@@ -274,7 +273,7 @@ def test_refusals_flags_and_a_mixed_batch(served: Served) -> None:
         problem = response.json()
         assert problem["detail"] == f"no applicant could be scored: {field}: {message}"
         assert problem["errors"] == [{"field": field, "message": message}]
-        (same,) = remote.score([row])
+        (same,) = remote.scorer.score([row])
         assert isinstance(same, Refused)
         assert same.error == f"{field}: {message}"
     served.settle(before)  # nothing refused is logged
@@ -287,7 +286,7 @@ def test_refusals_flags_and_a_mixed_batch(served: Served) -> None:
     served.settle(before + 1)
     last = served.stored()[-1]
     assert (last.inputs, last.flags) == (far, {"out_of_range": ["income"]})
-    _same([flagged], remote.score([far]))
+    _same([flagged], remote.scorer.score([far]))
     # A mixed batch: each row answered on its own, only the decided ones logged, together.
     batch = [good[0], unseen, good[1], missing, far, good[2], null]
     response = served.post(batch)
@@ -309,7 +308,7 @@ def test_refusals_flags_and_a_mixed_batch(served: Served) -> None:
     mixed = served.stored()[-8:-4]
     assert [s.inputs for s in mixed] == [good[0], good[1], far, good[2]]
     assert len({s.batch for s in mixed}) == 1
-    _same(results, remote.score(batch))
+    _same(results, remote.scorer.score(batch))
 
 
 # -- a later policy: unseen categories scored as missing, out-of-range refused ---------------------
@@ -319,7 +318,10 @@ def test_a_later_policy_scores_unseen_as_missing_and_refuses_out_of_range(served
         "unseen_category": "missing",
     }
     remote = served.remote(LENIENT)
-    assert (remote.rules.unseen_category, remote.rules.out_of_range) == ("missing", "refuse")
+    assert (remote.scorer.rules.unseen_category, remote.scorer.rules.out_of_range) == (
+        "missing",
+        "refuse",
+    )
     before = served.logged()
     unseen = {**served.rows[3], "housing": "houseboat", "purpose": "yacht"}
     response = served.post([unseen], LENIENT)
@@ -328,13 +330,13 @@ def test_a_later_policy_scores_unseen_as_missing_and_refuses_out_of_range(served
     assert result["flags"] == {"unseen_category": ["housing", "purpose"]}
     as_missing = served.predict([{**unseen, "housing": None, "purpose": None}])[0]
     assert result["probability_of_default"] == f"{as_missing:.6f}"
-    _same([result], remote.score([unseen]))
+    _same([result], remote.scorer.score([unseen]))
     far = {**served.rows[5], "income": 5_000_000}
     response = served.post([far], LENIENT)
     assert response.status_code == 422
     message = "applicants[0].income: 5000000 is outside the training range 8048..270148"
     assert response.json()["detail"] == f"no applicant could be scored: {message}"
-    (refused,) = remote.score([far])
+    (refused,) = remote.scorer.score([far])
     assert isinstance(refused, Refused)
     assert refused.error == message
     served.settle(before + 1)
