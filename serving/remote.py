@@ -147,25 +147,9 @@ class ServerSink:
 
         if not decisions:
             return
-        made = {(d.model, d.version, d.approval_seq) for d in decisions}
-        if len(made) != 1 or next(iter(made))[0] != self.model:
-            raise InputError(f"a request's decisions must all be of one version of {self.model}")
-        _, version, approval_seq = made.pop()
-        body = {
-            "version": version,
-            "approval_seq": approval_seq,
-            "decisions": [
-                {
-                    "inputs": d.inputs,
-                    "score": d.score,
-                    "decision": d.decision,
-                    "reasons": list(d.reasons),
-                    "flags": {k: list(v) for k, v in d.flags.items()},
-                    "reason_values": [dict(v) for v in d.reason_values],
-                }
-                for d in decisions
-            ],
-        }
+        if {d.model for d in decisions} != {self.model}:
+            raise InputError(f"a request's decisions must all be of {self.model}")
+        body = decisions_body(decisions)
         try:
             response = httpx.post(
                 self.url,
@@ -180,6 +164,29 @@ class ServerSink:
             ) from exc
         if response.status_code != 200:
             _raise_problem(response, self.model)
+
+
+def decisions_body(decisions: Sequence[Decision]) -> dict[str, Any]:
+    """The body of ``POST /v1/models/{model}/decisions`` for one version's decisions."""
+    made = {(d.version, d.approval_seq) for d in decisions}
+    if len(made) != 1:
+        raise InputError("a request's decisions must all be of one version and approval")
+    ((version, approval_seq),) = made
+    return {
+        "version": version,
+        "approval_seq": approval_seq,
+        "decisions": [
+            {
+                "inputs": d.inputs,
+                "score": d.score,
+                "decision": d.decision,
+                "reasons": list(d.reasons),
+                "flags": {k: list(v) for k, v in d.flags.items()},
+                "reason_values": [dict(v) for v in d.reason_values],
+            }
+            for d in decisions
+        ],
+    }
 
 
 def _raise_problem(response: httpx.Response, model: str) -> NoReturn:
