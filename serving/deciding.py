@@ -90,8 +90,8 @@ def _decided(scored: Scored) -> Decided:
     )
 
 
-def outcomes(scorer: Scorer, applicants: Sequence[Any]) -> Outcomes:
-    """Score and render ``applicants``; nothing is recorded (see :func:`decide`).
+def _outcomes(scorer: Scorer, applicants: Sequence[Any]) -> Outcomes:
+    """Score and render ``applicants``; nothing is recorded (that is :func:`decide`).
     Raises :class:`ApplicantsRefused` when no applicant could be decided."""
     scored = scorer.score(applicants)
     if not any(isinstance(s, Scored) for s in scored):
@@ -133,7 +133,7 @@ def decide(scorer: Scorer, applicants: Sequence[Any], *, sink: DecisionSink) -> 
     :class:`ApplicantsRefused` (nothing recorded) when none could be decided,
     and whatever the sink raises (then nothing is answered).
     """
-    done = outcomes(scorer, applicants)
+    done = _outcomes(scorer, applicants)
     sink.record_many(done.decisions)
     return done.results
 

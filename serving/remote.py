@@ -20,13 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from core.clock import utcnow
-from core.errors import (
-    InputError,
-    IntegrityError,
-    TooManyRequests,
-    TransitionError,
-    error_for_problem,
-)
+from core.errors import InputError, IntegrityError, TransitionError, error_from_response
 from serving.approval import Approval
 from serving.deciding import Decider
 from serving.errors import Check, DecisionLogError, LoadRefused
@@ -191,22 +185,12 @@ def decisions_body(decisions: Sequence[Decision]) -> dict[str, Any]:
 
 def _raise_problem(response: httpx.Response, model: str) -> NoReturn:
     """Raise the error a server's problem answer names."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        body = {}
-    detail = str(body.get("detail", response.text))
-    error = error_for_problem(str(body.get("type", "")), response.status_code)
+    error = error_from_response(response)
     # a refusal to serve (model-not-servable), an integrity failure or a
     # transition the lifecycle refuses: the model may not be served
-    if issubclass(error, IntegrityError | TransitionError):
-        raise LoadRefused(Check.STATUS, model, f"the server refused: {detail}")
-    if issubclass(error, TooManyRequests):
-        wait = response.headers.get("Retry-After", "1")
-        raise TooManyRequests(detail, retry_after=int(wait) if wait.isdigit() else 1)
-    raise error(detail)
+    if isinstance(error, IntegrityError | TransitionError):
+        raise LoadRefused(Check.STATUS, model, f"the server refused: {error}")
+    raise error
 
 
 def fetch_approved(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,11 @@ from lender import CATEGORICAL, REASONS, write_lender_candidate
 
 from audits.signing import load_public_key
 from policies.schema import ScoringRules
-from serving.deciding import Decided, Decider, decimal, outcomes
+from serving.deciding import Decided, Decider, decide, decimal
+from serving.decisions import Decision
 from serving.errors import DecisionLogError, LoadRefused
 from serving.remote import ServerSink, decisions_body, fetch_approved
-from serving.scoring import ApplicantsRefused, Refused, Scored
+from serving.scoring import ApplicantsRefused, Refused, Scored, Scorer
 
 MODEL = "lender-pd"  # credit-risk@1: unseen categories refused, out-of-range scored
 LENIENT = "lender-pd-lenient"  # credit-risk@2: unseen scored as missing, out-of-range refused
@@ -55,6 +56,14 @@ class Served:
     def post(self, rows: list[Any], model: str = MODEL) -> httpx.Response:
         with self.server.client("service") as client:
             return client.post(f"/v1/models/{model}/score", json={"applicants": rows})
+
+    def raw(self) -> httpx.Client:
+        """A client of the service principal that sends bodies as given."""
+        headers = {
+            "Authorization": f"Bearer {self.server.keys['service']}",
+            "Content-Type": "application/json",
+        }
+        return httpx.Client(base_url=self.server.url, headers=headers, timeout=60)
 
     def logged(self) -> int:
         from sqlalchemy import text
@@ -421,10 +430,23 @@ def test_a_remote_scorer_records_its_decisions_through_the_server(served: Served
     served.settle(before + 62)
 
 
-def _posted(served: Served, rows: list[dict[str, Any]]) -> dict[str, Any]:
+class Kept(list[Decision]):
+    """A sink that keeps what it is given (to post it by hand)."""
+
+    def record_many(self, decisions: Sequence[Decision], /) -> None:
+        self.extend(decisions)
+
+
+def _honest(scorer: Scorer, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """A remote scorer's honest body for ``rows`` (all decided)."""
-    done = outcomes(served.remote().scorer, rows)
-    return decisions_body(done.decisions)
+    kept = Kept()
+    decide(scorer, rows, sink=kept)
+    assert len(kept) == len(rows)
+    return decisions_body(kept)
+
+
+def _posted(served: Served, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return _honest(served.remote().scorer, rows)
 
 
 def _post_decisions(served: Served, body: Any, model: str = MODEL) -> httpx.Response:
@@ -547,14 +569,10 @@ HOSTILE = [
 
 
 def test_hostile_decision_bodies_get_a_4xx_never_a_500(served: Served) -> None:
-    headers = {
-        "Authorization": f"Bearer {served.server.keys['service']}",
-        "Content-Type": "application/json",
-    }
     honest = json.dumps(_posted(served, served.rows[:1])).encode()
     huge = honest[:-2] + b', "padding": "' + b"x" * (9 * 1024 * 1024) + b'"}'
     before = served.logged()
-    with httpx.Client(base_url=served.server.url, headers=headers, timeout=60) as client:
+    with served.raw() as client:
         for body in HOSTILE:
             response = client.post(f"/v1/models/{MODEL}/decisions", content=body)
             assert 400 <= response.status_code < 500, (body[:60], response.text[:200])
@@ -575,7 +593,7 @@ def test_a_remote_scorer_of_a_version_no_longer_served_decides_nothing(served: S
     )
     with pytest.raises(DecisionLogError, match="the server did not record the decisions"):
         unreachable.decide([row])
-    honest = decisions_body(outcomes(remote.scorer, [row]).decisions)
+    honest = _honest(remote.scorer, [row])
     kit.registry.suspend(kit["compliance-1"], LENIENT, 1, reason="drift")
     deadline = time.monotonic() + 10
     # an applicant with no field: 422 while the version is served, 409 once the
@@ -623,11 +641,7 @@ RAW = [
 
 
 def test_hostile_bodies_never_yield_a_500(served: Served) -> None:
-    headers = {
-        "Authorization": f"Bearer {served.server.keys['service']}",
-        "Content-Type": "application/json",
-    }
-    with httpx.Client(base_url=served.server.url, headers=headers, timeout=60) as client:
+    with served.raw() as client:
         for body in RAW:
             response = client.post(f"/v1/models/{MODEL}/score", content=body)
             assert response.status_code in (400, 422), (body[:60], response.text)
