@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from core.errors import InputError
 from serving.decisions import Decision, check_decision
@@ -62,7 +62,7 @@ class Decided:
     """A recorded decision about one applicant, its numbers as decimal strings."""
 
     probability_of_default: str
-    decision: str  # "approve" | "decline"
+    decision: Literal["approve", "decline"]
     reasons: tuple[DecidedReason, ...]
     flags: dict[str, list[str]] = field(default_factory=dict)
 

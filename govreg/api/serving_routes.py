@@ -74,7 +74,7 @@ def _result(result: Outcome) -> schemas.ScoredOut | schemas.RefusedOut:
         return schemas.RefusedOut(error=result.error, fields=list(result.fields))
     return schemas.ScoredOut(
         probability_of_default=result.probability_of_default,
-        decision="decline" if result.decision == "decline" else "approve",
+        decision=result.decision,
         reasons=[
             schemas.ReasonOut(
                 feature=r.feature, reason=r.reason, value=r.value, contribution=r.contribution
