@@ -250,7 +250,7 @@ class PostedDecision(_In):
 
 class DecisionsPost(_In):
     version: int = Field(ge=1, le=2**31 - 1, description="the version that decided")
-    approval_seq: int = Field(ge=1, le=2**63 - 1, description="the approval it was served under")
+    approval_seq: int = Field(ge=1, le=2**53 - 1, description="the approval it was served under")
     decisions: list[PostedDecision] = Field(
         min_length=1,
         max_length=10_000,
