@@ -44,7 +44,7 @@ one does. The whole tree (a test keeps it equal to the classes)::
 
 from __future__ import annotations
 
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 PROBLEM_BASE: Final = "https://govreg.dev/problems/"
 
@@ -183,6 +183,24 @@ def error_for_problem(problem_type: str, status: int) -> type[GovregError]:
         ):
             return cls
     return declared
+
+
+def error_from_response(response: Any) -> GovregError:
+    """The error an HTTP answer with a problem document stands for (an ``httpx``
+    response: ``status_code``, ``headers``, ``text``, ``json()``), its ``detail``
+    as the message; a 429 with the ``Retry-After`` it names."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = {}
+    detail = str(body.get("detail", response.text))
+    error = error_for_problem(str(body.get("type", "")), response.status_code)
+    if response.status_code == 429 or issubclass(error, TooManyRequests):
+        wait = response.headers.get("Retry-After", "1")
+        return TooManyRequests(detail, retry_after=int(wait) if wait.isdigit() else 1)
+    return error(detail)
 
 
 def quote(value: object, limit: int = 40) -> str:

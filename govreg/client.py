@@ -30,8 +30,8 @@ from core.errors import (
     GovregError,
     InputError,
     IntegrityError,
-    TooManyRequests,
     error_for_problem,
+    error_from_response,
     problem_types,
 )
 from policies.schema import PolicyError
@@ -82,18 +82,7 @@ class RemoteRegistry:
                 f"cannot reach the govreg server at {self.client.base_url}: {exc}"
             ) from exc
         if response.status_code >= 400:
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-            if not isinstance(body, dict):
-                body = {}
-            detail = str(body.get("detail", response.text))
-            error = error_for_problem(str(body.get("type", "")), response.status_code)
-            if response.status_code == 429 or issubclass(error, TooManyRequests):
-                wait = response.headers.get("Retry-After", "1")
-                raise TooManyRequests(detail, retry_after=int(wait) if wait.isdigit() else 1)
-            raise error(detail)
+            raise error_from_response(response)
         return response
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -70,7 +70,8 @@ class Settings(BaseSettings):
     max_score_bytes: int = Field(
         default=8 * 1024 * 1024,
         ge=1,
-        description="largest scoring body (10,000 applicants of about 40 features)",
+        description="largest scoring body, and of a remote scorer's decisions "
+        "(10,000 applicants of about 40 features)",
     )
     max_decoded_bytes: int = Field(
         default=2048 * 1024 * 1024,

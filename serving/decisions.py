@@ -139,6 +139,7 @@ __all__ = [
     "anchor_name",
     "canonical_flags",
     "canonical_reason_values",
+    "check_decision",
     "head",
     "new_decision_id",
     "purge_expired",
@@ -375,7 +376,8 @@ def _check_inputs(inputs: Any) -> None:
         check_scalar(value, f"decision input {key!r}")
 
 
-def _check_decision(decision: Decision) -> None:
+def check_decision(decision: Decision) -> None:
+    """Raise InputError unless ``decision`` is one the log can record as it is."""
     if decision.decision not in OUTCOMES:
         raise InputError(f"decision is {decision.decision!r}, not 'approve' or 'decline'")
     if not isinstance(decision.score, str):
@@ -590,7 +592,7 @@ class DecisionLog:
         if not decisions:
             return []
         for decision in decisions:
-            _check_decision(decision)
+            check_decision(decision)
         if self._waiting + len(decisions) > self.max_pending:
             raise DecisionLogError(
                 f"{self.max_pending} decisions are waiting to be written; the database is "

@@ -17,18 +17,24 @@ from __future__ import annotations
 
 from base64 import b64decode
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from core.clock import utcnow
-from core.errors import IntegrityError, TooManyRequests, TransitionError, error_for_problem
+from core.errors import InputError, IntegrityError, TransitionError, error_from_response
 from serving.approval import Approval
-from serving.errors import Check, LoadRefused
+from serving.deciding import Decider
+from serving.errors import Check, DecisionLogError, LoadRefused
 from serving.loader import parse_model
 from serving.proof import verify_proof
 from serving.scoring import Scorer
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import httpx
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from serving.decisions import Decision
 
 T = TypeVar("T")
 
@@ -116,6 +122,77 @@ def _field(body: dict[str, Any], name: str, kind: type[T]) -> T:
     return value
 
 
+class ServerSink:
+    """A remote scorer's decision sink: posts a request's decisions to the server
+    (``POST /v1/models/{model}/decisions?alias=...``) and returns once it answered
+    that it recorded them; any other answer is raised (nothing was recorded)."""
+
+    def __init__(
+        self, url: str, api_key: str, model: str, *, alias: str = "champion", timeout: float = 60.0
+    ) -> None:
+        self.url = f"{url.rstrip('/')}/v1/models/{model}/decisions"
+        self.model = model
+        self.alias = alias
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+        self.timeout = timeout
+
+    def record_many(self, decisions: Sequence[Decision], /) -> None:
+        import httpx
+
+        if not decisions:
+            return
+        if {d.model for d in decisions} != {self.model}:
+            raise InputError(f"a request's decisions must all be of {self.model}")
+        body = decisions_body(decisions)
+        try:
+            response = httpx.post(
+                self.url,
+                params={"alias": self.alias},
+                json=body,
+                headers=self._headers,
+                timeout=self.timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise DecisionLogError(
+                f"the server did not record the decisions ({type(exc).__name__}: {exc})"
+            ) from exc
+        if response.status_code != 200:
+            _raise_problem(response, self.model)
+
+
+def decisions_body(decisions: Sequence[Decision]) -> dict[str, Any]:
+    """The body of ``POST /v1/models/{model}/decisions`` for one version's decisions."""
+    made = {(d.version, d.approval_seq) for d in decisions}
+    if len(made) != 1:
+        raise InputError("a request's decisions must all be of one version and approval")
+    ((version, approval_seq),) = made
+    return {
+        "version": version,
+        "approval_seq": approval_seq,
+        "decisions": [
+            {
+                "inputs": d.inputs,
+                "score": d.score,
+                "decision": d.decision,
+                "reasons": list(d.reasons),
+                "flags": {k: list(v) for k, v in d.flags.items()},
+                "reason_values": [dict(v) for v in d.reason_values],
+            }
+            for d in decisions
+        ],
+    }
+
+
+def _raise_problem(response: httpx.Response, model: str) -> NoReturn:
+    """Raise the error a server's problem answer names."""
+    error = error_from_response(response)
+    # a refusal to serve (model-not-servable), an integrity failure or a
+    # transition the lifecycle refuses: the model may not be served
+    if isinstance(error, IntegrityError | TransitionError):
+        raise LoadRefused(Check.STATUS, model, f"the server refused: {error}")
+    raise error
+
+
 def fetch_approved(
     url: str,
     api_key: str,
@@ -125,8 +202,14 @@ def fetch_approved(
     alias: str = "champion",
     version: int | None = None,
     timeout: float = 60.0,
-) -> Scorer:
-    """Fetch ``model@alias`` (or ``version``) from a govreg server and verify it offline."""
+) -> Decider:
+    """Fetch ``model@alias`` (or ``version``) from a govreg server and verify it offline.
+
+    The scorer comes bound to a :class:`ServerSink`: :meth:`Decider.decide`
+    answers only after the server recorded the decisions (it re-scores them and
+    accepts them only while ``model@alias`` is served at this version and
+    approval).
+    """
     import httpx
 
     params: dict[str, Any] = {"version": version} if version is not None else {"alias": alias}
@@ -137,20 +220,6 @@ def fetch_approved(
         timeout=timeout,
     )
     if response.status_code != 200:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            body = {}
-        detail = str(body.get("detail", response.text))
-        error = error_for_problem(str(body.get("type", "")), response.status_code)
-        # a refusal to serve (model-not-servable), an integrity failure or a
-        # transition the lifecycle refuses: the model may not be served
-        if issubclass(error, IntegrityError | TransitionError):
-            raise LoadRefused(Check.STATUS, model, f"the server refused: {detail}")
-        if issubclass(error, TooManyRequests):
-            wait = response.headers.get("Retry-After", "1")
-            raise TooManyRequests(detail, retry_after=int(wait) if wait.isdigit() else 1)
-        raise error(detail)
-    return scorer_from_response(response.json(), public_key, model=model, version=version)
+        _raise_problem(response, model)
+    scorer = scorer_from_response(response.json(), public_key, model=model, version=version)
+    return Decider(scorer, ServerSink(url, api_key, model, alias=alias, timeout=timeout))

@@ -228,3 +228,39 @@ class ApprovedArtifact(BaseModel):
     artifact_base64: str
     proof: dict[str, Any]
     scoring: dict[str, Any]
+
+
+class ReasonValue(_In):
+    feature: str = Field(max_length=1000)
+    value: str | int | float | bool | None
+
+
+class PostedDecision(_In):
+    """One decision a remote scorer made, as its sink posts it."""
+
+    inputs: dict[str, Any] = Field(description="the applicant as scored")
+    score: str = Field(max_length=40, description="probability of default, a decimal string")
+    decision: Literal["approve", "decline"]
+    reasons: list[Annotated[str, Field(max_length=4000)]] = Field(max_length=4)
+    flags: dict[str, list[Annotated[str, Field(max_length=1000)]]] = Field(
+        default_factory=dict, max_length=2
+    )
+    reason_values: list[ReasonValue] = Field(default_factory=list, max_length=4)
+
+
+class DecisionsPost(_In):
+    version: int = Field(ge=1, le=2**31 - 1, description="the version that decided")
+    approval_seq: int = Field(ge=1, le=2**53 - 1, description="the approval it was served under")
+    decisions: list[PostedDecision] = Field(
+        min_length=1,
+        max_length=10_000,
+        description="one per decided applicant; all are recorded, or none",
+    )
+
+
+class DecisionsRecorded(BaseModel):
+    model: str
+    version: int
+    alias: str
+    approval_seq: int
+    recorded: int

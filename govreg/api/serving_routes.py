@@ -1,4 +1,5 @@
-"""Serving endpoints: score with the approved model; fetch it with an approval proof.
+"""Serving endpoints: score with the approved model; fetch it with an approval proof;
+record the decisions a remote scorer made with it.
 
 Their own router, mounted beside the governance endpoints' (govreg.api.app), with
 the action each needs (the service role's) in the same table.
@@ -7,32 +8,28 @@ the action each needs (the service role's) in the same table.
 from __future__ import annotations
 
 from base64 import b64encode
-from decimal import Decimal
 from typing import Annotated
 
 from fastapi import Query, Request
 
 from audits.events import EventType
 from core.clock import utcnow
-from core.errors import NotFoundError
+from core.errors import InputError, NotFoundError
 from govreg.api import schemas
 from govreg.api.deps import Caller, Ctx, Endpoints, Model
 from registry.roles import Action
 from registry.services import NAME_RE
+from serving.deciding import Outcome, decide, recheck
 from serving.decisions import Decision, DecisionLog
 from serving.errors import LoadRefused
 from serving.live import LiveModels
 from serving.loader import approved_bytes, record_refusal, record_serving
 from serving.proof import Standing
-from serving.scoring import ApplicantsRefused, Refused, Scored
+from serving.scoring import Refused
 
 api = Endpoints()
 endpoint = api
 Alias = Annotated[str, Query(max_length=100, pattern=NAME_RE.pattern)]
-
-
-def _decimal(value: float, places: int = 6) -> str:
-    return str(Decimal(repr(value)).quantize(Decimal(1).scaleb(-places)))
 
 
 @endpoint(
@@ -60,46 +57,7 @@ def score(
     ctx.registry.authorize_model(caller, Action.SCORE, model)
     live: LiveModels = request.app.state.live
     scorer = live.get(model, alias)  # held for the whole request, whatever changes meanwhile
-    scored = scorer.score(body.applicants)
-    if not any(isinstance(s, Scored) for s in scored):
-        raise ApplicantsRefused([s for s in scored if isinstance(s, Refused)])
-    results: list[schemas.ScoredOut | schemas.RefusedOut] = []
-    decisions = []
-    for applicant, s in zip(body.applicants, scored, strict=True):
-        if isinstance(s, Refused):
-            results.append(schemas.RefusedOut(error=s.error, fields=list(s.fields)))
-            continue
-        result = schemas.ScoredOut(
-            probability_of_default=_decimal(s.probability_of_default),
-            decision="decline" if s.decision == "decline" else "approve",
-            reasons=[
-                schemas.ReasonOut(
-                    feature=r.feature,
-                    reason=r.text,
-                    value=r.value,
-                    contribution=_decimal(r.contribution),
-                )
-                for r in s.reasons
-            ],
-            flags=s.flags,
-        )
-        results.append(result)
-        decisions.append(
-            Decision(
-                model=model,
-                version=scorer.version,
-                approval_seq=scorer.approval_seq,
-                inputs=applicant,
-                score=result.probability_of_default,
-                decision=result.decision,
-                reasons=[r.reason for r in result.reasons],
-                retention_days=scorer.approval.retention_days,
-                flags=s.flags,
-                reason_values=[{"feature": r.feature, "value": r.value} for r in s.reasons],
-            )
-        )
-    log: DecisionLog = request.app.state.decisions
-    log.record_many(decisions)  # all of this request's decisions, or none
+    results = decide(scorer, body.applicants, sink=request.app.state.decisions)
     return schemas.ScoreOut(
         model=model,
         version=scorer.version,
@@ -107,7 +65,82 @@ def score(
         approval_seq=scorer.approval_seq,
         artifact_digest=scorer.artifact_digest,
         cutoff=scorer.approval.cutoff,
-        results=results,
+        results=[_result(r) for r in results],
+    )
+
+
+def _result(result: Outcome) -> schemas.ScoredOut | schemas.RefusedOut:
+    if isinstance(result, Refused):
+        return schemas.RefusedOut(error=result.error, fields=list(result.fields))
+    return schemas.ScoredOut(
+        probability_of_default=result.probability_of_default,
+        decision=result.decision,
+        reasons=[
+            schemas.ReasonOut(
+                feature=r.feature, reason=r.reason, value=r.value, contribution=r.contribution
+            )
+            for r in result.reasons
+        ],
+        flags=result.flags,
+    )
+
+
+@endpoint(
+    "POST",
+    "/models/{model}/decisions",
+    Action.SCORE,
+    errors=(404, 409, 422, 503),
+    body_limit="max_score_bytes",
+)
+def record_decisions(
+    model: Model,
+    *,
+    body: schemas.DecisionsPost,
+    request: Request,
+    ctx: Ctx,
+    caller: Caller,
+    alias: Alias = "champion",
+) -> schemas.DecisionsRecorded:
+    """Record the decisions a remote scorer of ``model@alias`` made, all or none.
+
+    Accepted only from the version and approval ``model@alias`` is served at
+    now, and only when the server's own scorer decides every posted applicant
+    exactly so (score, decision, reasons, their values, flags); else 409 (not
+    the version served now) or 422 (naming the decision and the field that
+    differs), recorded as a refusal, and nothing is written.
+    """
+    ctx.registry.authorize_model(caller, Action.SCORE, model)
+    live: LiveModels = request.app.state.live
+    try:
+        scorer = live.get(model, alias)
+        own = recheck(scorer, [_posted(model, body, d) for d in body.decisions])
+    except (InputError, LoadRefused, NotFoundError) as exc:
+        raise ctx.registry.refused(
+            caller, exc, action=Action.SCORE.value, model=model, version=body.version
+        ) from exc
+    log: DecisionLog = request.app.state.decisions
+    log.record_many(own)  # all of this request's decisions, or none
+    return schemas.DecisionsRecorded(
+        model=model,
+        version=scorer.version,
+        alias=alias,
+        approval_seq=scorer.approval_seq,
+        recorded=len(own),
+    )
+
+
+def _posted(model: str, body: schemas.DecisionsPost, d: schemas.PostedDecision) -> Decision:
+    return Decision(
+        model=model,
+        version=body.version,
+        approval_seq=body.approval_seq,
+        inputs=d.inputs,
+        score=d.score,
+        decision=d.decision,
+        reasons=d.reasons,
+        retention_days=1,  # not posted: the server records its own decisions' retention
+        flags=d.flags,
+        reason_values=[{"feature": v.feature, "value": v.value} for v in d.reason_values],
     )
 
 

@@ -17,7 +17,7 @@ from lender import CATEGORICAL, REASONS, write_lender_candidate
 from core.errors import InputError
 from policies.schema import ScoringRules
 from serving.approval import Approval
-from serving.decisions import Decision, _check_decision
+from serving.decisions import Decision, check_decision
 from serving.errors import Check, LoadRefused
 from serving.scoring import Reason, Refused, Scored, Scorer
 
@@ -485,7 +485,7 @@ def test_hostile_values_never_crash(
         else:
             assert 0 <= result.probability_of_default <= 1
             assert not math.isnan(result.probability_of_default)
-            _check_decision(
+            check_decision(
                 Decision(
                     model="m",
                     version=1,
@@ -505,3 +505,64 @@ def test_hostile_values_never_crash(
         type(beside),
         getattr(beside, "probability_of_default", None),
     )
+
+
+# -- deciding: scored, rendered and recorded before the answer ---------------------------------
+def test_decide_records_before_it_answers_and_answers_nothing_the_log_refuses(
+    lender: Lender, kit: Any
+) -> None:
+    from audits.signing import SIGNING_KEY_FILE
+    from serving.deciding import Decided, decide, decimal
+    from serving.decisions import DecisionLog, read_decisions
+    from serving.errors import DecisionLogError
+    from serving.scoring import ApplicantsRefused
+
+    scorer = lender.scorer()
+    rows = [*lender.rows[:5], {"grade": "x"}]
+    raw = scorer.score(rows)
+    log = DecisionLog(
+        kit.ctx.engine, kit.ctx.ledger.keyring, kit.settings.keys_path / SIGNING_KEY_FILE
+    )
+    try:
+        results = decide(scorer, rows, sink=log)
+        log.flush()
+        with kit.ctx.engine.connect() as conn:
+            stored = list(read_decisions(conn, kit.ctx.ledger.keyring))
+        with pytest.raises(ApplicantsRefused, match=r"applicants\[0\]\.grade"):
+            decide(scorer, rows[-1:], sink=log)
+        log.flush()
+        with kit.ctx.engine.connect() as conn:
+            assert len(list(read_decisions(conn, kit.ctx.ledger.keyring))) == 5
+    finally:
+        log.close()
+    assert results[5] == raw[5]  # the refused applicant, as the scorer refused it
+    decided = [r for r in results if isinstance(r, Decided)]
+    assert len(decided) == 5
+    for got, s in zip(decided, raw[:5], strict=True):
+        assert isinstance(s, Scored)
+        assert got.probability_of_default == decimal(s.probability_of_default)
+        assert [(r.feature, r.reason, r.value, r.contribution) for r in got.reasons] == [
+            (r.feature, r.text, r.value, decimal(r.contribution)) for r in s.reasons
+        ]
+    assert [(d.model, d.version, d.approval_seq, d.inputs) for d in stored] == [
+        ("m", 1, 1, row) for row in rows[:5]
+    ]
+    assert [(d.score, d.decision, d.reasons) for d in stored] == [
+        (r.probability_of_default, r.decision, [x.reason for x in r.reasons]) for r in decided
+    ]
+    assert len({d.batch for d in stored}) == 1
+    with pytest.raises(DecisionLogError, match="the decision log is closed"):
+        decide(scorer, rows, sink=log)
+
+
+def test_decimal_renders_six_places_from_the_shortest_repr() -> None:
+    from serving.deciding import decimal
+
+    assert [decimal(v) for v in (0.1, 0.0000005, 0.0000015, 1.0, 0.9423564999, 1e-300)] == [
+        "0.100000",
+        "0.000000",
+        "0.000002",
+        "1.000000",
+        "0.942356",
+        "0.000000",
+    ]

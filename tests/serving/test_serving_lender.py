@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,11 @@ from lender import CATEGORICAL, REASONS, write_lender_candidate
 
 from audits.signing import load_public_key
 from policies.schema import ScoringRules
-from serving.remote import fetch_approved
-from serving.scoring import Refused, Scored, Scorer
+from serving.deciding import Decided, Decider, decide, decimal
+from serving.decisions import Decision
+from serving.errors import DecisionLogError, LoadRefused
+from serving.remote import ServerSink, decisions_body, fetch_approved
+from serving.scoring import ApplicantsRefused, Refused, Scored, Scorer
 
 MODEL = "lender-pd"  # credit-risk@1: unseen categories refused, out-of-range scored
 LENIENT = "lender-pd-lenient"  # credit-risk@2: unseen scored as missing, out-of-range refused
@@ -53,6 +56,14 @@ class Served:
     def post(self, rows: list[Any], model: str = MODEL) -> httpx.Response:
         with self.server.client("service") as client:
             return client.post(f"/v1/models/{model}/score", json={"applicants": rows})
+
+    def raw(self) -> httpx.Client:
+        """A client of the service principal that sends bodies as given."""
+        headers = {
+            "Authorization": f"Bearer {self.server.keys['service']}",
+            "Content-Type": "application/json",
+        }
+        return httpx.Client(base_url=self.server.url, headers=headers, timeout=60)
 
     def logged(self) -> int:
         from sqlalchemy import text
@@ -90,7 +101,7 @@ class Served:
             )
         return self.booster.predict(frame, **kwargs)
 
-    def remote(self, model: str = MODEL) -> Scorer:
+    def remote(self, model: str = MODEL) -> Decider:
         return fetch_approved(
             self.server.url,
             self.server.keys["service"],
@@ -175,20 +186,18 @@ def _expected_reasons(served: Served, row: dict[str, Any], contrib: Any) -> list
 
 def _as_json(result: Any) -> dict[str, Any]:
     """A remote scorer's result as the server's JSON answer shows it (its decimals)."""
-    from govreg.api.serving_routes import _decimal
-
     if isinstance(result, Refused):
         return {"error": result.error, "fields": list(result.fields)}
     assert isinstance(result, Scored)
     return {
-        "probability_of_default": _decimal(result.probability_of_default),
+        "probability_of_default": decimal(result.probability_of_default),
         "decision": result.decision,
         "reasons": [
             {
                 "feature": r.feature,
                 "reason": r.text,
                 "value": r.value,
-                "contribution": _decimal(r.contribution),
+                "contribution": decimal(r.contribution),
             }
             for r in result.reasons
         ],
@@ -241,9 +250,9 @@ def test_a_model_with_missing_values_scores_over_http_and_remotely(served: Serve
     # The same model fetched with its proof scores exactly as the server did.
     remote = served.remote()
     assert remote.version == 1
-    assert remote.rules == ScoringRules()
-    assert remote.contract.canonical() == contract
-    _same(results, remote.score(rows))
+    assert remote.scorer.rules == ScoringRules()
+    assert remote.scorer.contract.canonical() == contract
+    _same(results, remote.scorer.score(rows))
 
 
 # -- unseen categories, nulls, ranges, mixed batches (credit-risk@1) ------------------------------
@@ -274,7 +283,7 @@ def test_refusals_flags_and_a_mixed_batch(served: Served) -> None:
         problem = response.json()
         assert problem["detail"] == f"no applicant could be scored: {field}: {message}"
         assert problem["errors"] == [{"field": field, "message": message}]
-        (same,) = remote.score([row])
+        (same,) = remote.scorer.score([row])
         assert isinstance(same, Refused)
         assert same.error == f"{field}: {message}"
     served.settle(before)  # nothing refused is logged
@@ -287,7 +296,7 @@ def test_refusals_flags_and_a_mixed_batch(served: Served) -> None:
     served.settle(before + 1)
     last = served.stored()[-1]
     assert (last.inputs, last.flags) == (far, {"out_of_range": ["income"]})
-    _same([flagged], remote.score([far]))
+    _same([flagged], remote.scorer.score([far]))
     # A mixed batch: each row answered on its own, only the decided ones logged, together.
     batch = [good[0], unseen, good[1], missing, far, good[2], null]
     response = served.post(batch)
@@ -309,7 +318,7 @@ def test_refusals_flags_and_a_mixed_batch(served: Served) -> None:
     mixed = served.stored()[-8:-4]
     assert [s.inputs for s in mixed] == [good[0], good[1], far, good[2]]
     assert len({s.batch for s in mixed}) == 1
-    _same(results, remote.score(batch))
+    _same(results, remote.scorer.score(batch))
 
 
 # -- a later policy: unseen categories scored as missing, out-of-range refused ---------------------
@@ -319,7 +328,10 @@ def test_a_later_policy_scores_unseen_as_missing_and_refuses_out_of_range(served
         "unseen_category": "missing",
     }
     remote = served.remote(LENIENT)
-    assert (remote.rules.unseen_category, remote.rules.out_of_range) == ("missing", "refuse")
+    assert (remote.scorer.rules.unseen_category, remote.scorer.rules.out_of_range) == (
+        "missing",
+        "refuse",
+    )
     before = served.logged()
     unseen = {**served.rows[3], "housing": "houseboat", "purpose": "yacht"}
     response = served.post([unseen], LENIENT)
@@ -328,18 +340,275 @@ def test_a_later_policy_scores_unseen_as_missing_and_refuses_out_of_range(served
     assert result["flags"] == {"unseen_category": ["housing", "purpose"]}
     as_missing = served.predict([{**unseen, "housing": None, "purpose": None}])[0]
     assert result["probability_of_default"] == f"{as_missing:.6f}"
-    _same([result], remote.score([unseen]))
+    _same([result], remote.scorer.score([unseen]))
     far = {**served.rows[5], "income": 5_000_000}
     response = served.post([far], LENIENT)
     assert response.status_code == 422
     message = "applicants[0].income: 5000000 is outside the training range 8048..270148"
     assert response.json()["detail"] == f"no applicant could be scored: {message}"
-    (refused,) = remote.score([far])
+    (refused,) = remote.scorer.score([far])
     assert isinstance(refused, Refused)
     assert refused.error == message
     served.settle(before + 1)
     last = served.stored(LENIENT)[-1]
     assert (last.inputs, last.flags) == (unseen, {"unseen_category": ["housing", "purpose"]})
+
+
+# -- a remote scorer's decisions, recorded through the server ------------------------------------
+def _route_json(result: Any) -> dict[str, Any]:
+    """A decision of ``decide`` as the score route's JSON answer shows it."""
+    if isinstance(result, Refused):
+        return {"error": result.error, "fields": list(result.fields)}
+    assert isinstance(result, Decided)
+    return {
+        "probability_of_default": result.probability_of_default,
+        "decision": result.decision,
+        "reasons": [
+            {
+                "feature": r.feature,
+                "reason": r.reason,
+                "value": r.value,
+                "contribution": r.contribution,
+            }
+            for r in result.reasons
+        ],
+        "flags": result.flags,
+    }
+
+
+def _stated(stored: Any) -> tuple[Any, ...]:
+    return (
+        stored.model,
+        stored.version,
+        stored.approval_seq,
+        stored.inputs,
+        stored.score,
+        stored.decision,
+        stored.reasons,
+        stored.flags,
+        stored.reason_values,
+    )
+
+
+def test_a_remote_scorer_records_its_decisions_through_the_server(served: Served) -> None:
+    remote = served.remote()
+    rows = served.rows[:30]
+    far = {**served.rows[5], "income": 5_000_000}  # scored and flagged
+    unseen = {**served.rows[3], "housing": "houseboat"}  # refused, so not recorded
+    batch = [*rows, far, unseen]
+    before = served.logged()
+    results = remote.decide(batch)
+    served.settle(before + 31)  # synchronous: the server took them before decide returned
+    response = served.post(batch)  # the route decides the same applicants the same way
+    assert response.status_code == 200, response.text
+    assert [_route_json(r) for r in results] == response.json()["results"]
+    served.settle(before + 62)
+    stored = served.stored()[-62:]
+    by_remote, by_route = stored[:31], stored[31:]
+    assert [_stated(s) for s in by_remote] == [_stated(s) for s in by_route]
+    assert [s.inputs for s in by_remote] == [*rows, far]
+    assert {(s.model, s.version, s.approval_seq) for s in by_remote} == {
+        (MODEL, 1, remote.approval_seq)
+    }
+    assert [s.score for s in by_remote] == [
+        r.probability_of_default for r in results if isinstance(r, Decided)
+    ]
+    assert by_remote[-1].flags == {"out_of_range": ["income"]}
+    assert len({s.batch for s in by_remote}) == 1  # one request, one batch
+    assert sum(r.decision == "decline" for r in results if isinstance(r, Decided)) > 0
+    # `govreg audit decisions` lists them, with their scores
+    audited = served.kit.home.cli("audit", "decisions", "--model", MODEL, "--json")
+    assert audited.exit_code == 0, audited.output
+    listed = json.loads(audited.output)["listed"]
+    assert len(listed) == len(served.stored())
+    assert [(d["model"], d["version"], d["score"]) for d in listed[-62:-31]] == [
+        (MODEL, 1, s.score) for s in by_remote
+    ]
+    # Nothing decided, nothing posted: the applicants' errors, as the route's 422.
+    with pytest.raises(ApplicantsRefused, match=r"applicants\[0\]\.housing: 'houseboat'"):
+        remote.decide([unseen])
+    served.settle(before + 62)
+
+
+class Kept(list[Decision]):
+    """A sink that keeps what it is given (to post it by hand)."""
+
+    def record_many(self, decisions: Sequence[Decision], /) -> None:
+        self.extend(decisions)
+
+
+def _honest(scorer: Scorer, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A remote scorer's honest body for ``rows`` (all decided)."""
+    kept = Kept()
+    decide(scorer, rows, sink=kept)
+    assert len(kept) == len(rows)
+    return decisions_body(kept)
+
+
+def _posted(served: Served, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return _honest(served.remote().scorer, rows)
+
+
+def _post_decisions(served: Served, body: Any, model: str = MODEL) -> httpx.Response:
+    with served.server.client("service") as client:
+        return client.post(f"/v1/models/{model}/decisions", json=body)
+
+
+def test_tampered_remote_decisions_are_refused_and_nothing_is_written(served: Served) -> None:
+    kit = served.kit
+    rows = served.rows[:40]
+    honest = _posted(served, rows)
+    declined = next(i for i, d in enumerate(honest["decisions"]) if d["decision"] == "decline")
+    first = honest["decisions"][declined]
+    seq = honest["approval_seq"]
+
+    def changed(field: str, value: Any, i: int = declined) -> dict[str, Any]:
+        body = json.loads(json.dumps(honest))
+        body["decisions"][i][field] = value
+        return body
+
+    reasons = [first["reasons"][0] + " (edited)", *first["reasons"][1:]]
+    values = [{**first["reason_values"][0], "value": "edited"}, *first["reason_values"][1:]]
+    refusals = [
+        (
+            changed("score", "0.000001"),
+            422,
+            f'decisions[{declined}]: score "0.000001" differs from the server\'s '
+            f'"{first["score"]}"',
+        ),
+        (
+            changed("decision", "approve"),
+            422,
+            f'decisions[{declined}]: decision "approve" differs from the server\'s "decline"',
+        ),
+        (
+            changed("reasons", reasons),
+            422,
+            f"decisions[{declined}]: reasons {json.dumps(reasons)} differs from the "
+            f"server's {json.dumps(first['reasons'])}",
+        ),
+        (
+            changed("reason_values", values),
+            422,
+            f"decisions[{declined}]: reason_values {json.dumps(values)} differs from the "
+            f"server's {json.dumps(first['reason_values'])}",
+        ),
+        (
+            changed("flags", {"out_of_range": ["income"]}),
+            422,
+            f'decisions[{declined}]: flags {{"out_of_range": ["income"]}} differs from the '
+            "server's {}",
+        ),
+        (
+            changed("inputs", {**rows[declined], "housing": "houseboat"}),
+            422,
+            f"decisions[{declined}]: the server refuses its inputs: inputs[{declined}].housing: "
+            "'houseboat' is not a category the model was trained on "
+            "(its categories: 'free', 'mortgage', 'own', 'rent')",
+        ),
+        (
+            changed("inputs", {**rows[declined], "income": {"nested": 1}}),
+            422,
+            f"decisions[{declined}]: decision input 'income': dict is not a JSON scalar "
+            "(str, int, float, bool or None)",
+        ),
+        (
+            {**honest, "version": 7},
+            409,
+            f"refused to serve {MODEL} v7: status check failed: decisions[0] was made under "
+            f"approval seq {seq}; {MODEL} is served now at v1 (approval seq {seq})",
+        ),
+        (
+            {**honest, "approval_seq": seq - 1},
+            409,
+            f"refused to serve {MODEL} v1: status check failed: decisions[0] was made under "
+            f"approval seq {seq - 1}; {MODEL} is served now at v1 (approval seq {seq})",
+        ),
+    ]
+    before = served.logged()
+    denied = len(kit.refusals())
+    for body, status, detail in refusals:
+        response = _post_decisions(served, body)
+        assert (response.status_code, response.json()["detail"]) == (status, detail)
+    served.settle(before)  # all or none: not one of the 40 honest decisions was written
+    # the first refusal is an access.denied event at once (the others are counted)
+    assert kit.refusals()[denied] == ("service-1", refusals[0][2])
+    # the honest body itself is taken whole
+    response = _post_decisions(served, honest)
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "model": MODEL,
+        "version": 1,
+        "alias": "champion",
+        "approval_seq": seq,
+        "recorded": 40,
+    }
+    served.settle(before + 40)
+    assert [s.inputs for s in served.stored()[-40:]] == rows
+
+
+HOSTILE = [
+    b'{"version": "one", "approval_seq": 1, "decisions": []}',
+    b'{"version": 1, "approval_seq": 1, "decisions": "all"}',
+    b'{"version": 1, "approval_seq": 1, "decisions": [{"inputs": [], "score": 0.5, '
+    b'"decision": "maybe", "reasons": {}}]}',
+    b'{"version": 1, "approval_seq": 1, "decisions": [{"inputs": {"income": 1e400}, '
+    b'"score": "0.5", "decision": "approve", "reasons": []}]}',
+    b'{"version": 1, "approval_seq": 1, "decisions": [{"inputs": {}, "score": "0.5", '
+    b'"decision": "approve", "reasons": [], "approved_by": "me"}]}',
+    b'{"version": 1, "approval_seq": 1, "decisions": [{"inputs": '
+    + b'{"a": ' * 50_000
+    + b"1"
+    + b"}" * 50_000
+    + b', "score": "0.5", "decision": "approve", "reasons": []}]}',
+    b'{"version": 1, "approval_seq": 1, "decisions": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}",
+    b'{"version": 99999999999999999999999, "approval_seq": 1, "decisions": []}',
+    b"[]",
+    b"",
+]
+
+
+def test_hostile_decision_bodies_get_a_4xx_never_a_500(served: Served) -> None:
+    honest = json.dumps(_posted(served, served.rows[:1])).encode()
+    huge = honest[:-2] + b', "padding": "' + b"x" * (9 * 1024 * 1024) + b'"}'
+    before = served.logged()
+    with served.raw() as client:
+        for body in HOSTILE:
+            response = client.post(f"/v1/models/{MODEL}/decisions", content=body)
+            assert 400 <= response.status_code < 500, (body[:60], response.text[:200])
+            assert response.json()["detail"]
+        assert client.post(f"/v1/models/{MODEL}/decisions", content=huge).status_code == 413
+    served.settle(before)
+
+
+def test_a_remote_scorer_of_a_version_no_longer_served_decides_nothing(served: Served) -> None:
+    """Suspended: the server refuses its decisions and ``decide`` raises, returning
+    none; a server that cannot be reached likewise. (Last: it suspends LENIENT.)"""
+    kit = served.kit
+    remote = served.remote(LENIENT)
+    row = served.rows[0]
+    before = served.logged()
+    unreachable = Decider(
+        remote.scorer, ServerSink("http://127.0.0.1:9", served.server.keys["service"], LENIENT)
+    )
+    with pytest.raises(DecisionLogError, match="the server did not record the decisions"):
+        unreachable.decide([row])
+    honest = _honest(remote.scorer, [row])
+    kit.registry.suspend(kit["compliance-1"], LENIENT, 1, reason="drift")
+    deadline = time.monotonic() + 10
+    # an applicant with no field: 422 while the version is served, 409 once the
+    # suspension reached the server (within its bound); never recorded
+    while served.post([{}], LENIENT).status_code == 422:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    response = _post_decisions(served, honest, LENIENT)
+    assert response.status_code == 409
+    assert response.json()["detail"] == (
+        f"refused to serve {LENIENT} v1: status check failed: the version is suspended"
+    )
+    with pytest.raises(LoadRefused, match="the version is suspended"):
+        remote.decide([row])
+    served.settle(before)
 
 
 # -- hostile values ----------------------------------------------------------------------------
@@ -372,11 +641,7 @@ RAW = [
 
 
 def test_hostile_bodies_never_yield_a_500(served: Served) -> None:
-    headers = {
-        "Authorization": f"Bearer {served.server.keys['service']}",
-        "Content-Type": "application/json",
-    }
-    with httpx.Client(base_url=served.server.url, headers=headers, timeout=60) as client:
+    with served.raw() as client:
         for body in RAW:
             response = client.post(f"/v1/models/{MODEL}/score", content=body)
             assert response.status_code in (400, 422), (body[:60], response.text)
