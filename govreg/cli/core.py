@@ -15,7 +15,6 @@ Module level imports: click and the standard library only (start-up stays fast).
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
 REFUSED = 10
 _JSON = "govreg.json"  # ctx.meta key: the command was given --json
 _ARGS = "govreg.args"  # ctx.meta key: the whole command line
+_WARNINGS = "govreg.cli.warnings"  # the name of the handler that prints warnings
 
 
 def read_settings(api_key: str | None = None) -> Settings:
@@ -130,11 +130,23 @@ def refused_if(status: Any, *refusing: str) -> None:
         click.get_current_context().exit(REFUSED)
 
 
-class _WarningLine(logging.Handler):
-    """govreg's own warnings (e.g. a failed MLflow mirror) as ``warning: ...`` on stderr."""
+def _warnings_to_stderr() -> None:
+    """govreg's own warnings (e.g. a failed MLflow mirror) as ``warning: ...`` on
+    stderr, one handler per process (logging is imported here: ``--help`` never
+    gets this far)."""
+    import logging
 
-    def emit(self, record: logging.LogRecord) -> None:
-        click.echo(f"warning: {record.getMessage()}", err=True)
+    registry_log = logging.getLogger("registry")
+    if any(h.get_name() == _WARNINGS for h in registry_log.handlers):
+        return
+
+    class WarningLine(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            click.echo(f"warning: {record.getMessage()}", err=True)
+
+    handler = WarningLine(logging.WARNING)
+    handler.set_name(_WARNINGS)
+    registry_log.addHandler(handler)
 
 
 class GovregGroup(click.Group):
@@ -148,9 +160,7 @@ class GovregGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         from core.errors import GovregError
 
-        registry_log = logging.getLogger("registry")
-        if not any(isinstance(h, _WarningLine) for h in registry_log.handlers):
-            registry_log.addHandler(_WarningLine(logging.WARNING))
+        _warnings_to_stderr()
         try:
             return super().invoke(ctx)
         except GovregError as exc:

@@ -10,7 +10,6 @@ import click
 from govreg.cli.core import cli, open_context
 
 
-# -- reports and evidence bundles ---------------------------------------------------
 @cli.command()
 @click.argument("model")
 @click.argument("version", type=int)

@@ -9,7 +9,6 @@ import click
 from govreg.cli.core import cli, emit, json_option, open_home
 
 
-# -- keys -----------------------------------------------------------------------
 @cli.group()
 def keys() -> None:
     """Rotate the data key or the key-encryption key (admin)."""

@@ -9,7 +9,6 @@ import click
 from govreg.cli.core import cli, emit, json_option, open_home
 
 
-# -- MLflow ---------------------------------------------------------------------
 @cli.group("mlflow")
 def mlflow_group() -> None:
     """The MLflow model registry mirror (tags and aliases set by govreg)."""

@@ -10,7 +10,6 @@ import click
 from govreg.cli.core import cli, emit, json_option, open_context
 
 
-# -- policies -------------------------------------------------------------------
 @cli.group()
 def policies() -> None:
     """Propose and adopt policy versions (a compliance officer approves)."""

@@ -15,7 +15,6 @@ from registry.roles import SIGNING_ROLES
 SIGNING = tuple(sorted(role.value for role in SIGNING_ROLES))
 
 
-# -- versions -------------------------------------------------------------------
 @cli.command()
 @click.argument("model")
 @click.option(
