@@ -35,6 +35,7 @@ from core.errors import (
     problem_types,
 )
 from policies.schema import PolicyError
+from registry.interfaces import Download
 from registry.lifecycle import Status
 from registry.services import Principal
 
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     import httpx
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from audits.verify import Workers
     from policies.schema import Policy
 
 # problem type -> the error the client raises for it: the class that declares
@@ -328,6 +330,32 @@ class RemoteContext:
         # The server authenticates every call with the API key; this
         # placeholder is never trusted for anything.
         return Principal(name="(remote)", role="(remote)")
+
+    def verify(
+        self,
+        public_key: Path | None = None,
+        *,
+        anchors: Path | None = None,
+        workers: Workers | None = None,
+    ) -> VerifyReport:
+        """The server's verification, with its key and anchors and one process."""
+        from audits.parallel import WorkersError
+        from audits.signing import load_public_key
+
+        if workers is not None:
+            raise WorkersError(
+                "--workers applies to a local home: through GOVREG_URL the server "
+                "verifies its ledger itself, with one process"
+            )
+        # the server verifies with its key and anchors; a pinned key must be it
+        pinned = load_public_key(public_key) if public_key else None
+        return self.registry.verify_remote(pinned, anchors=anchors)
+
+    def report(self, model: str, version: int) -> Download:
+        return Download(*self.registry.download(model, version, "report"))
+
+    def evidence(self, model: str, version: int) -> Download:
+        return Download(*self.registry.download(model, version, "evidence"))
 
     def close(self) -> None:
         self.registry.close()

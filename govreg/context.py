@@ -13,10 +13,12 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from audits.ledger import Ledger
+    from audits.verify import VerifyReport, Workers
     from govreg.settings import Settings
-    from registry.interfaces import Session
-    from registry.mlflow_mirror import MlflowMirror
+    from registry.interfaces import Download, Session
+    from registry.mlflow_mirror import MlflowMirror, SyncResult
     from registry.services import Principal, Registry
+    from serving.retention import DecisionAudit
 
 
 @dataclass
@@ -41,6 +43,76 @@ class Context:
 
         return MlflowMirror(self.settings.resolved_mlflow_tracking_uri)
 
+    def verify(
+        self,
+        public_key: Path | None = None,
+        *,
+        anchors: Path | None = None,
+        workers: Workers | None = None,
+    ) -> VerifyReport:
+        """Verify the ledger against ``public_key`` and ``anchors`` (default: the
+        home's), with ``workers`` processes (default 1)."""
+        from audits.signing import load_public_key
+
+        actor = self.principal()
+        key = load_public_key(public_key or self.settings.public_key_path)
+        return self.registry.verify(
+            actor,
+            key,
+            anchor_dir=anchors or self.settings.anchors_path,
+            workers=1 if workers is None else workers,
+        )
+
+    def report(self, model: str, version: int) -> Download:
+        """The version's PDF report, rendered here."""
+        from audits.signing import load_public_key
+        from registry.interfaces import Download
+        from reports.service import generate_report
+
+        key = load_public_key(self.settings.public_key_path)
+        rendered = generate_report(self.registry, self.principal(), model, version, public_key=key)
+        return Download(rendered.pdf, rendered.sha256)
+
+    def evidence(self, model: str, version: int) -> Download:
+        """The version's evidence bundle, made here: with what it proves."""
+        from audits.signing import load_public_key
+        from registry.interfaces import Download
+        from reports.service import export_evidence
+
+        key = load_public_key(self.settings.public_key_path)
+        exported = export_evidence(self.registry, self.principal(), model, version, public_key=key)
+        proved = exported.evidence
+        return Download(
+            exported.bundle,
+            exported.sha256,
+            events=len(proved.events),
+            checkpoint=proved.checkpoint.size,
+        )
+
+    def sync_mirror(self, model: str) -> SyncResult:
+        """Re-mirror ``model``'s current state into MLflow (a reader of the model may)."""
+        from registry.roles import Action
+
+        actor = self.principal()
+        self.registry.authorize(actor, Action.READ, model=model)
+        self.registry.list_versions(actor, model)  # an unknown model is refused here
+        return self.mirror.sync(self.registry, model)
+
+    def audit_decisions(self, public_key: Path | None, *, model: str | None) -> DecisionAudit:
+        """Verify the decision log against ``public_key`` (default: the home's) and
+        its anchors; with ``model``, list its decisions."""
+        from audits.signing import load_public_key
+        from serving.decisions import ANCHOR_FOLDER
+        from serving.retention import audit_decisions
+
+        return audit_decisions(
+            self.registry,
+            self.principal(),
+            load_public_key(public_key or self.settings.public_key_path),
+            anchor_dir=self.settings.anchors_path / ANCHOR_FOLDER,
+            model=model,
+        )
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -55,6 +127,15 @@ def open_session(settings: Settings) -> Session:
         key = settings.api_key.get_secret_value() if settings.api_key else None
         registry = RemoteRegistry(settings.url, key, wait_seconds=settings.remote_wait_seconds)
         return RemoteContext(url=settings.url, registry=registry)
+    return build(settings)
+
+
+def open_local(settings: Settings, what: str) -> Context:
+    """The local home, for ``what``: a command that works on the home itself (its
+    keys, decision log, MLflow mirror). ConfigError when ``settings.url`` names a
+    server: such a command runs on the server's host."""
+    if settings.url:
+        raise ConfigError(f"{what} runs on the server's host, not through GOVREG_URL")
     return build(settings)
 
 

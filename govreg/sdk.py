@@ -159,11 +159,10 @@ class Client:
         The version decides at its policy's ``decision_cutoff``; ``cutoff``, if
         given, must equal it (another cutoff raises ``InputError``: adopt a
         policy version with that cutoff and pass it as ``policy``)."""
-        is_uri = isinstance(artifact, str) and artifact.startswith(("runs:/", "models:/"))
         number = self.ctx.registry.submit(
             self._principal(),
             model,
-            artifact=artifact if is_uri else Path(artifact),
+            artifact=artifact,  # a runs:/ or models:/ URI, or a model file's path
             train=Path(train),
             validation=Path(validation),
             target=target,

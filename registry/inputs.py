@@ -245,3 +245,29 @@ def check_schema_suite(suite: Any) -> None:
             )
         if not isinstance(item.get("kwargs", {}), dict):
             raise InputError(f"expectation {number} of the suite: 'kwargs' must be an object")
+
+
+def read_suite(path: Path) -> Any:
+    """The great-expectations suite in the JSON file ``path`` (``--expectations``);
+    :func:`check_schema_suite` checks its shape."""
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"expectation suite {path} is not readable JSON: {exc}") from exc
+
+
+def read_reasons(path: Path) -> dict[str, Any]:
+    """The YAML or JSON file ``path`` mapping each feature to its adverse-action
+    reason text (``--reasons``), as the ``reason_texts`` of a submission."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"reasons file {path} is unreadable: {exc}") from exc
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise InputError(f"reasons file {path} must map feature names to reason texts")
+    # A categorical feature's {default, categories} stays a mapping (the registry checks it).
+    return {str(k): v if isinstance(v, dict) else str(v) for k, v in data.items()}

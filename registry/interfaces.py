@@ -14,12 +14,14 @@ This module stays light: the CLI imports it to type its commands.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from audits.events import Event
+    from audits.verify import VerifyReport, Workers
     from policies.schema import Policy
     from registry.lifecycle import Status
     from registry.services import Principal
@@ -122,8 +124,24 @@ class RegistryAPI(Protocol):
     def approve_policy(self, actor: Principal, ref: str, *, comment: str) -> Policy: ...
 
 
+@dataclass(frozen=True)
+class Download:
+    """A version's report or evidence bundle: its bytes and their SHA-256; a bundle
+    made locally also says how many events it proves against which checkpoint size
+    (a server's download does not say)."""
+
+    data: bytes
+    sha256: str
+    events: int | None = None
+    checkpoint: int | None = None
+
+
 class Session(Protocol):
-    """A CLI or SDK session: a local home, or a server named by ``GOVREG_URL``."""
+    """A CLI or SDK session: a local home, or a server named by ``GOVREG_URL``.
+
+    Besides the :class:`RegistryAPI` calls, a session does what needs the home's
+    files (its keys and anchors, the report renderer) locally, or asks the server,
+    which does it with its own."""
 
     @property
     def registry(self) -> RegistryAPI: ...
@@ -135,6 +153,27 @@ class Session(Protocol):
 
     def principal(self) -> Principal:
         """The acting principal (remotely a placeholder: the server authenticates)."""
+        ...
+
+    def verify(
+        self,
+        public_key: Path | None = None,
+        *,
+        anchors: Path | None = None,
+        workers: Workers | None = None,
+    ) -> VerifyReport:
+        """Verify the ledger: locally against ``public_key`` and ``anchors`` (default:
+        the home's) with ``workers`` processes; remotely the server verifies with its
+        key and anchors (a ``public_key`` given must be that key; ``anchors`` and
+        ``workers`` are refused)."""
+        ...
+
+    def report(self, model: str, version: int) -> Download:
+        """The version's PDF/A-3b compliance report."""
+        ...
+
+    def evidence(self, model: str, version: int) -> Download:
+        """The version's evidence bundle (events, proofs, checkpoint, report)."""
         ...
 
     def close(self) -> None: ...

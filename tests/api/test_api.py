@@ -518,7 +518,7 @@ def test_several_workers_listen_as_tcp_so_connections_get_nodelay() -> None:
 
     import uvicorn
 
-    from govreg.cli import bind_tcp_socket
+    from govreg.cli.serve import bind_tcp_socket
 
     config = uvicorn.Config("govreg.api.app:app_from_env", host="127.0.0.1", port=0, workers=2)
     plain = config.bind_socket()

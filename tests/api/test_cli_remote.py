@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ def _cli(server: Server, *args: str, key: str) -> Any:
 
 
 def test_the_whole_flow_through_the_cli_against_a_server(
-    server: Server, candidate: dict[str, Path]
+    server: Server, candidate: dict[str, Path], tmp_path: Path
 ) -> None:
     admin = server.home.admin_key
     keys = {}
@@ -122,6 +123,18 @@ def test_the_whole_flow_through_the_cli_against_a_server(
     verified = _cli(server, "audit", "verify", key=keys["auditor"])
     assert verified.exit_code == 0
     assert verified.stdout.startswith("ledger intact: ")
+
+    # the report and the bundle are the server's: fetched, with the digest it sent
+    pdf, bundle = tmp_path / "pd-1.pdf", tmp_path / "pd-1.zip"
+    report = _cli(server, "report", "pd", "1", "-o", str(pdf), key=keys["auditor"])
+    digest = hashlib.sha256(pdf.read_bytes()).hexdigest()
+    assert (report.exit_code, report.stdout) == (
+        0,
+        f"wrote {pdf} ({pdf.stat().st_size} bytes, sha256 {digest})\n",
+    )
+    exported = _cli(server, "evidence", "export", "pd", "1", "-o", str(bundle), key=keys["auditor"])
+    digest = hashlib.sha256(bundle.read_bytes()).hexdigest()
+    assert (exported.exit_code, exported.stdout) == (0, f"wrote {bundle}: sha256 {digest}\n")
     rotate = _cli(server, "keys", "rotate", key=admin)
     assert (rotate.exit_code, rotate.stderr) == (
         3,

@@ -174,14 +174,14 @@ def test_the_readme_lists_every_exit_code_the_cli_returns() -> None:
     import serving.errors
     import validation.runner
     from core import errors
-    from govreg.cli import _error_type
+    from govreg.cli.core import error_type
 
     codes = readme_codes()
     assert sorted(codes) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, REFUSED, 11]
     assert codes[0] == codes[REFUSED] == ""  # outcomes, not errors
     for code, kind in codes.items():
         if kind:
-            assert _error_type(code, "?") == kind
+            assert error_type(code, "?") == kind
     # every error a command can raise has a listed code
     raised = (
         audits.merkle.MerkleError,

@@ -220,6 +220,6 @@ def test_serve_wants_a_certificate_and_its_key_together(sqlite_kit: Any) -> None
     ],
 )
 def test_is_loopback(host: str, loopback: bool) -> None:
-    from govreg.cli import is_loopback
+    from govreg.cli.serve import is_loopback
 
     assert is_loopback(host) is loopback

@@ -1,6 +1,7 @@
-"""The local service layer and the HTTP client implement one RegistryAPI: every call
-of the Protocol exists on both, with the same parameters in the same order, kinds and
-defaults (mypy checks the types: the CLI and the SDK are typed against the Protocol)."""
+"""The local service layer and the HTTP client implement one RegistryAPI, and the local
+home and the server's client one Session: every call of each Protocol exists on both,
+with the same parameters in the same order, kinds and defaults (mypy checks the types:
+the CLI and the SDK are typed against the Protocols)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from registry.interfaces import RegistryAPI
+from registry.interfaces import RegistryAPI, Session
 
 
-def _calls() -> list[str]:
+def _calls(protocol: type = RegistryAPI) -> list[str]:
     return sorted(
         name
-        for name, member in vars(RegistryAPI).items()
+        for name, member in vars(protocol).items()
         if callable(member) and not name.startswith("_")
     )
 
@@ -67,3 +68,21 @@ def test_local_and_remote_take_the_protocols_parameters(call: str) -> None:
             kind is inspect.Parameter.KEYWORD_ONLY and default is not inspect.Parameter.empty
             for _, kind, default in extra
         ), f"{implementation.__name__}.{call} adds {extra}"
+
+
+def test_the_session_protocol_names_what_a_session_does_besides_the_registry() -> None:
+    assert _calls(Session) == ["close", "evidence", "principal", "report", "verify"]
+    assert sorted(n for n, m in vars(Session).items() if isinstance(m, property)) == [
+        "registry",
+        "remote",
+    ]
+
+
+@pytest.mark.parametrize("call", _calls(Session))
+def test_the_local_home_and_the_servers_client_take_the_sessions_parameters(call: str) -> None:
+    from govreg.client import RemoteContext
+    from govreg.context import Context
+
+    wanted = _shape(getattr(Session, call))
+    for implementation in (Context, RemoteContext):
+        assert _shape(getattr(implementation, call)) == wanted, f"{implementation.__name__}.{call}"

@@ -588,7 +588,7 @@ def test_any_reasons_file_is_read_and_checked_or_refused_in_one_line(
     import yaml
 
     from core.errors import InputError
-    from govreg.cli import _read_reasons
+    from registry.inputs import read_reasons
     from validation.contract import DataContract, Feature
     from validation.reasons import check, normalise
 
@@ -601,7 +601,7 @@ def test_any_reasons_file_is_read_and_checked_or_refused_in_one_line(
         )
     )
     try:
-        recorded = check(normalise(_read_reasons(path)), contract)
+        recorded = check(normalise(read_reasons(path)), contract)
     except InputError as refused:
         message = str(refused)
     else:

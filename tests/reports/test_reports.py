@@ -708,6 +708,14 @@ def test_cli_report_export_and_offline_verify(
     )
     assert result.exit_code == 0, result.output
     public = home.settings().public_key_path
+    from audits.signing import load_public_key
+    from reports.bundle import verify_bundle
+
+    verified = verify_bundle(bundle.read_bytes(), load_public_key(public))
+    assert result.output == (
+        f"wrote {bundle}: {verified.events} events proved against checkpoint "
+        f"{verified.checkpoint_size}, sha256 {hashlib.sha256(bundle.read_bytes()).hexdigest()}\n"
+    )
     # offline: no home, no database in the environment
     from click.testing import CliRunner
 
