@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from audits.events import Event
     from policies.schema import Policy
+    from registry.identity import Principal
     from registry.lifecycle import Status
-    from registry.services import Principal
 
 
 class RegistryAPI(Protocol):
