@@ -109,7 +109,7 @@ def prepare(home: Path, url: str, versions: int) -> dict[str, str]:
                 protected=["sex", "age_band"],
             )
             evaluation = reg.start_evaluation(ds, "bench", number)
-            reg._record_evaluation(ds, "bench", number, evaluation, passing_results())
+            reg.evaluations.record_evaluation(ds, "bench", number, evaluation, passing_results())
     finally:
         ctx.close()
     return keys

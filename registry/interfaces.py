@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from audits.events import Event
     from audits.verify import VerifyReport, Workers
     from policies.schema import Policy
+    from registry.identity import Principal
     from registry.lifecycle import Status
-    from registry.services import Principal
 
 
 class RegistryAPI(Protocol):

@@ -40,6 +40,7 @@ from registry.projection import DatabaseView
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from registry.recorder import Recorder
     from registry.services import Registry
 
 TAG_PREFIX = "govreg."
@@ -81,15 +82,15 @@ class SyncResult:
 
 
 class MlflowMirror:
-    """A :class:`registry.services.VersionObserver` writing to one MLflow registry."""
+    """A :class:`registry.recorder.VersionObserver` writing to one MLflow registry."""
 
     def __init__(self, tracking_uri: str | None) -> None:
         self.tracking_uri = tracking_uri
 
-    def version_changed(self, registry: Registry, model: str, version: int) -> None:
-        self.sync(registry, model)
+    def version_changed(self, recorder: Recorder, model: str, version: int) -> None:
+        self.sync(recorder, model)
 
-    def sync(self, registry: Registry, model: str) -> SyncResult:
+    def sync(self, registry: Registry | Recorder, model: str) -> SyncResult:
         """Mirror the current state of every version of ``model`` that came from MLflow."""
         state = _read_state(registry, model)
         if not state["sources"]:
@@ -154,7 +155,7 @@ class MlflowMirror:
         return SyncResult(model, [mirrored[n] for n in sorted(mirrored)], aliases)
 
 
-def _read_state(registry: Registry, model: str) -> dict[str, Any]:
+def _read_state(registry: Registry | Recorder, model: str) -> dict[str, Any]:
     """What the mirror needs, read from the registry tables and the ledger in one
     read transaction."""
     now = registry.clock()

@@ -2,7 +2,8 @@
 
 The CLI, the HTTP API and the tests read this table; the docs show it.
 Segregation-of-duties rules that depend on the version (the submitter never
-signs, one person one sign-off) live in :mod:`registry.services`.
+signs, one person one sign-off) live in :mod:`registry.signoffs` and
+:mod:`registry.rules`.
 """
 
 from __future__ import annotations

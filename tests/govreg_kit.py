@@ -363,7 +363,7 @@ class Kit:
         """Submit a version and complete its evaluation with constructed results."""
         version = self.submit(model, by=by)
         number = self.registry.start_evaluation(self[by], model, version)
-        self.registry._record_evaluation(
+        self.registry.evaluations.record_evaluation(
             self[by],
             model,
             version,

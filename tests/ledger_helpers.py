@@ -290,11 +290,10 @@ def forge(ctx: Any, new: NewEvent, authenticator: bytes | None) -> int:
 
 def forged_admin(ctx: Any, authenticator: bytes | None) -> tuple[int, str]:
     """A ``principal.created`` admin event and its ``principals`` row; its API key."""
+    from registry.principals import principal_created
     from registry.roles import Role
 
-    event, api_key = ctx.registry._new_principal_event(
-        "admin", "mallory", Role.ADMIN, None, person="admin"
-    )
+    event, api_key = principal_created("admin", "mallory", Role.ADMIN, None, person="admin")
     return forge(ctx, event, authenticator), api_key
 
 

@@ -84,13 +84,24 @@ def run_gate(
     return result
 
 
-def run_policy(policy: PolicyLike, inputs: GateInputs) -> list[GateResult]:
+def run_policy(
+    policy: PolicyLike,
+    inputs: GateInputs,
+    *,
+    before_gate: Callable[[GateSpecLike], None] | None = None,
+) -> list[GateResult]:
     """Evaluate every gate of ``policy`` (a ``policies.schema.Policy``) in order.
 
     One result per gate; a policy without gates is refused (the schema
-    refuses it already; this holds for any other caller too).
+    refuses it already; this holds for any other caller too). ``before_gate``
+    is told each gate before it runs (progress for the user).
     """
     if not policy.gates:
         raise EmptyPolicyError(f"policy {policy.ref} has no gates; an empty policy fails")
     table = _gates()
-    return [run_gate(spec, inputs, gates=table) for spec in policy.gates]
+    results = []
+    for spec in policy.gates:
+        if before_gate is not None:
+            before_gate(spec)
+        results.append(run_gate(spec, inputs, gates=table))
+    return results

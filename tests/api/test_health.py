@@ -59,14 +59,13 @@ def test_health_turns_unhealthy_on_a_forged_append(server: Server) -> None:
 def test_a_principal_row_forged_in_the_table_is_refused_over_http(server: Server) -> None:
     """A row inserted with a key of the attacker's own: 401 naming why, in every
     worker, and the honest admin keeps working."""
+    from registry.principals import principal_created
     from registry.roles import Role
 
     ctx = server.home.context()
     try:
         drop_guard_rails(ctx)
-        event, key = ctx.registry._new_principal_event(
-            "admin", "mallory", Role.ADMIN, None, person="admin"
-        )
+        event, key = principal_created("admin", "mallory", Role.ADMIN, None, person="admin")
         sql(
             ctx,
             "INSERT INTO principals (name, role, person, key_prefix, key_hash, created_at, "

@@ -170,7 +170,7 @@ def test_every_exit_code_is_the_same_locally_and_remotely(
         for _ in range(2):
             number = people.submit(inputs, train=inputs.train_parquet)
             evaluation = people.ctx.registry.start_evaluation(people.actors["ds-1"], MODEL, number)
-            people.ctx.registry._record_evaluation(
+            people.ctx.registry.evaluations.record_evaluation(
                 people.actors["ds-1"], MODEL, number, evaluation, passing_results()
             )
             ready.append(number)

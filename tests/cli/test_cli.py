@@ -355,7 +355,7 @@ def test_a_version_through_the_cli(kit: Any) -> None:
         "error: cannot promote pd v1: it is submitted; promote needs one of: approved, promoted\n",
     )
     number = kit.registry.start_evaluation(kit["ds-1"], MODEL, 1)
-    kit.registry._record_evaluation(kit["ds-1"], MODEL, 1, number, passing_results())
+    kit.registry.evaluations.record_evaluation(kit["ds-1"], MODEL, 1, number, passing_results())
     for who, role in (
         ("validator-1", "validator"),
         ("compliance-1", "compliance_officer"),

@@ -198,7 +198,9 @@ def test_empty_results_fail_closed(home: Any, candidate: Any) -> None:
         who = _actors(ctx, home.admin_key)
         version = _submit(ctx, who["data_scientist"], candidate)
         number = ctx.registry.start_evaluation(who["data_scientist"], "pd", version)
-        status = ctx.registry._record_evaluation(who["data_scientist"], "pd", version, number, [])
+        status = ctx.registry.evaluations.record_evaluation(
+            who["data_scientist"], "pd", version, number, []
+        )
         after = ctx.registry.show_version(who["validator"], "pd", version)
     finally:
         ctx.close()

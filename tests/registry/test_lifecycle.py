@@ -99,7 +99,7 @@ def attempt(kit: Any, reg: Any, move: str) -> None:
         reg.start_evaluation(kit["ds-1"], MODEL, 1)
     elif move == "complete evaluation":
         evaluation = int(kit.row()["evaluation"])
-        reg._record_evaluation(kit["ds-1"], MODEL, 1, evaluation, passing_results())
+        reg.evaluations.record_evaluation(kit["ds-1"], MODEL, 1, evaluation, passing_results())
     elif move == "sign":
         reg.signoff(kit["validator-2"], MODEL, 1, role="validator", approve=True, comment="ok")
     elif move == "promote":
@@ -154,7 +154,7 @@ def test_the_whole_legal_life_of_a_version(kit: Any) -> None:
     assert status() == "evaluating"
     assert kit.row()["evidence_digest"] is None
 
-    assert reg._record_evaluation(kit["ds-1"], MODEL, 1, 1, passing_results()) == (
+    assert reg.evaluations.record_evaluation(kit["ds-1"], MODEL, 1, 1, passing_results()) == (
         "awaiting_signoff"
     )
     row = kit.row()
@@ -257,17 +257,17 @@ def test_a_non_blocking_gate_of_the_policy_does_not_stop_a_version(
     number = kit.registry.start_evaluation(kit["ds-1"], MODEL, 1)
     results = [passing_results()[0], passing_results(latency="failed")[-1]]
     results[1]["blocking"] = False
-    assert kit.registry._record_evaluation(kit["ds-1"], MODEL, 1, number, results) == (
+    assert kit.registry.evaluations.record_evaluation(kit["ds-1"], MODEL, 1, number, results) == (
         "awaiting_signoff"
     )
     # Without the non-blocking gate's result it still passes; without the blocking one not.
     kit.submit(policy_id="lenient")
     number = kit.registry.start_evaluation(kit["ds-1"], MODEL, 2)
-    status = kit.registry._record_evaluation(kit["ds-1"], MODEL, 2, number, results[:1])
+    status = kit.registry.evaluations.record_evaluation(kit["ds-1"], MODEL, 2, number, results[:1])
     assert status == "awaiting_signoff"
     kit.submit(policy_id="lenient")
     number = kit.registry.start_evaluation(kit["ds-1"], MODEL, 3)
-    status = kit.registry._record_evaluation(kit["ds-1"], MODEL, 3, number, results[1:])
+    status = kit.registry.evaluations.record_evaluation(kit["ds-1"], MODEL, 3, number, results[1:])
     assert status == "gates_failed"
     assert kit.row(MODEL, 3)["status_reason"] == "performance has no result"
     kit.verify()
@@ -304,12 +304,12 @@ def test_a_second_evaluation_supersedes_the_first(kit: Any) -> None:
     assert reg.start_evaluation(kit["validator-1"], MODEL, 1) == 2
     before = kit.state()
     with pytest.raises(InputError) as caught:
-        reg._record_evaluation(kit["ds-1"], MODEL, 1, 1, passing_results())
+        reg.evaluations.record_evaluation(kit["ds-1"], MODEL, 1, 1, passing_results())
     assert str(caught.value) == "pd v1 is on evaluation 2, not 1"
     assert kit.state() == before
-    assert reg._record_evaluation(kit["validator-1"], MODEL, 1, 2, passing_results()) == (
-        "awaiting_signoff"
-    )
+    assert reg.evaluations.record_evaluation(
+        kit["validator-1"], MODEL, 1, 2, passing_results()
+    ) == ("awaiting_signoff")
     assert {g["evaluation"] for g in kit.rows("gate_results")} == {2}
     kit.verify()
 
@@ -332,12 +332,12 @@ def test_a_data_scientist_evaluates_only_their_own_versions(sqlite_kit: Any) -> 
     number = kit.registry.start_evaluation(kit["ds-1"], MODEL, 1)
     before = kit.state()
     with pytest.raises(PermissionDenied) as caught:
-        kit.registry._record_evaluation(kit["ds-2"], MODEL, 1, number, passing_results())
+        kit.registry.evaluations.record_evaluation(kit["ds-2"], MODEL, 1, number, passing_results())
     assert str(caught.value) == (
         "'ds-2' may evaluate only their own versions; pd v1 was submitted by 'ds-1'"
     )
     assert kit.state() == before
-    assert kit.registry._record_evaluation(
+    assert kit.registry.evaluations.record_evaluation(
         kit["validator-1"], MODEL, 1, number, passing_results()
     ) == ("awaiting_signoff")
 

@@ -52,7 +52,9 @@ def _lineage(kit: Kit, version: int = 1) -> dict[str, Any]:
 def _approve(kit: Kit, version: int) -> None:
     """Complete the evaluation with constructed passing results and sign three times."""
     number = kit.registry.start_evaluation(kit["ds-1"], MODEL, version)
-    kit.registry._record_evaluation(kit["ds-1"], MODEL, version, number, passing_results())
+    kit.registry.evaluations.record_evaluation(
+        kit["ds-1"], MODEL, version, number, passing_results()
+    )
     for who in ("validator-1", "compliance-1", "owner-1"):
         kit.sign(who, MODEL, version)
 
@@ -209,7 +211,7 @@ def test_the_mirror_follows_approval_promotion_suspension_reinstatement_and_reti
     v1 = mkit.submit(artifact=f"models:/{name}/{mv}")
     # before approval govreg writes nothing to MLflow
     number = mkit.registry.start_evaluation(mkit["ds-1"], MODEL, v1)
-    mkit.registry._record_evaluation(mkit["ds-1"], MODEL, v1, number, passing_results())
+    mkit.registry.evaluations.record_evaluation(mkit["ds-1"], MODEL, v1, number, passing_results())
     mkit.sign("validator-1", MODEL, v1)
     assert _mlflow_version(store, name, mv) == ({}, {})
 
@@ -278,7 +280,9 @@ def test_a_runs_version_is_registered_in_mlflow_at_approval_and_only_once(
     assert client.search_registered_models(f"name = '{model}'") == []
 
     number = mkit.registry.start_evaluation(mkit["ds-1"], model, version)
-    mkit.registry._record_evaluation(mkit["ds-1"], model, version, number, passing_results())
+    mkit.registry.evaluations.record_evaluation(
+        mkit["ds-1"], model, version, number, passing_results()
+    )
     for who in ("validator-1", "compliance-1", "owner-1"):
         mkit.sign(who, model, version)
     mkit.registry.promote(mkit["owner-1"], model, version, alias="champion")
@@ -323,7 +327,7 @@ def test_a_mirror_failure_keeps_governance_committed_and_sync_repairs_it(
     assert submitted.exit_code == 0, submitted.output
     assert submitted.stdout == "submitted pd v1\n"
     number = mkit.registry.start_evaluation(mkit["ds-1"], MODEL, 1)
-    mkit.registry._record_evaluation(mkit["ds-1"], MODEL, 1, number, passing_results())
+    mkit.registry.evaluations.record_evaluation(mkit["ds-1"], MODEL, 1, number, passing_results())
     mkit.sign("validator-1")
     mkit.sign("compliance-1")
 

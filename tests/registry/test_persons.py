@@ -29,7 +29,7 @@ def _evaluated_by(kit: Any, ds: Any) -> int:
         protected=["sex", "age_band"],
     )
     number = reg.start_evaluation(ds, MODEL, version)
-    reg._record_evaluation(ds, MODEL, version, number, passing_results())
+    reg.evaluations.record_evaluation(ds, MODEL, version, number, passing_results())
     return version
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from ledger_helpers import drop_guard_rails, flip, sql
 
+from registry.principals import principal_created
 from registry.roles import Role
 from registry.vouching import Unvouched
 
@@ -40,9 +41,7 @@ def _refusal(ctx: Any, key: str) -> str:
 
 
 def test_a_row_inserted_without_an_event_is_refused(ctx: Any, home: Any) -> None:
-    event, key = ctx.registry._new_principal_event(
-        "admin", "mallory", Role.ADMIN, None, person="admin"
-    )
+    event, key = principal_created("admin", "mallory", Role.ADMIN, None, person="admin")
     d = event.data
     sql(
         ctx,

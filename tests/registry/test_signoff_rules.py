@@ -160,7 +160,10 @@ def test_new_evidence_voids_earlier_signoffs(kit: Any) -> None:
     )
     results = passing_results()
     results[0]["values"] = {"measured": "0.91"}  # different measurements: new evidence
-    assert reg._record_evaluation(kit["validator-2"], MODEL, 1, 2, results) == "awaiting_signoff"
+    assert (
+        reg.evaluations.record_evaluation(kit["validator-2"], MODEL, 1, 2, results)
+        == "awaiting_signoff"
+    )
     new = kit.row()["evidence_digest"]
     assert new != old
     shown = reg.show_version(kit["auditor-1"], MODEL, 1)
@@ -326,7 +329,7 @@ def test_a_policy_counts_people_per_role_and_names_what_it_asks_for(
     reg = kit.registry
     kit.submit(policy_id="two-eyes")
     number = reg.start_evaluation(kit["ds-1"], MODEL, 1)
-    reg._record_evaluation(kit["ds-1"], MODEL, 1, number, passing_results()[:1])
+    reg.evaluations.record_evaluation(kit["ds-1"], MODEL, 1, number, passing_results()[:1])
     kit.people("compliance-1")
     refused(
         kit,

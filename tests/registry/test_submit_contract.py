@@ -212,7 +212,7 @@ def test_a_store_failure_leaves_no_blob_behind(kit: Any, monkeypatch: Any) -> No
     def broken(conn: Any, events: Any, **_: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(kit.registry, "record", broken)
+    monkeypatch.setattr(kit.registry.recorder, "record", broken)
     with pytest.raises(OSError, match="disk full"):
         # Same artifact and train set (already stored), a new validation file.
         kit.submit(validation=kit.files.validation_csv)

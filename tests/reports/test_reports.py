@@ -71,7 +71,9 @@ def _constructed(verdict: str) -> list[dict[str, Any]]:
 def _evaluated(ctx: Any, who: dict[str, Any], files: dict[str, Path], verdict: str) -> int:
     version = _submit(ctx, who, files)
     number = ctx.registry.start_evaluation(who["ds-1"], MODEL, version)
-    ctx.registry._record_evaluation(who["ds-1"], MODEL, version, number, _constructed(verdict))
+    ctx.registry.evaluations.record_evaluation(
+        who["ds-1"], MODEL, version, number, _constructed(verdict)
+    )
     return version
 
 
@@ -339,7 +341,7 @@ def test_report_shows_the_equalized_odds_interval_and_the_excluded_groups(
     gates[1] = result.canonical()
     version = _submit(ctx, who, files)
     number = ctx.registry.start_evaluation(who["ds-1"], MODEL, version)
-    ctx.registry._record_evaluation(who["ds-1"], MODEL, version, number, gates)
+    ctx.registry.evaluations.record_evaluation(who["ds-1"], MODEL, version, number, gates)
     out = render(ctx.registry, who["auditor-1"], MODEL, version, public_key=world["key"])
     path = tmp_path / "fairness.pdf"
     path.write_bytes(out.pdf)
@@ -435,7 +437,7 @@ def _record(world: dict[str, Any], performance: dict[str, Any], files: Any = Non
     gates[0] = performance
     version = _submit(ctx, who, files or world["files"])
     number = ctx.registry.start_evaluation(who["ds-1"], MODEL, version)
-    ctx.registry._record_evaluation(who["ds-1"], MODEL, version, number, gates)
+    ctx.registry.evaluations.record_evaluation(who["ds-1"], MODEL, version, number, gates)
     return version
 
 
@@ -808,7 +810,7 @@ def test_fairness_results_recorded_before_the_outcome_limits_still_render(
     gates[1] = {**recorded, "blocking": True, "values": {}, "message": "recorded earlier"}
     version = _submit(ctx, who, world["files"])
     number = ctx.registry.start_evaluation(who["ds-1"], MODEL, version)
-    ctx.registry._record_evaluation(who["ds-1"], MODEL, version, number, gates)
+    ctx.registry.evaluations.record_evaluation(who["ds-1"], MODEL, version, number, gates)
     out = render(ctx.registry, who["auditor-1"], MODEL, version, public_key=world["key"])
     path = tmp_path / "old.pdf"
     path.write_bytes(out.pdf)

@@ -209,7 +209,7 @@ def test_pickle_artifact_is_never_parsed(
     version = kit.submit(artifact=payload)
     monkeypatch.undo()
     kit.registry.start_evaluation(kit["ds-1"], MODEL, version)
-    kit.registry._record_evaluation(kit["ds-1"], MODEL, version, 1, passing_results())
+    kit.registry.evaluations.record_evaluation(kit["ds-1"], MODEL, version, 1, passing_results())
     for who in ("validator-1", "compliance-1", "owner-1"):
         kit.sign(who, MODEL, version)
     error = _refused(kit, Check.FORMAT, version=version)

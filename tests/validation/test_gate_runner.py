@@ -118,6 +118,23 @@ def test_default_policy_runs_every_gate_deterministically(
         assert canonical_bytes(first.canonical()) == canonical_bytes(second.canonical())
 
 
+def test_run_policy_tells_each_gate_before_it_runs() -> None:
+    """The progress the evaluation use case shows: one call per gate, in order."""
+    policy = find_policy("credit-risk")
+    gates = [
+        GateSpec.model_construct(id=name, kind="unknown", blocking=True, params=None)
+        for name in ("first", "second")
+    ]
+    seen: list[str] = []
+    results = run_policy(
+        Policy.model_construct(**{**dict(policy), "gates": gates}),
+        GateInputs.__new__(GateInputs),
+        before_gate=lambda spec: seen.append(str(spec.id)),
+    )
+    assert seen == ["first", "second"]
+    assert [(r.gate_id, r.verdict) for r in results] == [("first", "error"), ("second", "error")]
+
+
 def test_an_empty_policy_is_refused() -> None:
     policy = find_policy("credit-risk")
     empty = Policy.model_construct(**{**dict(policy), "gates": []})
