@@ -65,6 +65,7 @@ class Queries(Service):
             # One pass over the version's events: its policy and the current gate results.
             policy_doc: dict[str, Any] | None = None
             contract: dict[str, Any] | None = None
+            lineage: dict[str, Any] = {}
             gates = []
             for event in rec.ledger.events(
                 conn,
@@ -83,6 +84,7 @@ class Queries(Service):
                     policy_doc = event.data["policy"]
                 if event.type == EventType.VERSION_SUBMITTED:
                     contract = event.data.get("contract")
+                    lineage = event.data.get("lineage") or {}
             if policy_doc is None:
                 raise NotFoundError(f"{model} v{version} has no submission event")
             policy = Policy.model_validate(policy_doc)
@@ -105,6 +107,7 @@ class Queries(Service):
             "protected": json.loads(row["protected"]),
             "features": json.loads(row["features"]),
             "contract": contract,
+            "lineage": lineage,
             "cutoff": row["cutoff"],
             "submitted_by": row["submitted_by"],
             "submitted_by_person": submitter.person,

@@ -6,7 +6,8 @@ renders the probability and the contributions as decimal strings once
 applicant and hands them all to a :class:`DecisionSink` *before* it returns:
 a caller sees a decision only once the sink took it, and when the sink
 refuses (:class:`~serving.errors.DecisionLogError`, or the error a remote
-sink was answered with) the caller gets that error and no result. There is
+sink was answered with) the caller gets that error and no result. Each
+decided applicant's answer carries the decision id the log gave it. There is
 no way to decide without a sink; ``Scorer.score`` stays the raw step
 (benchmarks, the batch checks).
 
@@ -18,28 +19,31 @@ the decisions to the server that re-scores and records them
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from core.errors import InputError
 from serving.decisions import Decision, check_decision
-from serving.errors import Check, LoadRefused
+from serving.errors import Check, DecisionLogError, LoadRefused
 from serving.scoring import ApplicantsRefused, Refused, Scored
 
 if TYPE_CHECKING:
     from serving.scoring import Result, Scorer
 
 PLACES = 6  # decimal places of a probability and a contribution
+_DECISION_ID = re.compile(r"[0-9a-f]{32}")
 Scalar = str | int | float | bool | None
 
 
 class DecisionSink(Protocol):
-    """Where decisions go: ``record_many`` takes all of them or none, and raises
+    """Where decisions go: ``record_many`` takes all of them or none and returns their
+    decision ids in order (the decision log gives them), and raises
     (:class:`~serving.errors.DecisionLogError` when it cannot take them now)."""
 
-    def record_many(self, decisions: Sequence[Decision], /) -> None: ...
+    def record_many(self, decisions: Sequence[Decision], /) -> list[str]: ...
 
 
 def decimal(value: float, places: int = PLACES) -> str:
@@ -65,6 +69,9 @@ class Decided:
     decision: Literal["approve", "decline"]
     reasons: tuple[DecidedReason, ...]
     flags: dict[str, list[str]] = field(default_factory=dict)
+    # the id the decision log gave it (None until it is recorded): outcomes and
+    # overrides name the decision by it
+    decision_id: str | None = None
 
 
 Outcome = Decided | Refused
@@ -134,8 +141,24 @@ def decide(scorer: Scorer, applicants: Sequence[Any], *, sink: DecisionSink) -> 
     and whatever the sink raises (then nothing is answered).
     """
     done = _outcomes(scorer, applicants)
-    sink.record_many(done.decisions)
-    return done.results
+    ids = iter(_ids(sink.record_many(done.decisions), len(done.decisions)))
+    return [
+        replace(r, decision_id=next(ids)) if isinstance(r, Decided) else r for r in done.results
+    ]
+
+
+def _ids(ids: Any, count: int) -> list[str]:
+    """The sink's decision ids, checked: one per decision, each 32 lowercase hex digits."""
+    if not (
+        isinstance(ids, list)
+        and len(ids) == count
+        and all(isinstance(i, str) and _DECISION_ID.fullmatch(i) for i in ids)
+    ):
+        raise DecisionLogError(
+            f"the decision sink answered without {count} decision ids; the decisions' "
+            "ids are unknown"
+        )
+    return ids
 
 
 class Decider:

@@ -136,11 +136,12 @@ class ServerSink:
         self._headers = {"Authorization": f"Bearer {api_key}"}
         self.timeout = timeout
 
-    def record_many(self, decisions: Sequence[Decision], /) -> None:
+    def record_many(self, decisions: Sequence[Decision], /) -> list[str]:
+        """Post ``decisions``; the ids the server's decision log gave them, in order."""
         import httpx
 
         if not decisions:
-            return
+            return []
         if {d.model for d in decisions} != {self.model}:
             raise InputError(f"a request's decisions must all be of {self.model}")
         body = decisions_body(decisions)
@@ -158,6 +159,16 @@ class ServerSink:
             ) from exc
         if response.status_code != 200:
             _raise_problem(response, self.model)
+        try:
+            ids = response.json()["decision_ids"]
+        except (ValueError, KeyError, TypeError):
+            ids = None
+        if not isinstance(ids, list):
+            raise DecisionLogError(
+                "the server answered 200 without the decisions' ids; it may have recorded "
+                "them, but their ids are unknown"
+            )
+        return ids
 
 
 def decisions_body(decisions: Sequence[Decision]) -> dict[str, Any]:

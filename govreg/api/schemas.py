@@ -194,6 +194,10 @@ class ReasonOut(BaseModel):
 
 
 class ScoredOut(BaseModel):
+    decision_id: str = Field(
+        description="the decision log's id of this decision (32 hex digits), by which "
+        "outcomes and overrides name it"
+    )
     probability_of_default: str
     decision: Literal["approve", "decline"]
     reasons: list[ReasonOut]
@@ -264,3 +268,4 @@ class DecisionsRecorded(BaseModel):
     alias: str
     approval_seq: int
     recorded: int
+    decision_ids: list[str] = Field(description="the recorded decisions' ids, in order")

@@ -21,7 +21,7 @@ from registry.roles import Action
 from registry.services import NAME_RE
 from serving.deciding import Outcome, decide, recheck
 from serving.decisions import Decision, DecisionLog
-from serving.errors import LoadRefused
+from serving.errors import DecisionLogError, LoadRefused
 from serving.live import LiveModels
 from serving.loader import approved_bytes, record_refusal, record_serving
 from serving.proof import Standing
@@ -72,7 +72,10 @@ def score(
 def _result(result: Outcome) -> schemas.ScoredOut | schemas.RefusedOut:
     if isinstance(result, Refused):
         return schemas.RefusedOut(error=result.error, fields=list(result.fields))
+    if result.decision_id is None:  # decide() gives every decided applicant its id
+        raise DecisionLogError("a decision was answered without its decision id")
     return schemas.ScoredOut(
+        decision_id=result.decision_id,
         probability_of_default=result.probability_of_default,
         decision=result.decision,
         reasons=[
@@ -119,13 +122,14 @@ def record_decisions(
             caller, exc, action=Action.SCORE.value, model=model, version=body.version
         ) from exc
     log: DecisionLog = request.app.state.decisions
-    log.record_many(own)  # all of this request's decisions, or none
+    ids = log.record_many(own)  # all of this request's decisions, or none
     return schemas.DecisionsRecorded(
         model=model,
         version=scorer.version,
         alias=alias,
         approval_seq=scorer.approval_seq,
         recorded=len(own),
+        decision_ids=ids,
     )
 
 

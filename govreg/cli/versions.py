@@ -204,6 +204,9 @@ def versions_show(obj: dict[str, Any], model: str, version: int, as_json: bool) 
             "status_reason",
         ):
             click.echo(f"  {key:16} {shown[key]}")
+        mlflow = shown.get("lineage", {}).get("mlflow") or {}
+        if mlflow:
+            click.echo(f"  {'mlflow run':16} {mlflow.get('run_id')} ({mlflow.get('source_uri')})")
         for gate in shown["gates"]:
             click.echo(f"  gate {gate['gate_id']:16} {gate['verdict']}  {gate.get('message', '')}")
         for s in shown["signoffs"]:

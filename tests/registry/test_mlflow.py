@@ -384,3 +384,22 @@ def test_the_report_shows_the_mlflow_lineage_recorded_at_submit(mkit: Kit, store
     for row in rows:
         assert f"<tr><th>{row['label']}</th><td>{row['value']}</td></tr>" in rendered.html
     assert "not recorded" not in rendered.html.split("3. Data lineage")[1].split("</table>")[0]
+
+
+def test_versions_show_gives_the_lineage_recorded_at_submit(mkit: Kit, store: Store) -> None:
+    version = mkit.submit(artifact=store.models_uri)
+    shown = mkit.registry.show_version(mkit["auditor-1"], MODEL, version)
+    assert shown["lineage"] == _lineage(mkit, version)
+    assert shown["lineage"]["mlflow"]["run_id"] == store.run_id
+    human = mkit.home.cli(
+        "versions", "show", MODEL, str(version), api_key=mkit.key("auditor-1")
+    ).stdout
+    assert f"  mlflow run       {store.run_id} (models:/credit-pd/1)\n" in human
+    assert (
+        json.loads(
+            mkit.home.cli(
+                "versions", "show", MODEL, str(version), "--json", api_key=mkit.key("auditor-1")
+            ).stdout
+        )["lineage"]
+        == shown["lineage"]
+    )

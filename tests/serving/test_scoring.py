@@ -551,8 +551,34 @@ def test_decide_records_before_it_answers_and_answers_nothing_the_log_refuses(
         (r.probability_of_default, r.decision, [x.reason for x in r.reasons]) for r in decided
     ]
     assert len({d.batch for d in stored}) == 1
+    # each answer carries the id its decision is stored under
+    assert [r.decision_id for r in decided] == [d.decision_id for d in stored]
+    assert len({d.decision_id for d in stored}) == 5
     with pytest.raises(DecisionLogError, match="the decision log is closed"):
         decide(scorer, rows, sink=log)
+
+
+class _Answering:
+    """A sink that takes the decisions and answers with ``ids``."""
+
+    def __init__(self, ids: object) -> None:
+        self.ids = ids
+
+    def record_many(self, decisions: object, /) -> object:
+        return self.ids
+
+
+@pytest.mark.parametrize(
+    "ids", [None, [], ["0" * 32] * 6, ["0" * 31] * 5, ["A" * 32] * 5, [1, 2, 3, 4, 5]]
+)
+def test_a_sink_answering_without_one_id_per_decision_answers_nothing(
+    lender: Lender, ids: object
+) -> None:
+    from serving.deciding import decide
+    from serving.errors import DecisionLogError
+
+    with pytest.raises(DecisionLogError, match="answered without 5 decision ids"):
+        decide(lender.scorer(), lender.rows[:5], sink=_Answering(ids))  # type: ignore[arg-type]
 
 
 def test_decimal_renders_six_places_from_the_shortest_repr() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from lender import CATEGORICAL, REASONS, write_lender_candidate
 from audits.signing import load_public_key
 from policies.schema import ScoringRules
 from serving.deciding import Decided, Decider, decide, decimal
-from serving.decisions import Decision
+from serving.decisions import Decision, new_decision_id
 from serving.errors import DecisionLogError, LoadRefused
 from serving.remote import ServerSink, decisions_body, fetch_approved
 from serving.scoring import ApplicantsRefused, Refused, Scored, Scorer
@@ -206,8 +207,18 @@ def _as_json(result: Any) -> dict[str, Any]:
 
 
 def _same(server: list[dict[str, Any]], remote: list[Any]) -> None:
-    """The remote scorer answers exactly as the server did: refusals, flags, reasons."""
-    assert [_as_json(r) for r in remote] == server
+    """The remote scorer answers exactly as the server did: refusals, flags, reasons
+    (the server's answers also give each decision the id its decision log gave it)."""
+    assert [_as_json(r) for r in remote] == [_without_id(r) for r in server]
+
+
+def _without_id(result: dict[str, Any]) -> dict[str, Any]:
+    """A route's result without its decision id, which it must have when decided."""
+    if "error" in result:
+        assert "decision_id" not in result
+        return result
+    assert re.fullmatch(r"[0-9a-f]{32}", result["decision_id"])
+    return {k: v for k, v in result.items() if k != "decision_id"}
 
 
 # -- the 8 %-missing model end to end -----------------------------------------------------------
@@ -304,7 +315,8 @@ def test_refusals_flags_and_a_mixed_batch(served: Served) -> None:
     results = response.json()["results"]
     alone = [served.post([row]).json() for row in (good[0], good[1], far, good[2])]
     decided = [alone[k]["results"][0] for k in range(4)]
-    assert [results[i] for i in (0, 2, 4, 5)] == decided
+    assert [_without_id(results[i]) for i in (0, 2, 4, 5)] == [_without_id(d) for d in decided]
+    assert len({r["decision_id"] for r in [*decided, *(results[i] for i in (0, 2, 4, 5))]}) == 8
     assert results[1] == {
         "error": f"applicants[1].housing: {refusals['houseboat'][2]}",
         "fields": ["housing"],
@@ -401,10 +413,19 @@ def test_a_remote_scorer_records_its_decisions_through_the_server(served: Served
     served.settle(before + 31)  # synchronous: the server took them before decide returned
     response = served.post(batch)  # the route decides the same applicants the same way
     assert response.status_code == 200, response.text
-    assert [_route_json(r) for r in results] == response.json()["results"]
+    answered = response.json()["results"]
+    assert [_route_json(r) for r in results] == [_without_id(r) for r in answered]
     served.settle(before + 62)
     stored = served.stored()[-62:]
     by_remote, by_route = stored[:31], stored[31:]
+    # each answer names its decision by the id the server's log stored it under
+    assert [s.decision_id for s in by_remote] == [
+        r.decision_id for r in results if isinstance(r, Decided)
+    ]
+    assert [s.decision_id for s in by_route] == [
+        r["decision_id"] for r in answered if "decision_id" in r
+    ]
+    assert len({s.decision_id for s in stored}) == 62
     assert [_stated(s) for s in by_remote] == [_stated(s) for s in by_route]
     assert [s.inputs for s in by_remote] == [*rows, far]
     assert {(s.model, s.version, s.approval_seq) for s in by_remote} == {
@@ -431,10 +452,11 @@ def test_a_remote_scorer_records_its_decisions_through_the_server(served: Served
 
 
 class Kept(list[Decision]):
-    """A sink that keeps what it is given (to post it by hand)."""
+    """A sink that keeps what it is given (to post it by hand), giving ids as a log does."""
 
-    def record_many(self, decisions: Sequence[Decision], /) -> None:
+    def record_many(self, decisions: Sequence[Decision], /) -> list[str]:
         self.extend(decisions)
+        return [new_decision_id() for _ in decisions]
 
 
 def _honest(scorer: Scorer, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -536,7 +558,9 @@ def test_tampered_remote_decisions_are_refused_and_nothing_is_written(served: Se
     # the honest body itself is taken whole
     response = _post_decisions(served, honest)
     assert response.status_code == 200, response.text
-    assert response.json() == {
+    answer = response.json()
+    ids = answer.pop("decision_ids")
+    assert answer == {
         "model": MODEL,
         "version": 1,
         "alias": "champion",
@@ -545,6 +569,7 @@ def test_tampered_remote_decisions_are_refused_and_nothing_is_written(served: Se
     }
     served.settle(before + 40)
     assert [s.inputs for s in served.stored()[-40:]] == rows
+    assert [s.decision_id for s in served.stored()[-40:]] == ids
 
 
 HOSTILE = [
