@@ -106,6 +106,7 @@ def audit_decisions(
     rows: list[dict[str, Any]] = [
         {
             "seq": d.seq,
+            "decision_id": d.decision_id,
             "recorded_at": d.recorded_at,
             "model": d.model,
             "version": d.version,

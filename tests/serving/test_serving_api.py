@@ -135,6 +135,9 @@ def test_scores_with_reasons_from_the_models_own_contributions(
     listed = json.loads(shown.stdout)
     assert (listed["ok"], listed["decisions"], len(listed["listed"])) == (True, 200, 200)
     assert [d["decision"] for d in listed["listed"]] == [r["decision"] for r in body["results"]]
+    assert [d["decision_id"] for d in listed["listed"]] == [
+        r["decision_id"] for r in body["results"]
+    ]
 
 
 def _decisions(kit: Kit) -> list[Any]:
