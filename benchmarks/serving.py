@@ -23,6 +23,9 @@ loads it with ``serving.loader.load_approved`` and measures, next to raw
    on dicts and ``score_frame`` on a DataFrame against ``booster.predict(X)``
    (and ``predict`` plus ``pred_contrib`` on the declined rows, the same work
    as a decision with reasons); best of ``--repeat`` alternated runs;
+1b. deciding, in process: ``serving.deciding.decide(scorer, [row], sink=log)`` on a
+   real decision log (its writer thread writing the batches meanwhile) against
+   ``scorer.score([row])``, approved and declined: what rendering and recording add;
 3. over HTTP on loopback: ``govreg serve --workers 1`` and ``--workers 2``,
    one declined applicant per ``POST /v1/models/{model}/score`` and the
    unauthenticated ``GET /v1/health`` as reference, under open-loop load at
@@ -269,6 +272,56 @@ def in_process(
             f"  <= 1.2: {verdict}"
         )
     return verdicts
+
+
+def recording(
+    scorer: Any, booster: Any, rows: list[dict[str, Any]], args: Any, built: dict[str, Any]
+) -> None:
+    """What deciding adds to scoring: ``decide(scorer, [row], sink=log)`` (score, render
+    the decimals, build the decision, queue it on a real decision log whose writer
+    thread writes the batches meanwhile, take its id) against ``scorer.score([row])``."""
+    import numpy as np
+
+    from audits.signing import SIGNING_KEY_FILE
+    from serving.deciding import decide
+    from serving.decisions import DecisionLog
+
+    ctx = built["ctx"]
+    p_all = booster.predict(scorer.matrix(rows))
+    cases = (
+        ("approved row: decide vs score", rows[int(np.argmax(p_all < scorer.cutoff))]),
+        ("declined row: decide vs score", rows[int(np.argmax(p_all >= scorer.cutoff))]),
+    )
+    log = DecisionLog(
+        ctx.engine, ctx.ledger.keyring, built["settings"].keys_path / SIGNING_KEY_FILE
+    )
+    print(f"\n1b. deciding: scoring plus recording ({args.blocks} blocks of {args.calls} calls)")
+    header = f"{'case':<44}{'decide p50':>11}{'p99':>9}{'score p50':>10}{'p99':>9}{'ratio':>7}"
+    print(header)
+    print("-" * len(header))
+    try:
+        for label, row in cases:
+            one = [row]
+
+            def ours(one: list[Any] = one) -> Any:
+                return decide(scorer, one, sink=log)
+
+            def theirs(one: list[Any] = one) -> Any:
+                return scorer.score(one)
+
+            a, b = alternate(ours, theirs, calls=args.calls, blocks=args.blocks)
+            o50, o99 = percentile(a, 50) * 1e6, percentile(a, 99) * 1e6
+            t50, t99 = percentile(b, 50) * 1e6, percentile(b, 99) * 1e6
+            print(
+                f"{label:<44}{o50:>9.1f}us{o99:>7.1f}us{t50:>8.1f}us{t99:>7.1f}us{o50 / t50:>7.2f}"
+            )
+        started = time.perf_counter()
+        log.flush()
+        print(
+            f"(the log then wrote what was still queued in {time.perf_counter() - started:.1f} s)"
+        )
+    finally:
+        log.close()
 
 
 def batch(scorer: Any, booster: Any, rows: list[dict[str, Any]], args: Any) -> list[str]:
@@ -607,6 +660,7 @@ def main() -> None:
         )
         lender = lender_rows(built, settings)
         verdicts += in_process(scorer, booster, rows, args, lender)
+        recording(scorer, booster, rows, args, built)
         verdicts += batch(scorer, booster, rows, args)
         import numpy as np
 
