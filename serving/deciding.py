@@ -19,14 +19,13 @@ the decisions to the server that re-scores and records them
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from core.errors import InputError
-from serving.decisions import Decision, check_decision
+from serving.decisions import Decision, check_decision, is_decision_id
 from serving.errors import Check, DecisionLogError, LoadRefused
 from serving.scoring import ApplicantsRefused, Refused, Scored
 
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
     from serving.scoring import Result, Scorer
 
 PLACES = 6  # decimal places of a probability and a contribution
-_DECISION_ID = re.compile(r"[0-9a-f]{32}")
 Scalar = str | int | float | bool | None
 
 
@@ -149,11 +147,7 @@ def decide(scorer: Scorer, applicants: Sequence[Any], *, sink: DecisionSink) -> 
 
 def _ids(ids: Any, count: int) -> list[str]:
     """The sink's decision ids, checked: one per decision, each 32 lowercase hex digits."""
-    if not (
-        isinstance(ids, list)
-        and len(ids) == count
-        and all(isinstance(i, str) and _DECISION_ID.fullmatch(i) for i in ids)
-    ):
+    if not (isinstance(ids, list) and len(ids) == count and all(is_decision_id(i) for i in ids)):
         raise DecisionLogError(
             f"the decision sink answered without {count} decision ids; the decisions' "
             "ids are unknown"

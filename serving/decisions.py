@@ -82,6 +82,7 @@ import hashlib
 import logging
 import os
 import queue
+import re
 import secrets
 import threading
 import time
@@ -141,6 +142,7 @@ __all__ = [
     "canonical_reason_values",
     "check_decision",
     "head",
+    "is_decision_id",
     "new_decision_id",
     "purge_expired",
     "read_decisions",
@@ -194,6 +196,14 @@ def new_decision_id() -> str:
     import uuid
 
     return uuid.uuid4().hex
+
+
+def is_decision_id(value: Any) -> bool:
+    """``value`` has the form :func:`new_decision_id` gives."""
+    return isinstance(value, str) and _DECISION_ID.fullmatch(value) is not None
+
+
+_DECISION_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,16 +95,18 @@ def freeze_numeric(values: Any, bins: int = 10) -> NumericBins:
     values (the stability gate's bins)."""
     import numpy as np
 
+    from validation.stability import bin_shares, quantile_edges
+
     x = _floats(values, "reference")
     x = x[~np.isnan(x)]
     if x.size == 0:
         raise InputError("the reference column has no non-missing values")
     if bins < 2:
         raise InputError(f"a reference needs at least 2 bins, not {bins}")
-    edges = np.unique(np.quantile(x, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
-    counts = np.bincount(np.searchsorted(edges, x, side="left"), minlength=edges.size + 1)
+    edges = quantile_edges(x, bins)
     return NumericBins(
-        edges=tuple(float(e) for e in edges), shares=tuple(float(c) for c in counts / x.size)
+        edges=tuple(float(e) for e in edges),
+        shares=tuple(float(s) for s in bin_shares(edges, x)),
     )
 
 
@@ -174,14 +176,15 @@ def live_shares(reference: Bins, live: Any) -> tuple[list[float], list[float]]:
     reference lacks adds a bin of reference share 0."""
     import numpy as np
 
+    from validation.stability import bin_shares
+
     if isinstance(reference, NumericBins):
         x = _floats(live, "live")
         x = x[~np.isnan(x)]
         if x.size == 0:
             raise InputError("the live column has no non-missing values")
-        edges = np.asarray(reference.edges, dtype=np.float64)
-        counts = np.bincount(np.searchsorted(edges, x, side="left"), minlength=edges.size + 1)
-        return list(reference.shares), [float(c) for c in counts / x.size]
+        shares = bin_shares(np.asarray(reference.edges, dtype=np.float64), x)
+        return list(reference.shares), [float(s) for s in shares]
     codes, names = group_codes(live)
     if codes.size == 0:
         raise InputError("the live column has no rows")

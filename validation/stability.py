@@ -43,6 +43,29 @@ def psi_from_shares(expected: npt.NDArray[np.float64], actual: npt.NDArray[np.fl
     return float(np.sum((a - e) * np.log(a / e)))
 
 
+def quantile_edges(values: npt.NDArray[np.float64], bins: int) -> npt.NDArray[np.float64]:
+    """The interior bin edges of non-missing ``values``: its ``bins`` quantiles,
+    repeated edges merged (the first and last bins are open ended)."""
+    import numpy as np
+
+    edges: npt.NDArray[np.float64] = np.unique(
+        np.quantile(values, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+    )
+    return edges
+
+
+def bin_shares(
+    edges: npt.NDArray[np.float64], values: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """The share of non-missing ``values`` in each bin of ``edges`` (a value equal to
+    an edge in the lower bin)."""
+    import numpy as np
+
+    counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=edges.size + 1)
+    shares: npt.NDArray[np.float64] = counts / values.size
+    return shares
+
+
 def numeric_psi(
     train: npt.NDArray[np.float64], valid: npt.NDArray[np.float64], bins: int = 10
 ) -> tuple[float, list[dict[str, Any]]]:
@@ -55,11 +78,9 @@ def numeric_psi(
         from core.errors import InputError
 
         raise InputError("PSI needs non-missing values in both training and validation data")
-    edges = np.unique(np.quantile(train, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
-    e = np.bincount(np.searchsorted(edges, train, side="left"), minlength=edges.size + 1)
-    a = np.bincount(np.searchsorted(edges, valid, side="left"), minlength=edges.size + 1)
-    e_share = e / train.size
-    a_share = a / valid.size
+    edges = quantile_edges(train, bins)
+    e_share = bin_shares(edges, train)
+    a_share = bin_shares(edges, valid)
     upper = [*(fmt(float(x)) for x in edges), "Infinity"]
     table = [
         {
